@@ -1,0 +1,28 @@
+# The two commands: `make demo` and `make test`. Each sets up what it needs.
+PY := .venv/bin/python
+
+.PHONY: demo test lint bench setup clean
+
+setup:
+	scripts/setup.sh test
+
+demo:
+	scripts/setup.sh demo
+	$(PY) -m failwell demo
+
+test:
+	scripts/setup.sh test
+	$(MAKE) --no-print-directory lint
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint:
+	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff format --check src tests bench
+	.venv/bin/mypy
+
+bench:
+	scripts/setup.sh bench
+	$(PY) bench/run.py
+
+clean:
+	rm -rf .venv .venv-mlserver .failwell-demo

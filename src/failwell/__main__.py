@@ -1,0 +1,3 @@
+from failwell.cli.main import main
+
+main()

@@ -1,0 +1,132 @@
+"""The HTTP edge: a small plain-ASGI router over the front ends, probes and metrics.
+
+Exact path matches for the hot inference paths; a framework would cost more per request than
+the rest of the gateway together (see DESIGN §6). Every exception becomes a JSON response in
+``failwell.api.responses``; nothing reaches the client as a stack trace.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from failwell.api import chat, predict, v2
+from failwell.api.health import readiness
+from failwell.api.http import ClientDisconnected, Receive, Scope, Send, respond
+from failwell.api.openapi import openapi
+from failwell.api.request_info import request_info
+from failwell.api.responses import JSON, encode, error_body
+from failwell.config.models import RouteKind
+from failwell.errors import CallerError, MethodNotAllowed, NotFound
+from failwell.observe.logging import log
+from failwell.routing.assemble import Gateway
+
+Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
+_JSON_HEADERS = [JSON]
+_LIVE = encode({"status": "alive"})
+
+
+class App:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.routes = gateway.routes
+        self.limit = gateway.config.gateway.max_body
+        self._openapi = encode(openapi(gateway.routes))
+        self._exact: dict[str, tuple[str, Handler]] = {
+            "/health/live": ("GET", self._live),
+            "/v2/health/live": ("GET", self._live),
+            "/health/ready": ("GET", self._ready),
+            "/v2/health/ready": ("GET", self._ready),
+            "/metrics": ("GET", self._metrics),
+            "/openapi.json": ("GET", self._openapi_doc),
+            "/v1/chat/completions": ("POST", self._chat),
+            "/v1/models": ("GET", self._models),
+            "/v2": ("GET", self._v2_server),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        try:
+            if path.startswith("/v1/predict/"):
+                if method != "POST":
+                    raise MethodNotAllowed(f"{method} is not allowed on {path}; use POST")
+                route = predict.find_route(self.routes, path[12:], RouteKind.PREDICT)
+                await predict.predict(route, scope, receive, send, request_info(scope), self.limit)
+            elif path.startswith("/v2/models/"):
+                await v2.models(
+                    self.routes,
+                    path[11:],
+                    method,
+                    scope,
+                    receive,
+                    send,
+                    request_info(scope),
+                    self.limit,
+                )
+            else:
+                entry = self._exact.get(path)
+                if entry is None:
+                    raise NotFound(f"no such endpoint {path}")
+                if entry[0] != method and not (method == "HEAD" and entry[0] == "GET"):
+                    raise MethodNotAllowed(f"{method} is not allowed on {path}; use {entry[0]}")
+                await entry[1](scope, receive, send)
+        except ClientDisconnected:
+            return
+        except Exception as exc:
+            status, body = error_body(exc)
+            if status == 500:
+                log.error("internal_error", path=path, exc_info=exc)
+            elif not isinstance(exc, CallerError):
+                log.warning("request_failed", path=path, error=type(exc).__name__, message=str(exc))
+            await respond(send, status, encode(body), _JSON_HEADERS)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.gateway.start()
+                except Exception as exc:  # report start-up failure to the server
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                gc.collect()
+                gc.freeze()  # start-up objects never need scanning again: fewer GC pauses
+                log.info("gateway_started", routes=list(self.routes))
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.gateway.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _live(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, 200, _LIVE, _JSON_HEADERS)
+
+    async def _ready(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ok, detail = readiness(self.gateway)
+        await respond(send, 200 if ok else 503, encode(detail), _JSON_HEADERS)
+
+    async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = self.gateway.metrics.render()
+        await respond(send, 200, body, [(b"content-type", CONTENT_TYPE_LATEST.encode())])
+
+    async def _openapi_doc(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, 200, self._openapi, _JSON_HEADERS)
+
+    async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await chat.chat(self.routes, scope, receive, send, request_info(scope), self.limit)
+
+    async def _models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await chat.list_models(self.routes, send)
+
+    async def _v2_server(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, 200, v2.server_metadata(), _JSON_HEADERS)

@@ -1,0 +1,137 @@
+"""The OpenAI-compatible front end: POST /v1/chat/completions, where ``model`` names a route."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+import msgspec
+
+from failwell.api.http import Receive, Scope, Send, read_body, respond
+from failwell.api.predict import find_route
+from failwell.api.request_info import RequestInfo
+from failwell.api.responses import answer_headers, encode
+from failwell.backends.openai import PASSTHROUGH
+from failwell.config.models import RouteKind
+from failwell.errors import InvalidInput
+from failwell.routing.route import Route, invalid_from_msgspec
+
+MAX_MESSAGES = 1024
+
+
+class ContentPart(msgspec.Struct, forbid_unknown_fields=False):
+    type: str
+    text: str | None = None
+
+
+class Message(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True):
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+
+
+class ChatRequest(msgspec.Struct, forbid_unknown_fields=False):
+    model: str
+    messages: list[Message]
+    stream: bool = False
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+
+
+_decode = msgspec.json.Decoder(ChatRequest).decode
+
+
+def _text(message: Message) -> str:
+    if isinstance(message.content, list):
+        return "".join(p.text or "" for p in message.content if p.type == "text")
+    return message.content or ""
+
+
+def decode_chat(body: bytes) -> tuple[str, dict[str, Any]]:
+    try:
+        req = _decode(body)
+    except msgspec.DecodeError as exc:
+        raise invalid_from_msgspec(exc) from None
+    if req.stream:
+        raise InvalidInput(
+            "streaming is not supported yet; send stream: false", field="stream", status=400
+        )
+    if not req.messages:
+        raise InvalidInput("messages: at least one message is required", field="messages")
+    if len(req.messages) > MAX_MESSAGES:
+        raise InvalidInput(f"messages: at most {MAX_MESSAGES} messages", field="messages")
+    inputs: dict[str, Any] = {
+        "messages": [{"role": m.role, "content": _text(m)} for m in req.messages]
+    }
+    for key in PASSTHROUGH:
+        value = getattr(req, key)
+        if value is not None:
+            inputs[key] = value
+    return req.model, inputs
+
+
+def completion(
+    route: Route, request_id: str, outputs: Any, extra: dict[str, Any]
+) -> dict[str, Any]:
+    if isinstance(outputs, dict) and isinstance(outputs.get("content"), str):
+        content, finish = outputs["content"], outputs.get("finish_reason") or "stop"
+    else:
+        content = outputs if isinstance(outputs, str) else encode(outputs).decode()
+        finish = "stop"
+    return {
+        "id": f"chatcmpl-{request_id}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": route.name,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": finish,
+                "logprobs": None,
+            }
+        ],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        "failwell": extra,
+    }
+
+
+async def chat(
+    routes: dict[str, Route],
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    info: RequestInfo,
+    limit: int,
+) -> None:
+    body = await read_body(scope, receive, limit)
+    model, inputs = decode_chat(body)
+    route = find_route(routes, model, RouteKind.CHAT)
+    answer = await route.answer(inputs, info.request_id, "openai", info.upstream_headers)
+    extra = {
+        "tier": answer.tier,
+        "quality": answer.quality,
+        "backend": answer.backend,
+        "model_version": answer.model_version,
+    }
+    payload = encode(completion(route, info.request_id, answer.outputs, extra))
+    await respond(send, 200, payload, answer_headers(answer, info.request_id))
+
+
+async def list_models(routes: dict[str, Route], send: Send) -> None:
+    data = [
+        {"id": name, "object": "model", "created": 0, "owned_by": "failwell"}
+        for name, r in routes.items()
+        if r.kind is RouteKind.CHAT
+    ]
+    await respond(
+        send,
+        200,
+        encode({"object": "list", "data": data}),
+        [(b"content-type", b"application/json")],
+    )

@@ -1,0 +1,135 @@
+"""The OpenAPI document, generated from the routes' msgspec schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from failwell import __version__
+from failwell.api.chat import ChatRequest
+from failwell.config.models import RouteKind
+from failwell.routing.route import Route, input_struct
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["type", "message"],
+            "properties": {
+                "type": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": "string"},
+                "param": {"type": "string"},
+                "tiers": {"type": "array", "items": {"type": "object"}},
+            },
+        }
+    },
+}
+ANSWER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["outputs", "tier", "quality", "backend", "model_version"],
+    "properties": {
+        "outputs": {},
+        "tier": {"type": "string"},
+        "quality": {"type": "string"},
+        "backend": {"type": "string"},
+        "model_version": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "request_id": {"type": "string"},
+    },
+}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {
+        str(c): {"description": "error", "content": {"application/json": {"schema": ERROR}}}
+        for c in codes
+    }
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def openapi(routes: dict[str, Route]) -> dict[str, Any]:
+    structs: list[Any] = [ChatRequest]
+    paths: dict[str, Any] = {}
+    for name, route in routes.items():
+        if route.kind is not RouteKind.PREDICT:
+            continue
+        inputs = input_struct(name, route.schema)
+        structs.append(inputs)
+        body = {
+            "type": "object",
+            "required": ["inputs"],
+            "additionalProperties": False,
+            "properties": {"inputs": {"$ref": f"#/components/schemas/{inputs.__name__}"}},
+        }
+        paths[f"/v1/predict/{name}"] = {
+            "post": {
+                "summary": f"Predict with route {name}",
+                "operationId": f"predict_{name}",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": body}},
+                },
+                "responses": {"200": _json(ANSWER_SCHEMA), **_errors(400, 404, 413, 422, 503)},
+            }
+        }
+    _, components = msgspec.json.schema_components(
+        structs, ref_template="#/components/schemas/{name}"
+    )
+    components["Error"] = ERROR_SCHEMA
+    paths["/v1/chat/completions"] = {
+        "post": {
+            "summary": "OpenAI-compatible chat completion; 'model' names a chat route",
+            "operationId": "chat_completions",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ChatRequest"}}
+                },
+            },
+            "responses": {"200": _json({"type": "object"}), **_errors(400, 404, 413, 422, 503)},
+        }
+    }
+    for path, summary in (("/health/live", "Liveness"), ("/v2/health/live", "V2 liveness")):
+        paths[path] = {
+            "get": {
+                "summary": summary,
+                "operationId": path.strip("/").replace("/", "_"),
+                "responses": {"200": _json({"type": "object"})},
+            }
+        }
+    for path, summary in (("/health/ready", "Readiness"), ("/v2/health/ready", "V2 readiness")):
+        paths[path] = {
+            "get": {
+                "summary": summary,
+                "operationId": path.strip("/").replace("/", "_"),
+                "responses": {
+                    "200": _json({"type": "object"}),
+                    "503": _json({"type": "object"}, "not ready"),
+                },
+            }
+        }
+    paths["/metrics"] = {
+        "get": {
+            "summary": "Prometheus metrics",
+            "operationId": "metrics",
+            "responses": {
+                "200": {
+                    "description": "OK",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "failwell gateway", "version": __version__},
+        "paths": paths,
+        "components": {"schemas": components},
+    }

@@ -1,0 +1,40 @@
+"""The one place where failwell errors become HTTP responses, and answer headers are made."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from failwell.errors import AllTiersFailed, CallerError, FailwellError, InvalidInput
+from failwell.routing.chain import Answer
+
+encode = msgspec.json.Encoder().encode
+Headers = list[tuple[bytes, bytes]]
+JSON = (b"content-type", b"application/json")
+
+
+def error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    """Status and JSON body for any exception. Never a stack trace."""
+    if isinstance(exc, CallerError):
+        err: dict[str, Any] = {"type": exc.kind, "message": exc.message}
+        if isinstance(exc, InvalidInput) and exc.field:
+            err["field"] = exc.field
+            err["param"] = exc.field  # the OpenAI clients read 'param'
+        return exc.status, {"error": err}
+    if isinstance(exc, AllTiersFailed):
+        tiers = [{"tier": f.tier, "error": f.kind, "message": f.message} for f in exc.failures]
+        return 503, {"error": {"type": exc.kind, "message": exc.message, "tiers": tiers}}
+    if isinstance(exc, FailwellError):
+        return 503, {"error": {"type": exc.kind, "message": exc.message}}
+    return 500, {"error": {"type": "internal", "message": "internal error; see the gateway log"}}
+
+
+def answer_headers(answer: Answer, request_id: str) -> Headers:
+    return [
+        JSON,
+        (b"x-failwell-tier", answer.tier.encode()),
+        (b"x-failwell-quality", answer.quality.encode()),
+        (b"x-failwell-backend", answer.backend.encode()),
+        (b"x-request-id", request_id.encode()),
+    ]

@@ -1,0 +1,79 @@
+"""The Open Inference Protocol v2 front end, so Triton's and KServe's clients work as is:
+/v2 (server metadata), /v2/health/{live,ready}, /v2/models/{route}[/versions/{v}][/ready|/infer].
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from failwell.api.http import Receive, Scope, Send, header, read_body, respond
+from failwell.api.predict import find_route
+from failwell.api.request_info import RequestInfo
+from failwell.api.responses import answer_headers, encode
+from failwell.api.v2codec import decode_infer_request, encode_infer_response
+from failwell.config.models import RouteKind
+from failwell.errors import InvalidInput, NotFound
+from failwell.routing.route import Route
+
+V2_DATATYPE = {"str": "BYTES", "int": "INT64", "float": "FP64", "bool": "BOOL",
+               "list[str]": "BYTES", "list[int]": "INT64", "list[float]": "FP64"}
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def split_model_path(rest: str) -> tuple[str, str]:
+    """'recommend/versions/1/infer' → ('recommend', 'infer'); 'recommend' → ('recommend', '')."""
+    parts = rest.split("/")
+    name = parts[0]
+    tail = parts[1:]
+    if len(tail) >= 2 and tail[0] == "versions":
+        tail = tail[2:]
+    if len(tail) > 1 or not name:
+        raise NotFound(f"no such endpoint /v2/models/{rest}")
+    return name, tail[0] if tail else ""
+
+
+def model_metadata(route: Route) -> dict[str, Any]:
+    inputs = [{"name": n, "datatype": V2_DATATYPE[t], "shape": [-1] if t.startswith("list") else [1]}
+              for n, t in route.schema.items()]
+    return {"name": route.name, "versions": ["1"], "platform": "failwell", "inputs": inputs,
+            "outputs": []}
+
+
+async def infer(route: Route, scope: Scope, receive: Receive, send: Send, info: RequestInfo,
+                limit: int) -> None:
+    body = await read_body(scope, receive, limit)
+    raw_len = header(scope, b"inference-header-content-length")
+    if raw_len is not None and not raw_len.isdigit():
+        raise InvalidInput("Inference-Header-Content-Length must be a number", status=400)
+    request = decode_infer_request(body, int(raw_len) if raw_len is not None else None, route.schema)
+    answer = await route.answer(request.inputs, request.request_id or info.request_id, "v2",
+                                info.upstream_headers)
+    params = {"failwell_tier": answer.tier, "failwell_quality": answer.quality,
+              "failwell_backend": answer.backend}
+    payload, header_len = encode_infer_response(route.name, answer.model_version, request.request_id,
+                                                answer.outputs, request, params)
+    headers = answer_headers(answer, info.request_id)
+    if header_len is not None:
+        headers[0] = (b"content-type", b"application/octet-stream")
+        headers.append((b"inference-header-content-length", str(header_len).encode()))
+    await respond(send, 200, payload, headers)
+
+
+async def models(routes: dict[str, Route], rest: str, method: str, scope: Scope, receive: Receive,
+                 send: Send, info: RequestInfo, limit: int) -> None:
+    name, action = split_model_path(rest)
+    route = find_route(routes, name, RouteKind.PREDICT)
+    if action == "infer" and method == "POST":
+        await infer(route, scope, receive, send, info, limit)
+    elif action == "" and method == "GET":
+        await respond(send, 200, encode(model_metadata(route)), JSON_HEADERS)
+    elif action == "ready" and method == "GET":
+        await respond(send, 200, b"", JSON_HEADERS)
+    else:
+        raise NotFound(f"no such endpoint: {method} /v2/models/{rest}")
+
+
+def server_metadata() -> bytes:
+    from failwell import __version__
+
+    return encode({"name": "failwell", "version": __version__, "extensions": ["binary_tensor_data"]})

@@ -1,0 +1,65 @@
+"""In-process models, run in a thread pool so a slow model cannot stall the event loop.
+
+The pool's size is also the concurrency limit: when every worker is busy (say, with calls that
+timed out but are still running), new calls fail at once instead of queueing behind them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Mapping
+from typing import Any
+
+from failwell.backends.base import Request, Result
+from failwell.config.load import resolve_import
+from failwell.errors import UpstreamMalformed, UpstreamTimeout, UpstreamUnavailable
+
+
+class PythonAdapter:
+    def __init__(
+        self,
+        backend: str,
+        target: str,
+        args: Mapping[str, Any],
+        workers: int,
+        version: str | None = None,
+    ) -> None:
+        self._backend = backend
+        self._model = resolve_import(target)(**args)
+        self._predict = self._model.predict
+        self._version = version or getattr(self._model, "version", None)
+        self._workers = workers
+        self._busy = 0
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            workers, thread_name_prefix=f"model-{backend}"
+        )
+
+    def _done(self, _: Any) -> None:
+        self._busy -= 1
+
+    async def call(self, request: Request, timeout: float) -> Result:
+        if self._busy >= self._workers:
+            raise UpstreamUnavailable(
+                "every model worker is busy", backend=self._backend, replica="local"
+            )
+        loop = asyncio.get_running_loop()
+        self._busy += 1
+        future = loop.run_in_executor(self._pool, self._predict, request.inputs)
+        future.add_done_callback(self._done)
+        try:
+            outputs = await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"model did not answer within {timeout * 1000:.0f}ms",
+                backend=self._backend,
+                replica="local",
+            ) from None
+        except Exception as exc:  # the model's own failure, whatever it raised
+            raise UpstreamMalformed(
+                f"model raised {type(exc).__name__}: {exc}", backend=self._backend, replica="local"
+            ) from None
+        return Result(outputs, self._version)
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,29 @@
+"""Run the gateway under uvicorn (uvloop + httptools)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from failwell.api.app import App
+from failwell.config.models import FailwellConfig
+from failwell.observe.logging import configure
+from failwell.routing.assemble import Gateway
+
+
+def run(config: FailwellConfig, log_level: str = "info") -> None:
+    configure(log_level)
+    app = App(Gateway(config))
+    gw = config.gateway
+    uvicorn.run(
+        app,
+        host=gw.host,
+        port=gw.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=gw.access_log,
+        log_level="warning",
+        server_header=False,
+        date_header=False,
+        timeout_graceful_shutdown=5,
+    )

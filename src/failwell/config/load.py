@@ -1,0 +1,175 @@
+"""Loading: YAML → ${ENV}/file: expansion → typed models → cross-checks, errors with key paths."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import string
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from failwell.config.models import FailwellConfig, RouteKind, TierKind
+from failwell.errors import ConfigError, ConfigIssue
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+CHAT_KEY_FIELDS = frozenset({"prompt", "messages"})
+
+
+def key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _expand(
+    node: Any, loc: tuple[int | str, ...], env: Mapping[str, str], issues: list[ConfigIssue]
+) -> Any:
+    if isinstance(node, dict):
+        return {k: _expand(v, (*loc, str(k)), env, issues) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand(v, (*loc, i), env, issues) for i, v in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in env:
+            issues.append(ConfigIssue(key_path(loc), f"environment variable {name} is not set"))
+            return ""
+        return env[name]
+
+    value = _ENV.sub(sub, node)
+    if value.startswith("file:") and loc and loc[-1] == "api_key":
+        path = Path(value[5:])
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            issues.append(
+                ConfigIssue(key_path(loc), f"cannot read secret file {path}: {exc.strerror}")
+            )
+            return ""
+    return value
+
+
+def _pydantic_issues(exc: ValidationError) -> list[ConfigIssue]:
+    issues = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        issues.append(ConfigIssue(key_path(loc), msg))
+    return issues
+
+
+def resolve_import(path: str) -> Callable[..., Any]:
+    """Import 'module:attr' and return the attribute; raises ImportError/AttributeError."""
+    module, _, attr = path.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"{path} is not callable")
+    return obj  # type: ignore[no-any-return]
+
+
+def _cross_check(cfg: FailwellConfig, resolve: bool) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    for rname, route in cfg.routes.items():
+        base = f"routes.{rname}"
+        for i, tier in enumerate(route.tiers):
+            where = f"{base}.tiers[{i}]"
+            if tier.kind is TierKind.MODEL:
+                backend = cfg.backends.get(tier.backend or "")
+                if backend is None:
+                    issues.append(
+                        ConfigIssue(f"{where}.backend", f"unknown backend {tier.backend!r}")
+                    )
+                elif route.kind is RouteKind.CHAT and backend.protocol.value == "v2":
+                    issues.append(
+                        ConfigIssue(
+                            f"{where}.backend", f"chat route cannot use v2 backend {tier.backend!r}"
+                        )
+                    )
+                elif route.kind is RouteKind.PREDICT and backend.protocol.value == "openai":
+                    issues.append(
+                        ConfigIssue(
+                            f"{where}.backend",
+                            f"predict route cannot use openai backend {tier.backend!r}",
+                        )
+                    )
+            if resolve and tier.kind is TierKind.RULES:
+                issues.extend(_check_import(f"{where}.rules", tier.rules or ""))
+        if route.cache.key is not None:
+            allowed = CHAT_KEY_FIELDS if route.kind is RouteKind.CHAT else set(route.input)
+            try:
+                fields = [
+                    f for _, f, _, _ in string.Formatter().parse(route.cache.key) if f is not None
+                ]
+            except ValueError as exc:
+                issues.append(ConfigIssue(f"{base}.cache.key", f"invalid template: {exc}"))
+                fields = []
+            for f in fields:
+                if f not in allowed:
+                    issues.append(ConfigIssue(f"{base}.cache.key", f"unknown input field {f!r}"))
+    if resolve:
+        for bname, backend in cfg.backends.items():
+            if backend.target:
+                issues.extend(_check_import(f"backends.{bname}.target", backend.target))
+    return issues
+
+
+def _check_import(where: str, path: str) -> list[ConfigIssue]:
+    try:
+        resolve_import(path)
+    except Exception as exc:  # any import-time failure is a config problem
+        return [ConfigIssue(where, f"cannot import {path!r}: {type(exc).__name__}: {exc}")]
+    return []
+
+
+def parse_config(
+    data: Any, *, env: Mapping[str, str] | None = None, resolve: bool = True
+) -> FailwellConfig:
+    """Validate already-parsed YAML. Raises ConfigError listing every problem."""
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigIssue("", "the config must be a mapping at the top level")])
+    issues: list[ConfigIssue] = []
+    data = _expand(data, (), os.environ if env is None else env, issues)
+    try:
+        cfg = FailwellConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(issues + _pydantic_issues(exc)) from None
+    issues += _cross_check(cfg, resolve)
+    if issues:
+        raise ConfigError(issues)
+    return cfg
+
+
+def load_config(
+    path: str | Path, *, env: Mapping[str, str] | None = None, resolve: bool = True
+) -> FailwellConfig:
+    """Read and validate a YAML config file."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError([ConfigIssue("", f"cannot read {path}: {exc.strerror}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise ConfigError(
+            [ConfigIssue("", f"invalid YAML at {where}: {getattr(exc, 'problem', exc)}")]
+        ) from None
+    return parse_config(data, env=env, resolve=resolve)

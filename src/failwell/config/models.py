@@ -1,0 +1,284 @@
+"""Typed, frozen configuration models. Every field has a default or is required, and a doc.
+
+The YAML keys are these models' field names; ``docs/configuration.md`` documents each one.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from failwell.config.units import Duration, Size
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+_LISTEN = re.compile(r"^(?P<host>[^:]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+INPUT_TYPES = ("str", "int", "float", "bool", "list[str]", "list[int]", "list[float]")
+
+
+class CacheStoreConfig(Frozen):
+    path: str = Field(
+        ".failwell/cache.sqlite",
+        description="SQLite file backing the answer cache; ':memory:' keeps it in memory only.",
+    )
+    max_entries: int = Field(100_000, ge=1, description="Entries kept in the in-process LRU.")
+
+
+class GatewayConfig(Frozen):
+    listen: str = Field("127.0.0.1:8080", description="host:port the gateway listens on.")
+    max_body: Size = Field(1024 * 1024, description="Largest request body accepted (413 beyond).")
+    cache: CacheStoreConfig = Field(
+        default_factory=CacheStoreConfig, description="Answer cache store."
+    )
+    access_log: bool = Field(False, description="Log every request (costs CPU on the hot path).")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        m = _LISTEN.match(value)
+        if not m or not 0 < int(m.group("port")) < 65536:
+            raise ValueError(f"expected host:port, got {value!r}")
+        return value
+
+    @property
+    def host(self) -> str:
+        m = _LISTEN.match(self.listen)
+        assert m is not None
+        return m.group("host").strip("[]")
+
+    @property
+    def port(self) -> int:
+        m = _LISTEN.match(self.listen)
+        assert m is not None
+        return int(m.group("port"))
+
+
+class ReplicaConfig(Frozen):
+    url: str = Field(description="Base URL of the replica, e.g. http://127.0.0.1:9001.")
+    zone: str = Field("default", description="Zone label, for metrics and failover runbooks.")
+    priority: int = Field(
+        0, ge=0, description="Priority group: 0 serves first; higher groups are standbys."
+    )
+    name: str | None = Field(None, description="Replica name in metrics; defaults to host:port.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+        return value.rstrip("/")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.url.split("://", 1)[1]
+
+
+class RetryConfig(Frozen):
+    attempts: int = Field(
+        2, ge=1, le=10, description="Total attempts per tier, the first included."
+    )
+    backoff: Duration = Field(
+        0.005, description="Base backoff; attempt n waits up to backoff*2^(n-1), fully jittered."
+    )
+    max_backoff: Duration = Field(0.040, description="Cap on one backoff wait.")
+
+
+class BreakerConfig(Frozen):
+    failure_threshold: int = Field(
+        5, ge=1, description="Consecutive failures that open a replica's breaker."
+    )
+    recovery: Duration = Field(
+        10.0, description="Time a breaker stays open before half-open probes."
+    )
+    half_open_max: int = Field(1, ge=1, description="Probes allowed in flight while half-open.")
+
+
+class Protocol(enum.StrEnum):
+    V2 = "v2"
+    OPENAI = "openai"
+    PYTHON = "python"
+
+
+class BackendConfig(Frozen):
+    protocol: Protocol = Field(
+        description="v2 (Open Inference Protocol), openai (chat completions) or python (in-process)."
+    )
+    model: str | None = Field(
+        None,
+        description="Model name at the upstream (v2 path / openai 'model'); defaults to the backend name.",
+    )
+    replicas: tuple[ReplicaConfig, ...] = Field((), description="Replicas of an HTTP backend.")
+    timeout: Duration = Field(1.0, description="Time limit of one attempt.")
+    retry: RetryConfig = Field(
+        default_factory=RetryConfig, description="Retries within the request deadline."
+    )
+    breaker: BreakerConfig = Field(
+        default_factory=BreakerConfig, description="Circuit breaker per replica."
+    )
+    max_connections: int = Field(256, ge=1, description="Open connections per replica.")
+    api_key: str | None = Field(
+        None, description="Bearer token sent upstream (openai); use ${ENV} or file:PATH."
+    )
+    target: str | None = Field(
+        None, description="python: import path 'module:factory' of the model."
+    )
+    args: dict[str, Any] = Field(
+        default_factory=dict, description="python: keyword arguments for the factory."
+    )
+    workers: int = Field(
+        4, ge=1, description="python: threads running the model; also its concurrency limit."
+    )
+    version: str | None = Field(
+        None, description="Model version reported in answers when the upstream does not say."
+    )
+
+    @model_validator(mode="after")
+    def _by_protocol(self) -> BackendConfig:
+        if self.protocol is Protocol.PYTHON:
+            if not self.target:
+                raise ValueError("a python backend needs 'target' (module:factory)")
+            if not _IMPORT_PATH.match(self.target):
+                raise ValueError(f"target must look like 'module:factory', got {self.target!r}")
+            if self.replicas:
+                raise ValueError("a python backend runs in-process and takes no 'replicas'")
+        elif not self.replicas:
+            raise ValueError(f"a {self.protocol.value} backend needs at least one replica")
+        return self
+
+
+class TierKind(enum.StrEnum):
+    MODEL = "model"
+    RULES = "rules"
+    CACHE = "cache"
+    STATIC = "static"
+
+
+_UNSET: Any = object()
+
+
+class TierConfig(Frozen):
+    name: str = Field(description="Tier name, reported with every answer it gives.")
+    kind: TierKind | None = Field(
+        None, description="model, rules, cache or static; inferred from the other keys."
+    )
+    backend: str | None = Field(None, description="model: the backend that answers.")
+    rules: str | None = Field(
+        None, description="rules: import path 'module:function' of a function of the input."
+    )
+    value: Any = Field(_UNSET, description="static: the constant answer.")
+    quality: str | None = Field(
+        None, description="Quality label (default by kind: full/reduced, generic, stale, minimal)."
+    )
+    reserve: Duration | None = Field(
+        None, description="Time the tiers before this one leave for it."
+    )
+
+    @model_validator(mode="after")
+    def _kind(self) -> TierConfig:
+        given = [k for k, v in (("backend", self.backend), ("rules", self.rules)) if v is not None]
+        if self.value is not _UNSET:
+            given.append("value")
+        if len(given) > 1:
+            raise ValueError(f"a tier takes one of backend, rules, value; got {', '.join(given)}")
+        inferred = (
+            {"backend": TierKind.MODEL, "rules": TierKind.RULES, "value": TierKind.STATIC}.get(
+                given[0]
+            )
+            if given
+            else TierKind.CACHE
+        )
+        if self.kind is not None and self.kind is not inferred:
+            if self.kind is TierKind.CACHE or not given:
+                raise ValueError(f"a {self.kind.value} tier needs {_NEEDS[self.kind]}")
+            raise ValueError(f"kind {self.kind.value!r} does not match key {given[0]!r}")
+        object.__setattr__(self, "kind", inferred)
+        if self.rules is not None and not _IMPORT_PATH.match(self.rules):
+            raise ValueError(f"rules must look like 'module:function', got {self.rules!r}")
+        return self
+
+    @property
+    def static_value(self) -> Any:
+        return None if self.value is _UNSET else self.value
+
+
+_NEEDS = {
+    TierKind.MODEL: "'backend'",
+    TierKind.RULES: "'rules'",
+    TierKind.STATIC: "'value'",
+    TierKind.CACHE: "no backend, rules or value",
+}
+
+
+class RouteCacheConfig(Frozen):
+    key: str | None = Field(
+        None, description="Template of the cache key, e.g. '{user_id}'; default: every input."
+    )
+    ttl: Duration = Field(86400.0, description="How long a stored answer may be served as stale.")
+
+
+class RouteKind(enum.StrEnum):
+    PREDICT = "predict"
+    CHAT = "chat"
+
+
+class RouteConfig(Frozen):
+    kind: RouteKind = Field(
+        RouteKind.PREDICT, description="predict (named inputs) or chat (messages)."
+    )
+    input: dict[str, str] = Field(
+        default_factory=dict, description="predict: input field name → type."
+    )
+    deadline: Duration = Field(1.0, description="Time for the whole request, every tier included.")
+    cache: RouteCacheConfig = Field(
+        default_factory=RouteCacheConfig, description="Cache tier settings."
+    )
+    tiers: tuple[TierConfig, ...] = Field(
+        min_length=1, description="The fallback chain, first tier first."
+    )
+
+    @field_validator("input")
+    @classmethod
+    def _input(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, kind in value.items():
+            if kind not in INPUT_TYPES:
+                raise ValueError(
+                    f"field {name!r}: unknown type {kind!r} (use {', '.join(INPUT_TYPES)})"
+                )
+        return value
+
+    @field_validator("deadline")
+    @classmethod
+    def _deadline(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("the deadline must be positive")
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> RouteConfig:
+        if self.kind is RouteKind.PREDICT and not self.input:
+            raise ValueError("a predict route needs an 'input' schema")
+        if self.kind is RouteKind.CHAT and self.input:
+            raise ValueError("a chat route takes messages; it has no 'input' schema")
+        names = [t.name for t in self.tiers]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"tier names must be unique: {', '.join(sorted(dupes))}")
+        return self
+
+
+class FailwellConfig(Frozen):
+    gateway: GatewayConfig = Field(
+        default_factory=GatewayConfig, description="The listener and stores."
+    )
+    backends: dict[str, BackendConfig] = Field(default_factory=dict, description="Named backends.")
+    routes: dict[str, RouteConfig] = Field(min_length=1, description="Named routes.")
+
+
+RouteKindName = Literal["predict", "chat"]

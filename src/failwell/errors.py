@@ -1,0 +1,178 @@
+"""The one error tree of failwell.
+
+    FailwellError
+    ├── CallerError            the caller's mistake: 4xx, never retried, never trips a breaker
+    │   ├── InvalidInput       body or field failed validation (422, or 400 for undecodable bodies)
+    │   ├── UnknownRoute       no such route (404)
+    │   └── BodyTooLarge       request body over the configured limit (413)
+    ├── UpstreamError          a dependency failed; carries backend, replica and attempt
+    │   ├── UpstreamTimeout    no answer within the attempt's time
+    │   ├── UpstreamUnavailable connection refused, reset or closed mid-response
+    │   ├── UpstreamStatus     the upstream answered 5xx
+    │   ├── UpstreamMalformed  the upstream's answer could not be decoded
+    │   └── UpstreamRejected   the upstream answered 4xx: not counted against the replica
+    ├── ShortCircuit           failed locally, without calling anything
+    │   ├── NoHealthyReplica   every replica's breaker is open
+    │   ├── DeadlineExceeded   the request's time is spent
+    │   └── TierFailed         a local tier (rules, cache, static) could not answer
+    ├── AllTiersFailed         every tier failed (503), lists each tier's failure
+    └── ConfigError            load time only; lists every problem with its key path
+
+Each backend adapter maps its client library's exceptions into this tree; the
+HTTP edge (``failwell.api.responses``) maps the tree to responses in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class FailwellError(Exception):
+    """Base of every error failwell raises on purpose."""
+
+    kind: str = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class CallerError(FailwellError):
+    """The request is wrong; retrying it or falling back will not help."""
+
+    status: int = 400
+    kind = "bad_request"
+
+
+class InvalidInput(CallerError):
+    status = 422
+    kind = "invalid_input"
+
+    def __init__(self, message: str, field: str | None = None, status: int = 422) -> None:
+        super().__init__(message)
+        self.field = field
+        self.status = status
+
+
+class UnknownRoute(CallerError):
+    status = 404
+    kind = "unknown_route"
+
+
+class NotFound(CallerError):
+    status = 404
+    kind = "not_found"
+
+
+class MethodNotAllowed(CallerError):
+    status = 405
+    kind = "method_not_allowed"
+
+
+class BodyTooLarge(CallerError):
+    status = 413
+    kind = "body_too_large"
+
+
+class UpstreamError(FailwellError):
+    """A dependency failed. Counted by breakers unless it is the caller's fault."""
+
+    kind = "upstream"
+    counts_against_replica = True
+    retryable = True
+
+    def __init__(
+        self, message: str, *, backend: str = "", replica: str = "", attempt: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.backend = backend
+        self.replica = replica
+        self.attempt = attempt
+
+
+class UpstreamTimeout(UpstreamError):
+    kind = "timeout"
+
+
+class UpstreamUnavailable(UpstreamError):
+    kind = "unavailable"
+
+
+class UpstreamStatus(UpstreamError):
+    kind = "status"
+
+    def __init__(
+        self, message: str, *, status: int, backend: str = "", replica: str = "", attempt: int = 0
+    ) -> None:
+        super().__init__(message, backend=backend, replica=replica, attempt=attempt)
+        self.status = status
+
+
+class UpstreamMalformed(UpstreamError):
+    kind = "malformed"
+
+
+class UpstreamRejected(UpstreamError):
+    """The upstream refused the request as invalid (4xx): the replica is fine."""
+
+    kind = "rejected"
+    counts_against_replica = False
+    retryable = False
+
+
+class ShortCircuit(FailwellError):
+    kind = "short_circuit"
+
+
+class NoHealthyReplica(ShortCircuit):
+    kind = "no_healthy_replica"
+
+
+class DeadlineExceeded(ShortCircuit):
+    kind = "deadline"
+
+
+class TierFailed(ShortCircuit):
+    """A local tier could not answer: rules raised, cache missed, model errored in-process."""
+
+    kind = "tier_failed"
+
+    def __init__(self, message: str, reason: str = "tier_failed") -> None:
+        super().__init__(message)
+        self.kind = reason
+
+
+@dataclass(frozen=True, slots=True)
+class TierFailure:
+    tier: str
+    kind: str
+    message: str
+
+
+class AllTiersFailed(FailwellError):
+    status = 503
+    kind = "all_tiers_failed"
+
+    def __init__(self, route: str, failures: list[TierFailure]) -> None:
+        super().__init__(f"route {route!r}: every tier failed")
+        self.route = route
+        self.failures = failures
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(FailwellError):
+    """The configuration is invalid. Holds every problem found, each with its key path."""
+
+    kind = "config"
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        super().__init__("\n".join(str(i) for i in issues))
+        self.issues = issues

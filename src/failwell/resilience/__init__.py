@@ -1,0 +1,1 @@
+"""Small resilience policies with no I/O, driven by an injected clock."""

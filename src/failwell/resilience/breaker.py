@@ -1,0 +1,128 @@
+"""A circuit breaker for one replica: closed → open → half-open → closed.
+
+Closed: calls flow; ``failure_threshold`` consecutive failures open it.
+Open: calls are refused until ``recovery`` seconds have passed, then it is half-open.
+Half-open: at most ``half_open_max`` probe calls in flight; a success closes it, a failure
+re-opens it for another ``recovery``.
+
+Only failures that are the replica's fault are recorded (timeouts, connection errors, 5xx,
+malformed answers); the caller's 4xx is recorded as a success of the replica.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+
+from failwell.clock import SYSTEM_CLOCK, Clock
+
+
+class BreakerState(enum.IntEnum):
+    CLOSED = 0
+    HALF_OPEN = 1
+    OPEN = 2
+
+
+Listener = Callable[[BreakerState, BreakerState], None]
+
+
+class Breaker:
+    __slots__ = (
+        "_clock",
+        "_failures",
+        "_listeners",
+        "_opened_at",
+        "_probes",
+        "_state",
+        "failure_threshold",
+        "half_open_max",
+        "recovery",
+    )
+
+    def __init__(
+        self,
+        failure_threshold: int = 5,
+        recovery: float = 10.0,
+        half_open_max: int = 1,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.failure_threshold = failure_threshold
+        self.recovery = recovery
+        self.half_open_max = half_open_max
+        self._clock = clock
+        self._state = BreakerState.CLOSED
+        self._failures = 0
+        self._opened_at = 0.0
+        self._probes = 0
+        self._listeners: list[Listener] = []
+
+    def __repr__(self) -> str:
+        return f"<Breaker {self.state.name} failures={self._failures} probes={self._probes}>"
+
+    def on_change(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    @property
+    def state(self) -> BreakerState:
+        """The state now; an open breaker whose recovery time has passed reads half-open."""
+        if (
+            self._state is BreakerState.OPEN
+            and self._clock.now() - self._opened_at >= self.recovery
+        ):
+            self._move(BreakerState.HALF_OPEN)
+        return self._state
+
+    def available(self) -> bool:
+        """Would ``acquire`` succeed now? Does not take a probe slot."""
+        state = self.state
+        if state is BreakerState.CLOSED:
+            return True
+        return state is BreakerState.HALF_OPEN and self._probes < self.half_open_max
+
+    def acquire(self) -> bool:
+        """Ask to make a call. In half-open this takes one probe slot; pair with ``release``."""
+        state = self.state
+        if state is BreakerState.CLOSED:
+            return True
+        if state is BreakerState.HALF_OPEN and self._probes < self.half_open_max:
+            self._probes += 1
+            return True
+        return False
+
+    def record_success(self) -> None:
+        if self.state is BreakerState.HALF_OPEN:
+            self._probes = max(0, self._probes - 1)
+            self._move(BreakerState.CLOSED)
+        self._failures = 0
+
+    def record_failure(self) -> None:
+        if self.state is BreakerState.HALF_OPEN:
+            self._probes = max(0, self._probes - 1)
+            self._open()
+            return
+        if self._state is BreakerState.OPEN:
+            return
+        self._failures += 1
+        if self._failures >= self.failure_threshold:
+            self._open()
+
+    def release(self) -> None:
+        """Give back a probe slot for a call that ended without a verdict (e.g. cancelled)."""
+        if self._state is BreakerState.HALF_OPEN:
+            self._probes = max(0, self._probes - 1)
+
+    def _open(self) -> None:
+        self._opened_at = self._clock.now()
+        self._failures = 0
+        self._probes = 0
+        self._move(BreakerState.OPEN)
+
+    def _move(self, new: BreakerState) -> None:
+        old = self._state
+        if old is new:
+            return
+        self._state = new
+        if new is not BreakerState.HALF_OPEN:
+            self._probes = 0
+        for listener in self._listeners:
+            listener(old, new)

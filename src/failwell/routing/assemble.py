@@ -1,0 +1,137 @@
+"""Build the running gateway from a validated config: pools, tiers, chains, routes, stores."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from failwell.backends.base import Adapter, Request
+from failwell.backends.http import HttpUpstream
+from failwell.backends.openai import OpenAIAdapter
+from failwell.backends.python import PythonAdapter
+from failwell.backends.v2 import V2Adapter
+from failwell.clock import SYSTEM_CLOCK, Clock
+from failwell.config.load import resolve_import
+from failwell.config.models import (
+    BackendConfig,
+    FailwellConfig,
+    Protocol,
+    RouteConfig,
+    TierConfig,
+    TierKind,
+)
+from failwell.observe.metrics import Metrics
+from failwell.resilience.breaker import Breaker, BreakerState
+from failwell.resilience.retry import RetryPolicy
+from failwell.routing.chain import TierChain
+from failwell.routing.pool import Pool, Replica
+from failwell.routing.route import Route
+from failwell.routing.tiers import CacheTier, ModelTier, RulesTier, StaticTier, Tier
+from failwell.store.cache import AnswerCache
+
+DEFAULT_QUALITY = {TierKind.RULES: "generic", TierKind.CACHE: "stale", TierKind.STATIC: "minimal"}
+
+
+def default_reserve(kind: TierKind, index: int, deadline: float) -> float:
+    """Time the earlier tiers leave for a tier unless its config says otherwise."""
+    if kind is TierKind.MODEL:
+        return 0.0 if index == 0 else deadline / 4
+    if kind is TierKind.RULES:
+        return min(0.010, deadline / 10)
+    if kind is TierKind.CACHE:
+        return min(0.005, deadline / 20)
+    return 0.0
+
+
+def build_pool(name: str, cfg: BackendConfig, metrics: Metrics, clock: Clock) -> Pool:
+    def breaker(replica: str) -> Breaker:
+        b = Breaker(
+            cfg.breaker.failure_threshold, cfg.breaker.recovery, cfg.breaker.half_open_max, clock
+        )
+        b.on_change(lambda old, new: metrics.breaker_changed(name, replica, old, new))
+        metrics.breaker_init(name, replica)
+        return b
+
+    retry = RetryPolicy(cfg.retry.attempts, cfg.retry.backoff, cfg.retry.max_backoff)
+    model = cfg.model or name
+    if cfg.protocol is Protocol.PYTHON:
+        assert cfg.target is not None
+        adapter: Adapter = PythonAdapter(name, cfg.target, cfg.args, cfg.workers, cfg.version)
+        replicas = [Replica("local", adapter, breaker("local"))]
+    else:
+        headers = {"authorization": f"Bearer {cfg.api_key}"} if cfg.api_key else None
+        replicas = []
+        for rc in cfg.replicas:
+            http = HttpUpstream(name, cfg.max_connections, headers)
+            if cfg.protocol is Protocol.V2:
+                adapter = V2Adapter(http, rc.url, model, rc.label, cfg.version)
+            else:
+                adapter = OpenAIAdapter(http, rc.url, model, rc.label, cfg.version)
+            replicas.append(Replica(rc.label, adapter, breaker(rc.label), rc.priority, rc.zone))
+    return Pool(name, replicas, retry, cfg.timeout, clock)
+
+
+def build_tier(
+    index: int,
+    tc: TierConfig,
+    route: RouteConfig,
+    pools: dict[str, Pool],
+    cache: AnswerCache,
+    key: Any,
+) -> Tier:
+    kind = tc.kind or TierKind.CACHE
+    reserve = tc.reserve if tc.reserve is not None else default_reserve(kind, index, route.deadline)
+    if kind is TierKind.MODEL:
+        quality = tc.quality or ("full" if index == 0 else "reduced")
+        return ModelTier(tc.name, quality, reserve, pools[tc.backend or ""])
+    quality = tc.quality or DEFAULT_QUALITY[kind]
+    if kind is TierKind.RULES:
+        assert tc.rules is not None
+        return RulesTier(tc.name, quality, reserve, resolve_import(tc.rules), tc.rules)
+    if kind is TierKind.CACHE:
+        return CacheTier(tc.name, quality, reserve, cache, key, route.cache.ttl)
+    return StaticTier(tc.name, quality, reserve, tc.static_value)
+
+
+class Gateway:
+    """Everything a running gateway holds, built once from the config."""
+
+    def __init__(self, config: FailwellConfig, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.config = config
+        self.clock = clock
+        self.metrics = Metrics()
+        self.cache = AnswerCache(config.gateway.cache.path, config.gateway.cache.max_entries)
+        self.pools = {
+            name: build_pool(name, bc, self.metrics, clock) for name, bc in config.backends.items()
+        }
+        self.routes = {name: self._route(name, rc) for name, rc in config.routes.items()}
+
+    def _route(self, name: str, rc: RouteConfig) -> Route:
+        holder: list[Route] = []
+
+        def key(request: Request) -> str:
+            return holder[0].cache_key(request)
+
+        def store(request: Request, outputs: Any, version: str | None) -> None:
+            self.cache.put(key(request), outputs, version)
+
+        tiers = [
+            build_tier(i, tc, rc, self.pools, self.cache, key) for i, tc in enumerate(rc.tiers)
+        ]
+        chain = TierChain(name, tiers, self.metrics, store, self.clock)
+        route = Route(name, rc, chain)
+        holder.append(route)
+        return route
+
+    def breaker_states(self) -> dict[str, dict[str, BreakerState]]:
+        return {n: {r.label: r.breaker.state for r in p.replicas} for n, p in self.pools.items()}
+
+    async def start(self) -> None:
+        await self.cache.start()
+
+    async def close(self) -> None:
+        for pool in self.pools.values():
+            for replica in pool.replicas:
+                with contextlib.suppress(Exception):
+                    await replica.adapter.close()
+        await self.cache.close()

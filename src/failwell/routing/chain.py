@@ -1,0 +1,95 @@
+"""The tier chain: try each tier in order within one deadline, and say who answered.
+
+Tier i may spend what is left of the deadline minus what the tiers after it hold back
+(their ``reserve``), so the last resort always has time to answer. A tier that cannot answer
+now (every replica open) is skipped at once. A tier-1 answer is stored for the cache tier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from failwell.backends.base import Request
+from failwell.clock import SYSTEM_CLOCK, Clock
+from failwell.config.models import TierKind
+from failwell.errors import (
+    AllTiersFailed,
+    DeadlineExceeded,
+    FailwellError,
+    NoHealthyReplica,
+    TierFailure,
+)
+from failwell.observe.metrics import Metrics
+from failwell.resilience.deadline import reserves_after, tier_budget
+from failwell.routing.tiers import Tier
+
+StoreAnswer = Callable[[Request, Any, str | None], None]
+
+
+@dataclass(slots=True)
+class Answer:
+    outputs: Any
+    tier: str
+    quality: str
+    backend: str
+    model_version: str | None
+    latency: float
+    tier_index: int
+    replica: str | None = None
+    age: float | None = None
+    failures: list[TierFailure] = field(default_factory=list)
+
+
+class TierChain:
+    def __init__(
+        self,
+        route: str,
+        tiers: Sequence[Tier],
+        metrics: Metrics,
+        store: StoreAnswer | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.route = route
+        self.tiers = list(tiers)
+        self._held_back = reserves_after([t.reserve for t in self.tiers])
+        self._metrics = metrics
+        self._store = store
+        self.clock = clock
+        self.in_flight = metrics.route_in_flight(route)
+
+    async def run(self, request: Request, started: float) -> Answer:
+        metrics, route = self._metrics, self.route
+        failures: list[TierFailure] = []
+        deadline = request.deadline
+        for index, tier in enumerate(self.tiers):
+            budget = tier_budget(deadline.remaining(), self._held_back[index])
+            try:
+                if not tier.ready():
+                    raise NoHealthyReplica("skipped: no replica available")
+                if budget <= 0 and tier.kind is TierKind.MODEL:
+                    raise DeadlineExceeded("no time left for this tier")
+                got = await tier.answer(request, budget)
+            except FailwellError as exc:
+                failures.append(TierFailure(tier.name, exc.kind, exc.message))
+                metrics.fell_back(route, tier.name, exc.kind)
+                continue
+            latency = self.clock.now() - started
+            metrics.answered(route, tier.name, "ok", latency)
+            if index == 0 and self._store is not None:
+                self._store(request, got.outputs, got.model_version)
+            return Answer(
+                got.outputs,
+                tier.name,
+                tier.quality,
+                got.backend,
+                got.model_version,
+                latency,
+                index,
+                got.replica,
+                got.age,
+                failures,
+            )
+        metrics.refused(route, "all_tiers_failed")
+        raise AllTiersFailed(route, failures)

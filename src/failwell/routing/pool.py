@@ -1,0 +1,129 @@
+"""A pool of replicas behind one backend: least-outstanding balancing, priority groups,
+per-replica breakers, and retries within the tier's time budget.
+
+Priority groups: replicas with priority 0 take all traffic while any of them is available
+(breaker closed, or half-open with a probe slot free, and not marked down by the prober).
+Only when none is does the next group (a standby zone) get traffic; it gives it back as soon
+as a replica of the group above can take a probe again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Sequence
+
+from failwell.backends.base import Adapter, Request, Result
+from failwell.backends.http import label_error
+from failwell.clock import SYSTEM_CLOCK, Clock
+from failwell.errors import DeadlineExceeded, NoHealthyReplica, UpstreamError
+from failwell.resilience.breaker import Breaker
+from failwell.resilience.retry import RetryPolicy
+
+
+class Replica:
+    __slots__ = ("adapter", "breaker", "healthy", "label", "outstanding", "priority", "zone")
+
+    def __init__(
+        self,
+        label: str,
+        adapter: Adapter,
+        breaker: Breaker,
+        priority: int = 0,
+        zone: str = "default",
+    ) -> None:
+        self.label = label
+        self.adapter = adapter
+        self.breaker = breaker
+        self.priority = priority
+        self.zone = zone
+        self.outstanding = 0
+        self.healthy = True  # set by the active health prober
+
+    def available(self) -> bool:
+        return self.healthy and self.breaker.available()
+
+    def __repr__(self) -> str:
+        return f"<Replica {self.label} p{self.priority} out={self.outstanding} {self.breaker!r}>"
+
+
+class Pool:
+    def __init__(
+        self,
+        backend: str,
+        replicas: Sequence[Replica],
+        retry: RetryPolicy,
+        timeout: float,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.backend = backend
+        self.replicas = list(replicas)
+        self.groups = [
+            [r for r in self.replicas if r.priority == p]
+            for p in sorted({r.priority for r in self.replicas})
+        ]
+        self.retry = retry
+        self.timeout = timeout
+        self._clock = clock
+        self._turn = itertools.count()
+
+    def available(self) -> bool:
+        return any(r.available() for r in self.replicas)
+
+    def pick(self, tried: Sequence[Replica] = ()) -> Replica | None:
+        """Least outstanding requests in the first group with an available replica, preferring
+        replicas not tried yet for this request; ties go round-robin."""
+        for group in self.groups:
+            ready = [r for r in group if r.available()]
+            if not ready:
+                continue
+            fresh = [r for r in ready if r not in tried] or ready
+            start = next(self._turn) % len(fresh)
+            best = fresh[start]
+            for r in itertools.chain(fresh[start + 1 :], fresh[:start]):
+                if r.outstanding < best.outstanding:
+                    best = r
+            return best
+        return None
+
+    async def call(self, request: Request, budget: float) -> tuple[Result, Replica]:
+        """Answer within ``budget`` seconds, retrying on other replicas while the budget allows."""
+        clock = self._clock
+        ends_at = clock.now() + budget
+        tried: list[Replica] = []
+        last: UpstreamError | None = None
+        attempt = 1
+        while True:
+            replica = self.pick(tried)
+            if replica is None or not replica.breaker.acquire():
+                raise last or NoHealthyReplica(f"backend {self.backend!r}: no replica available")
+            timeout = min(self.timeout, ends_at - clock.now())
+            if timeout <= 0:
+                replica.breaker.release()
+                raise DeadlineExceeded(f"backend {self.backend!r}: no time left for an attempt")
+            tried.append(replica)
+            replica.outstanding += 1
+            try:
+                result = await replica.adapter.call(request, timeout)
+            except UpstreamError as exc:
+                last = label_error(exc, self.backend, replica.label, attempt)
+                if exc.counts_against_replica:
+                    replica.breaker.record_failure()
+                else:
+                    replica.breaker.record_success()
+                if not exc.retryable:
+                    raise
+            except BaseException:
+                replica.breaker.release()
+                raise
+            else:
+                replica.breaker.record_success()
+                return result, replica
+            finally:
+                replica.outstanding -= 1
+            attempt += 1
+            wait = self.retry.wait(attempt)
+            if not self.retry.may_retry(attempt, wait, ends_at - clock.now(), self.timeout):
+                raise last
+            if wait > 0:
+                await asyncio.sleep(wait)

@@ -1,0 +1,114 @@
+"""A route: its input schema (decode and validate in one step) and its cache key."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from failwell.backends.base import Request
+from failwell.config.models import RouteConfig, RouteKind
+from failwell.errors import InvalidInput
+from failwell.resilience.deadline import Deadline
+from failwell.routing.chain import Answer, TierChain
+
+MAX_LIST = 100_000
+_TYPES: dict[str, Any] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "list[str]": list[str],
+    "list[int]": list[int],
+    "list[float]": list[float],
+}
+_encode = msgspec.json.Encoder(order="deterministic").encode
+
+
+def input_struct(route: str, schema: Mapping[str, str]) -> type[msgspec.Struct]:
+    fields = [(name, _TYPES[kind]) for name, kind in schema.items()]
+    return msgspec.defstruct(f"{route}_inputs", fields, forbid_unknown_fields=True)
+
+
+def invalid_from_msgspec(exc: msgspec.DecodeError) -> InvalidInput:
+    """Turn msgspec's message ("Expected `str`, got `int` - at `$.inputs.user_id`") into an
+    InvalidInput naming the field."""
+    text = str(exc)
+    field = None
+    if " - at `$" in text:
+        text, _, path = text.partition(" - at `$")
+        field = path.rstrip("`").lstrip(".") or None
+    if isinstance(exc, msgspec.ValidationError):
+        return InvalidInput(f"{field}: {text}" if field else text, field=field)
+    return InvalidInput(f"body is not valid JSON: {text}", field=field, status=400)
+
+
+class Route:
+    def __init__(self, name: str, config: RouteConfig, chain: TierChain) -> None:
+        self.name = name
+        self.config = config
+        self.kind = config.kind
+        self.schema = dict(config.input)
+        self.chain = chain
+        self.deadline = config.deadline
+        self._key_template = config.cache.key
+        if self.kind is RouteKind.PREDICT:
+            inputs = input_struct(name, self.schema)
+            body = msgspec.defstruct(
+                f"{name}_body", [("inputs", inputs)], forbid_unknown_fields=True
+            )
+            self._decode_body = msgspec.json.Decoder(body).decode
+
+    async def answer(
+        self, inputs: dict[str, Any], request_id: str, front_end: str, headers: dict[str, str]
+    ) -> Answer:
+        chain = self.chain
+        started = chain.clock.now()
+        request = Request(
+            self.name,
+            inputs,
+            Deadline(self.deadline, chain.clock),
+            request_id,
+            front_end,
+            self.schema,
+            headers,
+        )
+        gauge = chain.in_flight
+        gauge.inc()
+        try:
+            return await chain.run(request, started)
+        finally:
+            gauge.dec()
+
+    def decode_predict(self, body: bytes) -> dict[str, Any]:
+        """Decode and validate a ``{"inputs": {...}}`` body into the inputs mapping."""
+        try:
+            parsed = self._decode_body(body)
+        except msgspec.DecodeError as exc:
+            raise invalid_from_msgspec(exc) from None
+        return msgspec.structs.asdict(parsed.inputs)  # type: ignore[attr-defined]
+
+    def cache_key(self, request: Request) -> str:
+        inputs = request.inputs
+        if self.kind is RouteKind.CHAT:
+            messages = inputs.get("messages", [])
+            fields = {
+                "messages": _encode(messages).decode(),
+                "prompt": next(
+                    (m.get("content", "") for m in reversed(messages) if m.get("role") == "user"),
+                    "",
+                ),
+            }
+        else:
+            fields = inputs
+        if self._key_template is not None:
+            key = self._key_template.format_map(fields)
+        elif self.kind is RouteKind.CHAT:
+            key = fields["messages"]
+        else:
+            key = "|".join(f"{k}={inputs[k]}" for k in self.schema)
+        if len(key) > 200:
+            key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+        return f"{self.name}\x1f{key}"

@@ -1,0 +1,134 @@
+"""The four tier kinds of a fallback chain: model, rules, cache, static.
+
+Every tier has a name, a quality label, the time it asks earlier tiers to leave it
+(``reserve``), a cheap ``ready()`` check (a model tier whose replicas are all open is skipped at
+once) and ``answer(request, budget)`` which returns a ``TierAnswer`` or raises a failwell error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from failwell.backends.base import Request
+from failwell.config.models import TierKind
+from failwell.errors import TierFailed
+from failwell.routing.pool import Pool
+from failwell.store.cache import AnswerCache
+
+
+@dataclass(slots=True)
+class TierAnswer:
+    outputs: Any
+    backend: str
+    model_version: str | None = None
+    replica: str | None = None
+    age: float | None = None  # seconds, for stale answers from the cache
+
+
+class Tier(Protocol):
+    name: str
+    kind: TierKind
+    quality: str
+    reserve: float
+
+    def ready(self) -> bool: ...
+
+    async def answer(self, request: Request, budget: float) -> TierAnswer: ...
+
+
+class ModelTier:
+    kind = TierKind.MODEL
+
+    def __init__(self, name: str, quality: str, reserve: float, pool: Pool) -> None:
+        self.name, self.quality, self.reserve, self.pool = name, quality, reserve, pool
+
+    def ready(self) -> bool:
+        return self.pool.available()
+
+    async def answer(self, request: Request, budget: float) -> TierAnswer:
+        result, replica = await self.pool.call(request, budget)
+        return TierAnswer(result.outputs, self.pool.backend, result.model_version, replica.label)
+
+
+class RulesTier:
+    """A plain function of the input; it runs inline, so it must be quick."""
+
+    kind = TierKind.RULES
+
+    def __init__(
+        self,
+        name: str,
+        quality: str,
+        reserve: float,
+        func: Callable[[dict[str, Any]], Any],
+        label: str,
+    ) -> None:
+        self.name, self.quality, self.reserve = name, quality, reserve
+        self._func, self._label = func, label
+
+    def ready(self) -> bool:
+        return True
+
+    async def answer(self, request: Request, budget: float) -> TierAnswer:
+        try:
+            outputs = self._func(request.inputs)
+        except Exception as exc:  # a broken rule is a tier failure, whatever it raised
+            raise TierFailed(
+                f"rules {self._label} raised {type(exc).__name__}: {exc}", "rules_error"
+            ) from None
+        if outputs is None:
+            raise TierFailed(f"rules {self._label} had no answer", "no_answer")
+        return TierAnswer(outputs, f"rules:{self._label}")
+
+
+class CacheTier:
+    """The last good answer for this request's cache key; stale within the route's TTL."""
+
+    kind = TierKind.CACHE
+
+    def __init__(
+        self,
+        name: str,
+        quality: str,
+        reserve: float,
+        cache: AnswerCache,
+        key: Callable[[Request], str],
+        ttl: float,
+    ) -> None:
+        self.name, self.quality, self.reserve = name, quality, reserve
+        self._cache, self._key, self._ttl = cache, key, ttl
+
+    def ready(self) -> bool:
+        return True
+
+    async def answer(self, request: Request, budget: float) -> TierAnswer:
+        key = self._key(request)
+        entry = self._cache.get_memory(key)
+        if entry is None and budget > 0:
+            try:
+                entry = await asyncio.wait_for(self._cache.get(key), budget)
+            except TimeoutError:
+                raise TierFailed("cache store did not answer in time", "cache_timeout") from None
+        if entry is None:
+            raise TierFailed("no cached answer for this key", "cache_miss")
+        age = entry.age(time.time())
+        if age > self._ttl:
+            raise TierFailed(f"cached answer is {age:.0f}s old, over the TTL", "cache_expired")
+        return TierAnswer(entry.outputs, "cache", entry.model_version, age=age)
+
+
+class StaticTier:
+    kind = TierKind.STATIC
+
+    def __init__(self, name: str, quality: str, reserve: float, value: Any) -> None:
+        self.name, self.quality, self.reserve, self._value = name, quality, reserve, value
+
+    def ready(self) -> bool:
+        return True
+
+    async def answer(self, request: Request, budget: float) -> TierAnswer:
+        return TierAnswer(self._value, "static")
