@@ -10,6 +10,7 @@
     │   ├── UpstreamUnavailable connection refused, reset or closed mid-response
     │   ├── UpstreamStatus     the upstream answered 5xx
     │   ├── UpstreamMalformed  the upstream's answer could not be decoded
+    │   ├── UpstreamBusy       the backend's local queue is full; not counted against it
     │   └── UpstreamRejected   the upstream answered 4xx: not counted against the replica
     ├── ShortCircuit           failed locally, without calling anything
     │   ├── NoHealthyReplica   every replica's breaker is open
@@ -110,6 +111,13 @@ class UpstreamStatus(UpstreamError):
 
 class UpstreamMalformed(UpstreamError):
     kind = "malformed"
+
+
+class UpstreamBusy(UpstreamError):
+    """Refused locally because the backend's queue is full: load, not a broken replica."""
+
+    kind = "busy"
+    counts_against_replica = False
 
 
 class UpstreamRejected(UpstreamError):

@@ -17,7 +17,7 @@ from failwell.api.health import readiness
 from failwell.api.http import ClientDisconnected, Receive, Scope, Send, respond
 from failwell.api.openapi import openapi
 from failwell.api.request_info import request_info
-from failwell.api.responses import JSON, encode, error_body
+from failwell.api.responses import JSON, encode, error_body, v2_error
 from failwell.config.models import RouteKind
 from failwell.errors import CallerError, MethodNotAllowed, NotFound
 from failwell.observe.logging import log
@@ -88,6 +88,8 @@ class App:
                 log.error("internal_error", path=path, exc_info=exc)
             elif not isinstance(exc, CallerError):
                 log.warning("request_failed", path=path, error=type(exc).__name__, message=str(exc))
+            if path.startswith("/v2"):
+                body = v2_error(body)
             await respond(send, status, encode(body), _JSON_HEADERS)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

@@ -30,6 +30,16 @@ def error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
     return 500, {"error": {"type": "internal", "message": "internal error; see the gateway log"}}
 
 
+def v2_error(body: dict[str, Any]) -> dict[str, Any]:
+    """The Open Inference Protocol's error shape: ``{"error": "<message>"}``."""
+    err = body["error"]
+    tiers = err.get("tiers")
+    if tiers:
+        detail = "; ".join(f"{t['tier']}: {t['error']}" for t in tiers)
+        return {"error": f"{err['message']} ({detail})"}
+    return {"error": err["message"]}
+
+
 def answer_headers(answer: Answer, request_id: str) -> Headers:
     return [
         JSON,

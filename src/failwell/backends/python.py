@@ -1,7 +1,8 @@
 """In-process models, run in a thread pool so a slow model cannot stall the event loop.
 
-The pool's size is also the concurrency limit: when every worker is busy (say, with calls that
-timed out but are still running), new calls fail at once instead of queueing behind them.
+At most ``QUEUE_PER_WORKER`` calls per worker may be waiting or running (calls that timed out
+but still run count too); beyond that a call fails at once with ``UpstreamBusy`` instead of
+queueing behind a hung model.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 
 from failwell.backends.base import Request, Result
 from failwell.config.load import resolve_import
-from failwell.errors import UpstreamMalformed, UpstreamTimeout, UpstreamUnavailable
+from failwell.errors import UpstreamBusy, UpstreamMalformed, UpstreamTimeout
+
+QUEUE_PER_WORKER = 4
 
 
 class PythonAdapter:
@@ -29,7 +32,7 @@ class PythonAdapter:
         self._model = resolve_import(target)(**args)
         self._predict = self._model.predict
         self._version = version or getattr(self._model, "version", None)
-        self._workers = workers
+        self._limit = workers * QUEUE_PER_WORKER
         self._busy = 0
         self._pool = concurrent.futures.ThreadPoolExecutor(
             workers, thread_name_prefix=f"model-{backend}"
@@ -39,10 +42,8 @@ class PythonAdapter:
         self._busy -= 1
 
     async def call(self, request: Request, timeout: float) -> Result:
-        if self._busy >= self._workers:
-            raise UpstreamUnavailable(
-                "every model worker is busy", backend=self._backend, replica="local"
-            )
+        if self._busy >= self._limit:
+            raise UpstreamBusy("the model's queue is full", backend=self._backend, replica="local")
         loop = asyncio.get_running_loop()
         self._busy += 1
         future = loop.run_in_executor(self._pool, self._predict, request.inputs)

@@ -3,10 +3,19 @@ does a dict lookup and an increment, nothing more."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.metrics import MetricWrapperBase
 
 from failwell.resilience.breaker import BreakerState
+
+disable_created_metrics()  # the _created series double the exposition for no use here
 
 LATENCY_BUCKETS = (
     0.001,

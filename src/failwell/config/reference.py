@@ -1,0 +1,76 @@
+"""Generates the key reference of docs/configuration.md from the config models, so the doc
+cannot drift from the code: ``python -m failwell.config.reference``."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from failwell.config.models import (
+    BackendConfig,
+    BreakerConfig,
+    CacheStoreConfig,
+    FailwellConfig,
+    GatewayConfig,
+    ReplicaConfig,
+    RetryConfig,
+    RouteCacheConfig,
+    RouteConfig,
+    TierConfig,
+)
+from failwell.config.units import format_duration
+
+SECTIONS: list[tuple[str, type[BaseModel]]] = [
+    ("(top level)", FailwellConfig),
+    ("gateway", GatewayConfig),
+    ("gateway.cache", CacheStoreConfig),
+    ("backends.NAME", BackendConfig),
+    ("backends.NAME.replicas[i]", ReplicaConfig),
+    ("backends.NAME.retry", RetryConfig),
+    ("backends.NAME.breaker", BreakerConfig),
+    ("routes.NAME", RouteConfig),
+    ("routes.NAME.cache", RouteCacheConfig),
+    ("routes.NAME.tiers[i]", TierConfig),
+]
+BEGIN = "<!-- BEGIN GENERATED: python -m failwell.config.reference -->"
+END = "<!-- END GENERATED -->"
+_DURATIONS = {"timeout", "backoff", "max_backoff", "recovery", "deadline", "ttl", "reserve"}
+
+
+def _default(name: str, field: Any) -> str:
+    if field.is_required():
+        return "required"
+    if field.default_factory is not None:
+        value = field.default_factory()
+        if isinstance(value, BaseModel):
+            return "see below"
+    else:
+        value = field.default
+    if value is PydanticUndefined or (value is not None and type(value).__name__ == "object"):
+        return "—"
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if name in _DURATIONS and isinstance(value, float):
+        return f"`{format_duration(value)}`"
+    if name == "max_body" and isinstance(value, int):
+        return f"`{value // 1024 // 1024}MiB`"
+    return f"`{value!r}`" if value not in ({}, ()) else "empty"
+
+
+def reference() -> str:
+    lines = [BEGIN, ""]
+    for path, model in SECTIONS:
+        lines += [f"### `{path}`", "", "| key | default | meaning |", "| --- | --- | --- |"]
+        for name, field in model.model_fields.items():
+            doc = (field.description or "").replace("|", "\\|")
+            lines.append(f"| `{name}` | {_default(name, field)} | {doc} |")
+        lines.append("")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(reference())
