@@ -1,0 +1,162 @@
+"""Real processes on 127.0.0.1: demo model servers and the gateway itself."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from failwell.demo.procs import ManagedProcess
+from failwell.demo.train import train
+
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    ends = time.monotonic() + timeout
+    while time.monotonic() < ends:
+        if check():
+            return True
+        time.sleep(interval)
+    return check()
+
+
+def http_json(url: str, data: Any = None, timeout: float = 5.0) -> Any:
+    body = None if data is None else json.dumps(data).encode()
+    req = urllib.request.Request(url, data=body, headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+def metric_value(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample in a Prometheus text exposition."""
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line[len(name) : line.rindex("}") + 1]))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+class ModelServer:
+    def __init__(self, stack: Stack, label: str, args: list[str]) -> None:
+        self.stack, self.label, self.args = stack, label, args
+        self.port = free_port()
+        self.proc = self._start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _start(self) -> ManagedProcess:
+        proc = ManagedProcess(f"modelserver-{self.label}")
+        cmd = [PY, "-m", "failwell.demo.modelserver", "--port", str(self.port), "--label", self.label, *self.args]
+        proc.start(cmd, ready_line="READY", timeout=60)
+        self.stack.procs.append(proc)
+        return proc
+
+    def replica(self, zone: str = "east", priority: int = 0) -> dict[str, Any]:
+        return {"url": self.url, "zone": zone, "priority": priority, "name": self.label}
+
+    def kill(self) -> None:
+        self.proc.kill(signal.SIGKILL)
+        self.proc.wait(5)
+
+    def signal(self, sig: int) -> None:
+        self.proc.kill(sig)
+
+    def restart(self) -> None:
+        self.proc.stop(grace=1)
+        self.proc = self._start()
+
+    def control(self, mode: str, **params: Any) -> Any:
+        return http_json(f"{self.url}/_control", {"mode": mode, **params})
+
+    def requests(self) -> int:
+        return int(http_json(f"{self.url}/_control")["requests"])
+
+
+class Gateway:
+    def __init__(self, proc: ManagedProcess, port: int, config_path: Path) -> None:
+        self.proc, self.port, self.config_path = proc, port, config_path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def predict_url(self, route: str) -> str:
+        return f"{self.url}/v1/predict/{route}"
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as resp:
+            return resp.read().decode()
+
+
+class Stack:
+    """Starts real processes for one test and stops every one of them afterwards."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.procs: list[ManagedProcess] = []
+
+    def model_server(self, *, model_dir: Path | None = None, chat_model: str | None = None,
+                     label: str = "m") -> ModelServer:
+        args: list[str] = []
+        if model_dir is not None:
+            args += ["--model-dir", str(model_dir)]
+        if chat_model is not None:
+            args += ["--chat-model", chat_model]
+        return ModelServer(self, label, args)
+
+    def config(self, backends: dict[str, Any], routes: dict[str, Any], **gateway: Any) -> dict[str, Any]:
+        port = free_port()
+        gw = {"listen": f"127.0.0.1:{port}", "cache": {"path": str(self.tmp / "cache.sqlite")}, **gateway}
+        return {"gateway": gw, "backends": backends, "routes": routes}
+
+    def gateway(self, config: dict[str, Any], name: str = "gateway") -> Gateway:
+        path = self.tmp / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        port = int(config["gateway"]["listen"].rsplit(":", 1)[1])
+        proc = ManagedProcess(name, log_file=self.tmp / f"{name}.log")
+        proc.start([PY, "-m", "failwell", "serve", "--config", str(path)],
+                   ready_url=f"http://127.0.0.1:{port}/health/live", timeout=60)
+        self.procs.append(proc)
+        return Gateway(proc, port, path)
+
+    def close(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop(grace=2)
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    s = Stack(tmp_path)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo models, trained once per test session from generated data."""
+    out = tmp_path_factory.mktemp("models")
+    train(out, seed=0)
+    return out

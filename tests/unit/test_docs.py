@@ -1,0 +1,36 @@
+"""The docs cannot drift from the code: the key reference is generated, and every YAML example
+in docs/ and examples/ validates."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+from failwell.config import parse_config
+from failwell.config.reference import reference
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_configuration_reference_is_current() -> None:
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    assert reference() in text, "regenerate: python -m failwell.config.reference"
+
+
+def test_yaml_examples_in_docs_validate() -> None:
+    blocks = []
+    for doc in [*(ROOT / "docs").rglob("*.md"), ROOT / "README.md"]:
+        for block in re.findall(r"```yaml\n(.*?)```", doc.read_text(), flags=re.S):
+            data = yaml.safe_load(block)
+            if isinstance(data, dict) and "routes" in data:
+                blocks.append((doc.name, data))
+    assert blocks
+    for name, data in blocks:
+        parse_config(data, env={"LLM_KEY": "x"}, resolve=False), name
+
+
+def test_example_configs_validate() -> None:
+    paths = sorted((ROOT / "examples").glob("*.yaml"))
+    assert paths
+    for path in paths:
+        parse_config(yaml.safe_load(path.read_text()), env={"LLM_KEY": "x"}, resolve=False)
