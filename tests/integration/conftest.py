@@ -67,7 +67,16 @@ class ModelServer:
 
     def _start(self) -> ManagedProcess:
         proc = ManagedProcess(f"modelserver-{self.label}")
-        cmd = [PY, "-m", "failwell.demo.modelserver", "--port", str(self.port), "--label", self.label, *self.args]
+        cmd = [
+            PY,
+            "-m",
+            "failwell.demo.modelserver",
+            "--port",
+            str(self.port),
+            "--label",
+            self.label,
+            *self.args,
+        ]
         proc.start(cmd, ready_line="READY", timeout=60)
         self.stack.procs.append(proc)
         return proc
@@ -116,8 +125,9 @@ class Stack:
         self.tmp = tmp
         self.procs: list[ManagedProcess] = []
 
-    def model_server(self, *, model_dir: Path | None = None, chat_model: str | None = None,
-                     label: str = "m") -> ModelServer:
+    def model_server(
+        self, *, model_dir: Path | None = None, chat_model: str | None = None, label: str = "m"
+    ) -> ModelServer:
         args: list[str] = []
         if model_dir is not None:
             args += ["--model-dir", str(model_dir)]
@@ -125,9 +135,15 @@ class Stack:
             args += ["--chat-model", chat_model]
         return ModelServer(self, label, args)
 
-    def config(self, backends: dict[str, Any], routes: dict[str, Any], **gateway: Any) -> dict[str, Any]:
+    def config(
+        self, backends: dict[str, Any], routes: dict[str, Any], **gateway: Any
+    ) -> dict[str, Any]:
         port = free_port()
-        gw = {"listen": f"127.0.0.1:{port}", "cache": {"path": str(self.tmp / "cache.sqlite")}, **gateway}
+        gw = {
+            "listen": f"127.0.0.1:{port}",
+            "cache": {"path": str(self.tmp / "cache.sqlite")},
+            **gateway,
+        }
         return {"gateway": gw, "backends": backends, "routes": routes}
 
     def gateway(self, config: dict[str, Any], name: str = "gateway") -> Gateway:
@@ -135,8 +151,11 @@ class Stack:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         port = int(config["gateway"]["listen"].rsplit(":", 1)[1])
         proc = ManagedProcess(name, log_file=self.tmp / f"{name}.log")
-        proc.start([PY, "-m", "failwell", "serve", "--config", str(path)],
-                   ready_url=f"http://127.0.0.1:{port}/health/live", timeout=60)
+        proc.start(
+            [PY, "-m", "failwell", "serve", "--config", str(path)],
+            ready_url=f"http://127.0.0.1:{port}/health/live",
+            timeout=60,
+        )
         self.procs.append(proc)
         return Gateway(proc, port, path)
 

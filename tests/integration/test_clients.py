@@ -17,17 +17,30 @@ from tests.integration.conftest import Gateway, ModelServer, Stack
 def predict_config(stack: Stack, ranker: ModelServer, models: Path) -> dict[str, Any]:
     return stack.config(
         backends={
-            "ranker": {"protocol": "v2", "model": "ranker", "timeout": "500ms", "replicas": [ranker.replica()],
-                       "breaker": {"failure_threshold": 1, "recovery": "30s"}},
-            "light": {"protocol": "python", "target": "failwell.demo.models:LightRanker",
-                      "args": {"model_dir": str(models)}},
+            "ranker": {
+                "protocol": "v2",
+                "model": "ranker",
+                "timeout": "500ms",
+                "replicas": [ranker.replica()],
+                "breaker": {"failure_threshold": 1, "recovery": "30s"},
+            },
+            "light": {
+                "protocol": "python",
+                "target": "failwell.demo.models:LightRanker",
+                "args": {"model_dir": str(models)},
+            },
         },
-        routes={"recommend": {
-            "input": {"user_id": "str", "country": "str", "category": "str"},
-            "deadline": "1s",
-            "tiers": [{"name": "primary", "backend": "ranker"}, {"name": "fallback", "backend": "light"},
-                      {"name": "static", "value": {"items": [1, 2, 3]}}],
-        }},
+        routes={
+            "recommend": {
+                "input": {"user_id": "str", "country": "str", "category": "str"},
+                "deadline": "1s",
+                "tiers": [
+                    {"name": "primary", "backend": "ranker"},
+                    {"name": "fallback", "backend": "light"},
+                    {"name": "static", "value": {"items": [1, 2, 3]}},
+                ],
+            }
+        },
     )
 
 
@@ -39,13 +52,17 @@ def triton_infer(gw: Gateway, binary: bool) -> triton.InferResult:
         tensor.set_data_from_numpy(np.array([value.encode()], dtype=np.object_), binary_data=binary)
         inputs.append(tensor)
     try:
-        return client.infer("recommend", inputs, outputs=[triton.InferRequestedOutput("items", binary_data=binary)])
+        return client.infer(
+            "recommend", inputs, outputs=[triton.InferRequestedOutput("items", binary_data=binary)]
+        )
     finally:
         client.close()
 
 
 @pytest.mark.parametrize("binary", [True, False])
-def test_tritonclient_through_tier_one_and_fallback(stack: Stack, models: Path, binary: bool) -> None:
+def test_tritonclient_through_tier_one_and_fallback(
+    stack: Stack, models: Path, binary: bool
+) -> None:
     ranker = stack.model_server(model_dir=models, label="r1")
     gw = stack.gateway(predict_config(stack, ranker, models))
     client = triton.InferenceServerClient(f"127.0.0.1:{gw.port}")
@@ -85,16 +102,32 @@ def test_tritonclient_bad_input_is_a_clear_error(stack: Stack, models: Path) -> 
 def chat_config(stack: Stack, large: ModelServer, small: ModelServer) -> dict[str, Any]:
     return stack.config(
         backends={
-            "large": {"protocol": "openai", "model": "demo-large", "timeout": "2s",
-                      "replicas": [large.replica()], "breaker": {"failure_threshold": 1}},
-            "small": {"protocol": "openai", "model": "demo-small", "timeout": "2s", "replicas": [small.replica()]},
+            "large": {
+                "protocol": "openai",
+                "model": "demo-large",
+                "timeout": "2s",
+                "replicas": [large.replica()],
+                "breaker": {"failure_threshold": 1},
+            },
+            "small": {
+                "protocol": "openai",
+                "model": "demo-small",
+                "timeout": "2s",
+                "replicas": [small.replica()],
+            },
         },
-        routes={"chat": {
-            "kind": "chat", "deadline": "5s",
-            "tiers": [{"name": "primary", "backend": "large"}, {"name": "fallback", "backend": "small"},
-                      {"name": "rules", "rules": "failwell.demo.rules:canned_reply"},
-                      {"name": "static", "value": {"content": "unavailable"}}],
-        }},
+        routes={
+            "chat": {
+                "kind": "chat",
+                "deadline": "5s",
+                "tiers": [
+                    {"name": "primary", "backend": "large"},
+                    {"name": "fallback", "backend": "small"},
+                    {"name": "rules", "rules": "failwell.demo.rules:canned_reply"},
+                    {"name": "static", "value": {"content": "unavailable"}},
+                ],
+            }
+        },
     )
 
 
@@ -133,4 +166,6 @@ def test_openai_client_sees_clear_errors(stack: Stack) -> None:
         client.chat.completions.create(model="chat", messages=[{"role": "robot", "content": "hi"}])  # type: ignore[misc, list-item]
     assert "role" in str(bad.value)
     with pytest.raises(openai.BadRequestError):
-        client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}], stream=True)
+        client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "hi"}], stream=True
+        )

@@ -17,9 +17,15 @@ import yaml
 from tests.integration.conftest import Gateway, Stack, http_json
 
 
-def call(url: str, body: bytes | None, method: str = "POST", headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
-    req = urllib.request.Request(url, data=body, method=method,
-                                 headers={"content-type": "application/json", **(headers or {})})
+def call(
+    url: str, body: bytes | None, method: str = "POST", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
+    req = urllib.request.Request(
+        url,
+        data=body,
+        method=method,
+        headers={"content-type": "application/json", **(headers or {})},
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, dict(resp.headers), json.loads(resp.read() or b"null")
@@ -30,16 +36,28 @@ def call(url: str, body: bytes | None, method: str = "POST", headers: dict[str, 
 
 def edge_config(stack: Stack, primary_url: str, **extra: Any) -> dict[str, Any]:
     return stack.config(
-        backends={"ranker": {"protocol": "v2", "model": "ranker", "timeout": "200ms",
-                             "replicas": [{"url": primary_url}], "retry": {"attempts": 1},
-                             "breaker": {"failure_threshold": 2}}},
-        routes={"recommend": {
-            "input": {"user_id": "str", "n": "int", "weights": "list[float]"},
-            "deadline": "500ms",
-            "cache": {"key": "{user_id}"},
-            "tiers": [{"name": "primary", "backend": "ranker"}, {"name": "rules", "rules": "failwell.testing.models:broken_rule"},
-                      {"name": "cache"}],
-        }},
+        backends={
+            "ranker": {
+                "protocol": "v2",
+                "model": "ranker",
+                "timeout": "200ms",
+                "replicas": [{"url": primary_url}],
+                "retry": {"attempts": 1},
+                "breaker": {"failure_threshold": 2},
+            }
+        },
+        routes={
+            "recommend": {
+                "input": {"user_id": "str", "n": "int", "weights": "list[float]"},
+                "deadline": "500ms",
+                "cache": {"key": "{user_id}"},
+                "tiers": [
+                    {"name": "primary", "backend": "ranker"},
+                    {"name": "rules", "rules": "failwell.testing.models:broken_rule"},
+                    {"name": "cache"},
+                ],
+            }
+        },
         max_body="2KiB",
         **extra,
     )
@@ -67,7 +85,9 @@ def test_bad_requests_get_clear_4xx(echo_gateway: tuple[Stack, Gateway, Any]) ->
     assert status == 400 and body["error"]["type"] == "invalid_input"
     status, _, body = call(gw.predict_url("nope"), json.dumps(GOOD).encode())
     assert status == 404 and body["error"]["type"] == "unknown_route"
-    status, _, body = call(url, json.dumps({"inputs": {**GOOD["inputs"], "user_id": "x" * 4096}}).encode())
+    status, _, body = call(
+        url, json.dumps({"inputs": {**GOOD["inputs"], "user_id": "x" * 4096}}).encode()
+    )
     assert status == 413 and body["error"]["type"] == "body_too_large"
     status, _, body = call(url, None, method="GET")
     assert status == 405
@@ -75,12 +95,19 @@ def test_bad_requests_get_clear_4xx(echo_gateway: tuple[Stack, Gateway, Any]) ->
     assert status == 404
 
 
-def test_answers_carry_tier_headers_and_request_id(echo_gateway: tuple[Stack, Gateway, Any]) -> None:
+def test_answers_carry_tier_headers_and_request_id(
+    echo_gateway: tuple[Stack, Gateway, Any],
+) -> None:
     _, gw, _ = echo_gateway
-    status, headers, body = call(gw.predict_url("recommend"), json.dumps(GOOD).encode(),
-                                 headers={"x-request-id": "req-123"})
+    status, headers, body = call(
+        gw.predict_url("recommend"), json.dumps(GOOD).encode(), headers={"x-request-id": "req-123"}
+    )
     assert status == 200
-    assert (headers["x-failwell-tier"], headers["x-failwell-quality"], headers["x-failwell-backend"]) == ("primary", "full", "ranker")
+    assert (
+        headers["x-failwell-tier"],
+        headers["x-failwell-quality"],
+        headers["x-failwell-backend"],
+    ) == ("primary", "full", "ranker")
     assert headers["x-request-id"] == "req-123" and body["request_id"] == "req-123"
     assert body["outputs"]["user_id"] == "u1" and body["outputs"]["weights"] == [0.5, 1.0]
 
@@ -91,7 +118,10 @@ def test_every_tier_failing_is_a_503_listing_each_tier(stack: Stack) -> None:
     assert status == 503
     assert body["error"]["type"] == "all_tiers_failed"
     assert [(t["tier"], t["error"]) for t in body["error"]["tiers"]] == [
-        ("primary", "unavailable"), ("rules", "rules_error"), ("cache", "cache_miss")]
+        ("primary", "unavailable"),
+        ("rules", "rules_error"),
+        ("cache", "cache_miss"),
+    ]
 
 
 def test_cache_tier_survives_a_restart(stack: Stack) -> None:
@@ -131,18 +161,35 @@ def test_openapi_document_describes_routes(echo_gateway: tuple[Stack, Gateway, A
 
 
 def test_check_command_names_key_paths(tmp_path: Path) -> None:
-    bad = {"backends": {"ranker": {"protocol": "v2", "replicas": [{"url": "http://127.0.0.1:1"}]}},
-           "routes": {"recommend": {"input": {"user_id": "str"}, "tiers": [
-               {"name": "primary", "backend": "ranker"}, {"name": "fallback", "backend": "lite"}]}}}
+    bad = {
+        "backends": {"ranker": {"protocol": "v2", "replicas": [{"url": "http://127.0.0.1:1"}]}},
+        "routes": {
+            "recommend": {
+                "input": {"user_id": "str"},
+                "tiers": [
+                    {"name": "primary", "backend": "ranker"},
+                    {"name": "fallback", "backend": "lite"},
+                ],
+            }
+        },
+    }
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(bad))
-    proc = subprocess.run([sys.executable, "-m", "failwell", "check", "--config", str(path)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "failwell", "check", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "routes.recommend.tiers[1].backend: unknown backend 'lite'" in proc.stderr
     assert "Traceback" not in proc.stderr
     bad["routes"]["recommend"]["tiers"][1]["backend"] = "ranker"
     path.write_text(yaml.safe_dump(bad))
-    proc = subprocess.run([sys.executable, "-m", "failwell", "check", "--config", str(path)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "failwell", "check", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr

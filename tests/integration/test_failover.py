@@ -21,37 +21,56 @@ def body(i: int) -> dict[str, Any]:
     return {"inputs": {**INPUT, "user_id": f"u{i % 500:04d}"}}
 
 
-def ranker_config(stack: Stack, replicas: list[dict[str, Any]], models: Path,
-                  fallback: dict[str, Any] | None = None, deadline: str = "150ms") -> dict[str, Any]:
+def ranker_config(
+    stack: Stack,
+    replicas: list[dict[str, Any]],
+    models: Path,
+    fallback: dict[str, Any] | None = None,
+    deadline: str = "150ms",
+) -> dict[str, Any]:
     return stack.config(
         backends={
-            "ranker": {"protocol": "v2", "model": "ranker", "timeout": "80ms", "replicas": replicas,
-                       "retry": {"attempts": 2, "backoff": "2ms", "max_backoff": "10ms"},
-                       "breaker": {"failure_threshold": 3, "recovery": "2s"}},
-            "light": fallback or {"protocol": "python", "target": "failwell.demo.models:LightRanker",
-                                  "args": {"model_dir": str(models)}},
+            "ranker": {
+                "protocol": "v2",
+                "model": "ranker",
+                "timeout": "80ms",
+                "replicas": replicas,
+                "retry": {"attempts": 2, "backoff": "2ms", "max_backoff": "10ms"},
+                "breaker": {"failure_threshold": 3, "recovery": "2s"},
+            },
+            "light": fallback
+            or {
+                "protocol": "python",
+                "target": "failwell.demo.models:LightRanker",
+                "args": {"model_dir": str(models)},
+            },
         },
-        routes={"recommend": {
-            "input": {"user_id": "str", "country": "str", "category": "str"},
-            "deadline": deadline,
-            "cache": {"key": "{user_id}:{category}"},
-            "tiers": [
-                {"name": "primary", "backend": "ranker"},
-                {"name": "fallback", "backend": "light"},
-                {"name": "rules", "rules": "failwell.demo.rules:popular"},
-                {"name": "cache"},
-                {"name": "static", "value": {"items": list(range(1, 21))}},
-            ],
-        }},
+        routes={
+            "recommend": {
+                "input": {"user_id": "str", "country": "str", "category": "str"},
+                "deadline": deadline,
+                "cache": {"key": "{user_id}:{category}"},
+                "tiers": [
+                    {"name": "primary", "backend": "ranker"},
+                    {"name": "fallback", "backend": "light"},
+                    {"name": "rules", "rules": "failwell.demo.rules:popular"},
+                    {"name": "cache"},
+                    {"name": "static", "value": {"items": list(range(1, 21))}},
+                ],
+            }
+        },
     )
 
 
-async def load_during(url: str, seconds: float, action: Any = None, at: float = 1.0,
-                      concurrency: int = 8) -> tuple[LoadResult, float]:
+async def load_during(
+    url: str, seconds: float, action: Any = None, at: float = 1.0, concurrency: int = 8
+) -> tuple[LoadResult, float]:
     """Run load for ``seconds``; call ``action()`` ``at`` seconds in. Returns the records and
     the monotonic time the action ran."""
     result = LoadResult()
-    task = asyncio.create_task(run_load(url, body, concurrency=concurrency, duration=seconds, sink=result))
+    task = asyncio.create_task(
+        run_load(url, body, concurrency=concurrency, duration=seconds, sink=result)
+    )
     await asyncio.sleep(at)
     acted = time.monotonic()
     if action is not None:
@@ -86,8 +105,10 @@ def test_both_replicas_killed_then_restarted(stack: Stack, models: Path) -> None
     assert after.share("fallback") >= 0.95, after.tiers()
     metrics = gw.metrics()
     for replica in (a, b):
-        assert metric_value(metrics, "failwell_breaker_state",
-                            backend="ranker", replica=replica.label) == 2.0
+        assert (
+            metric_value(metrics, "failwell_breaker_state", backend="ranker", replica=replica.label)
+            == 2.0
+        )
 
     a.restart()
     b.restart()
@@ -102,8 +123,12 @@ def test_both_replicas_killed_then_restarted(stack: Stack, models: Path) -> None
 def test_every_model_hung_still_answers_within_deadline(stack: Stack, models: Path) -> None:
     a = stack.model_server(model_dir=models, label="a")
     b = stack.model_server(model_dir=models, label="b")
-    hung_fallback = {"protocol": "python", "target": "failwell.testing.models:Echo",
-                     "args": {"delay": 30.0}, "workers": 64}
+    hung_fallback = {
+        "protocol": "python",
+        "target": "failwell.testing.models:Echo",
+        "args": {"delay": 30.0},
+        "workers": 64,
+    }
     gw = stack.gateway(ranker_config(stack, [a.replica(), b.replica()], models, hung_fallback))
     a.signal(signal.SIGSTOP)
     b.signal(signal.SIGSTOP)
@@ -122,8 +147,11 @@ def test_primary_zone_lost_standby_serves_and_gives_back(stack: Stack, models: P
     east1 = stack.model_server(model_dir=models, label="east1")
     east2 = stack.model_server(model_dir=models, label="east2")
     west = stack.model_server(model_dir=models, label="west")
-    replicas = [east1.replica(zone="east"), east2.replica(zone="east"),
-                west.replica(zone="west", priority=1)]
+    replicas = [
+        east1.replica(zone="east"),
+        east2.replica(zone="east"),
+        west.replica(zone="west", priority=1),
+    ]
     gw = stack.gateway(ranker_config(stack, replicas, models))
     result, _ = asyncio.run(load_during(gw.predict_url("recommend"), 1.5, at=0))
     assert west.requests() == 0  # the standby takes nothing while east is healthy
@@ -149,7 +177,9 @@ def test_primary_zone_lost_standby_serves_and_gives_back(stack: Stack, models: P
 
 
 @pytest.mark.parametrize("mode", ["error", "malformed", "close"])
-def test_broken_answers_fall_back_and_open_the_breaker(stack: Stack, models: Path, mode: str) -> None:
+def test_broken_answers_fall_back_and_open_the_breaker(
+    stack: Stack, models: Path, mode: str
+) -> None:
     a = stack.model_server(model_dir=models, label="a")
     gw = stack.gateway(ranker_config(stack, [a.replica()], models))
     a.control(mode)
@@ -159,5 +189,9 @@ def test_broken_answers_fall_back_and_open_the_breaker(stack: Stack, models: Pat
     metrics = gw.metrics()
     assert metric_value(metrics, "failwell_breaker_state", backend="ranker", replica=a.label) == 2.0
     kind = {"error": "status", "malformed": "malformed", "close": "unavailable"}[mode]
-    assert metric_value(metrics, "failwell_fallbacks_total", route="recommend",
-                        from_tier="primary", error=kind) >= 1
+    assert (
+        metric_value(
+            metrics, "failwell_fallbacks_total", route="recommend", from_tier="primary", error=kind
+        )
+        >= 1
+    )

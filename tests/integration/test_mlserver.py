@@ -33,32 +33,61 @@ def mlserver(tmp_path: Path, stack: Stack) -> str:
         pytest.fail(".venv-mlserver is missing: run scripts/setup.sh test")
     model_dir = tmp_path / "models" / "clf"
     model_dir.mkdir(parents=True)
-    subprocess.run([str(MLSERVER_PY), "-c", TRAIN, str(model_dir / "model.joblib")], check=True, timeout=120)
-    (model_dir / "model-settings.json").write_text(json.dumps({
-        "name": "clf", "implementation": "mlserver_sklearn.SKLearnModel",
-        "parameters": {"uri": "./model.joblib", "version": "lr-1"}}))
+    subprocess.run(
+        [str(MLSERVER_PY), "-c", TRAIN, str(model_dir / "model.joblib")], check=True, timeout=120
+    )
+    (model_dir / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": "clf",
+                "implementation": "mlserver_sklearn.SKLearnModel",
+                "parameters": {"uri": "./model.joblib", "version": "lr-1"},
+            }
+        )
+    )
     port = free_port()
-    (tmp_path / "models" / "settings.json").write_text(json.dumps({
-        "http_port": port, "grpc_port": free_port(), "metrics_port": free_port(),
-        "parallel_workers": 0, "host": "127.0.0.1"}))
+    (tmp_path / "models" / "settings.json").write_text(
+        json.dumps(
+            {
+                "http_port": port,
+                "grpc_port": free_port(),
+                "metrics_port": free_port(),
+                "parallel_workers": 0,
+                "host": "127.0.0.1",
+            }
+        )
+    )
     proc = ManagedProcess("mlserver", log_file=tmp_path / "mlserver.log")
     mlserver_bin = MLSERVER_PY.parent / "mlserver"
-    proc.start([str(mlserver_bin), "start", str(tmp_path / "models")],
-               ready_url=f"http://127.0.0.1:{port}/v2/models/clf/ready", timeout=120)
+    proc.start(
+        [str(mlserver_bin), "start", str(tmp_path / "models")],
+        ready_url=f"http://127.0.0.1:{port}/v2/models/clf/ready",
+        timeout=120,
+    )
     stack.procs.append(proc)
     return f"http://127.0.0.1:{port}"
 
 
 def test_gateway_in_front_of_mlserver(stack: Stack, mlserver: str) -> None:
     config: dict[str, Any] = stack.config(
-        backends={"clf": {"protocol": "v2", "timeout": "2s", "replicas": [{"url": mlserver, "name": "mlserver"}],
-                          "breaker": {"failure_threshold": 1}}},
-        routes={"classify": {
-            "input": {"features": "list[float]"},
-            "deadline": "3s",
-            "tiers": [{"name": "primary", "backend": "clf"},
-                      {"name": "static", "value": {"predict": 0}}],
-        }},
+        backends={
+            "clf": {
+                "protocol": "v2",
+                "timeout": "2s",
+                "replicas": [{"url": mlserver, "name": "mlserver"}],
+                "breaker": {"failure_threshold": 1},
+            }
+        },
+        routes={
+            "classify": {
+                "input": {"features": "list[float]"},
+                "deadline": "3s",
+                "tiers": [
+                    {"name": "primary", "backend": "clf"},
+                    {"name": "static", "value": {"predict": 0}},
+                ],
+            }
+        },
     )
     gw = stack.gateway(config)
     url = gw.predict_url("classify")

@@ -74,7 +74,10 @@ def test_listeners_see_each_transition() -> None:
 
 ops = st.lists(
     st.one_of(
-        st.just("fail"), st.just("ok"), st.just("acquire"), st.just("release"),
+        st.just("fail"),
+        st.just("ok"),
+        st.just("acquire"),
+        st.just("release"),
         st.floats(min_value=0, max_value=20).map(lambda t: ("tick", t)),
     ),
     max_size=80,
@@ -83,7 +86,9 @@ ops = st.lists(
 
 @settings(max_examples=300)
 @given(ops, st.integers(1, 5), st.floats(0.1, 10), st.integers(1, 3))
-def test_state_machine_invariants(script: list[object], threshold: int, recovery: float, probes: int) -> None:
+def test_state_machine_invariants(
+    script: list[object], threshold: int, recovery: float, probes: int
+) -> None:
     """Model-based check: the breaker agrees with a reference model of the state machine."""
     b, clock = make(threshold, recovery, probes)
     state, failures, opened_at, inflight = "closed", 0, 0.0, 0
@@ -115,7 +120,11 @@ def test_state_machine_invariants(script: list[object], threshold: int, recovery
                 failures += 1
                 if failures >= threshold:
                     state, opened_at, failures = "open", clock.now(), 0
-        names = {"closed": BreakerState.CLOSED, "open": BreakerState.OPEN, "half": BreakerState.HALF_OPEN}
+        names = {
+            "closed": BreakerState.CLOSED,
+            "open": BreakerState.OPEN,
+            "half": BreakerState.HALF_OPEN,
+        }
         if state == "open" and clock.now() - opened_at >= recovery:
             state, inflight = "half", 0
         assert b.state is names[state]

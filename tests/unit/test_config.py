@@ -13,7 +13,11 @@ from failwell.errors import ConfigError
 
 BASE: dict[str, Any] = {
     "backends": {
-        "ranker": {"protocol": "v2", "replicas": [{"url": "http://127.0.0.1:9001"}], "timeout": "100ms"},
+        "ranker": {
+            "protocol": "v2",
+            "replicas": [{"url": "http://127.0.0.1:9001"}],
+            "timeout": "100ms",
+        },
         "light": {"protocol": "python", "target": "failwell.testing.models:Echo"},
     },
     "routes": {
@@ -60,7 +64,11 @@ def test_valid_config_loads_with_units_and_kinds() -> None:
     assert route.cache.ttl == 86400
     assert cfg.backends["ranker"].timeout == pytest.approx(0.1)
     assert [t.kind for t in route.tiers] == [
-        TierKind.MODEL, TierKind.MODEL, TierKind.RULES, TierKind.CACHE, TierKind.STATIC
+        TierKind.MODEL,
+        TierKind.MODEL,
+        TierKind.RULES,
+        TierKind.CACHE,
+        TierKind.STATIC,
     ]
 
 
@@ -80,7 +88,9 @@ def test_every_problem_is_reported_at_once() -> None:
 
 
 def test_unknown_keys_and_missing_keys() -> None:
-    data = with_("routes.recommend.tiers.0", {"name": "primary", "backend": "ranker", "qualty": "x"})
+    data = with_(
+        "routes.recommend.tiers.0", {"name": "primary", "backend": "ranker", "qualty": "x"}
+    )
     assert errors_of(data) == ["routes.recommend.tiers[0].qualty: unknown key"]
     data = with_("backends.ranker.replicas", [{"zone": "east"}])
     assert errors_of(data) == ["backends.ranker.replicas[0].url: required key is missing"]
@@ -95,12 +105,20 @@ def test_import_paths_are_checked() -> None:
 def test_env_and_file_secrets(tmp_path: Path) -> None:
     secret = tmp_path / "key"
     secret.write_text("s3cret\n")
-    data = with_("backends.chat", {"protocol": "openai", "api_key": f"file:{secret}",
-                                   "replicas": [{"url": "http://${HOST}:9000"}]})
+    data = with_(
+        "backends.chat",
+        {
+            "protocol": "openai",
+            "api_key": f"file:{secret}",
+            "replicas": [{"url": "http://${HOST}:9000"}],
+        },
+    )
     cfg = parse_config(data, env={"HOST": "127.0.0.1"})
     assert cfg.backends["chat"].api_key == "s3cret"
     assert cfg.backends["chat"].replicas[0].url == "http://127.0.0.1:9000"
-    assert errors_of(data) == ["backends.chat.replicas[0].url: environment variable HOST is not set"]
+    assert errors_of(data) == [
+        "backends.chat.replicas[0].url: environment variable HOST is not set"
+    ]
 
 
 def test_cache_key_fields_must_exist() -> None:
@@ -116,7 +134,9 @@ def test_tier_with_two_kinds_is_refused() -> None:
 
 def test_protocol_mismatch_with_route_kind() -> None:
     data = with_("routes.chat", {"kind": "chat", "tiers": [{"name": "p", "backend": "ranker"}]})
-    assert errors_of(data) == ["routes.chat.tiers[0].backend: chat route cannot use v2 backend 'ranker'"]
+    assert errors_of(data) == [
+        "routes.chat.tiers[0].backend: chat route cannot use v2 backend 'ranker'"
+    ]
 
 
 def test_load_config_reports_yaml_syntax(tmp_path: Path) -> None:
@@ -141,13 +161,19 @@ def test_units() -> None:
 
 yaml_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
-@given(st.dictionaries(st.sampled_from(["gateway", "backends", "routes", "x"]), yaml_values, max_size=4))
+@given(
+    st.dictionaries(
+        st.sampled_from(["gateway", "backends", "routes", "x"]), yaml_values, max_size=4
+    )
+)
 def test_fuzzed_configs_only_raise_config_error(data: dict[str, Any]) -> None:
     try:
         parse_config(data, env={})

@@ -6,7 +6,13 @@ from typing import Any
 import pytest
 
 from failwell.backends.base import Request, Result
-from failwell.errors import AllTiersFailed, NoHealthyReplica, UpstreamRejected, UpstreamStatus, UpstreamUnavailable
+from failwell.errors import (
+    AllTiersFailed,
+    NoHealthyReplica,
+    UpstreamRejected,
+    UpstreamStatus,
+    UpstreamUnavailable,
+)
 from failwell.observe.metrics import Metrics
 from failwell.resilience.breaker import Breaker, BreakerState
 from failwell.resilience.deadline import Deadline
@@ -39,7 +45,9 @@ def pool(replicas: list[Replica], clock: FakeClock, attempts: int = 2) -> Pool:
     return Pool("b", replicas, RetryPolicy(attempts, 0.0, 0.0), timeout=0.1, clock=clock)
 
 
-def rep(label: str, adapter: FakeAdapter, clock: FakeClock, priority: int = 0, threshold: int = 2) -> Replica:
+def rep(
+    label: str, adapter: FakeAdapter, clock: FakeClock, priority: int = 0, threshold: int = 2
+) -> Replica:
     return Replica(label, adapter, Breaker(threshold, 5.0, 1, clock), priority)
 
 
@@ -113,11 +121,16 @@ def test_chain_falls_through_and_labels_the_answer() -> None:
     def broken(inputs: dict[str, Any]) -> Any:
         raise KeyError("boom")
 
-    chain = TierChain("r", [
-        ModelTier("primary", "full", 0.0, dead),
-        RulesTier("rules", "generic", 0.0, broken, "m:broken"),
-        StaticTier("static", "minimal", 0.0, {"items": [1]}),
-    ], metrics, clock=clock)
+    chain = TierChain(
+        "r",
+        [
+            ModelTier("primary", "full", 0.0, dead),
+            RulesTier("rules", "generic", 0.0, broken, "m:broken"),
+            StaticTier("static", "minimal", 0.0, {"items": [1]}),
+        ],
+        metrics,
+        clock=clock,
+    )
     answer = run(chain.run(request(clock), clock.now()))
     assert (answer.tier, answer.quality, answer.outputs) == ("static", "minimal", {"items": [1]})
     assert [f.tier for f in answer.failures] == ["primary", "rules"]
@@ -133,9 +146,16 @@ def test_open_tier_is_skipped_without_calling_it() -> None:
     r = rep("a", adapter, clock, threshold=1)
     r.breaker.record_failure()
     stored: list[Any] = []
-    chain = TierChain("r", [ModelTier("primary", "full", 0.0, pool([r], clock)),
-                            StaticTier("static", "minimal", 0.0, 0)], Metrics(),
-                      store=lambda req, out, v: stored.append(out), clock=clock)
+    chain = TierChain(
+        "r",
+        [
+            ModelTier("primary", "full", 0.0, pool([r], clock)),
+            StaticTier("static", "minimal", 0.0, 0),
+        ],
+        Metrics(),
+        store=lambda req, out, v: stored.append(out),
+        clock=clock,
+    )
     answer = run(chain.run(request(clock), clock.now()))
     assert answer.tier == "static" and adapter.calls == [] and stored == []
     assert answer.failures[0].kind == "no_healthy_replica"
@@ -144,12 +164,25 @@ def test_open_tier_is_skipped_without_calling_it() -> None:
 def test_tier_one_answer_is_stored_and_all_failed_lists_each_tier() -> None:
     clock = FakeClock()
     stored: list[Any] = []
-    chain = TierChain("r", [ModelTier("primary", "full", 0.0, pool([rep("a", ok("a"), clock)], clock))],
-                      Metrics(), store=lambda req, out, v: stored.append((out, v)), clock=clock)
+    chain = TierChain(
+        "r",
+        [ModelTier("primary", "full", 0.0, pool([rep("a", ok("a"), clock)], clock))],
+        Metrics(),
+        store=lambda req, out, v: stored.append((out, v)),
+        clock=clock,
+    )
     assert run(chain.run(request(clock), clock.now())).tier == "primary"
     assert stored == [({"from": "a"}, "v1")]
-    dead = TierChain("r", [ModelTier("p", "full", 0.0, pool([rep("a", failing(UpstreamUnavailable("x")), clock)], clock))],
-                     Metrics(), clock=clock)
+    dead = TierChain(
+        "r",
+        [
+            ModelTier(
+                "p", "full", 0.0, pool([rep("a", failing(UpstreamUnavailable("x")), clock)], clock)
+            )
+        ],
+        Metrics(),
+        clock=clock,
+    )
     with pytest.raises(AllTiersFailed) as info:
         run(dead.run(request(clock), clock.now()))
     assert [(f.tier, f.kind) for f in info.value.failures] == [("p", "unavailable")]

@@ -9,7 +9,9 @@ from failwell.testing import FakeClock
 
 
 @given(st.integers(1, 10), st.floats(0.0001, 0.1), st.floats(0.0001, 1.0), st.integers(0, 12))
-def test_backoff_is_full_jitter_within_capped_exponential(attempts: int, base: float, cap: float, n: int) -> None:
+def test_backoff_is_full_jitter_within_capped_exponential(
+    attempts: int, base: float, cap: float, n: int
+) -> None:
     policy = RetryPolicy(attempts, base, cap, random.Random(n))
     for attempt in range(2, 12):
         ceiling = policy.ceiling(attempt)
@@ -20,7 +22,9 @@ def test_backoff_is_full_jitter_within_capped_exponential(attempts: int, base: f
 
 
 @given(st.integers(1, 5), st.integers(1, 8), st.floats(0, 1), st.floats(0, 1), st.floats(0, 1))
-def test_retry_only_if_it_exists_and_fits(attempts: int, attempt: int, wait: float, remaining: float, t: float) -> None:
+def test_retry_only_if_it_exists_and_fits(
+    attempts: int, attempt: int, wait: float, remaining: float, t: float
+) -> None:
     policy = RetryPolicy(attempts)
     allowed = policy.may_retry(attempt, wait, remaining, t)
     assert allowed == (attempt <= attempts and remaining >= wait + t)
@@ -36,7 +40,9 @@ def test_reserves_after_are_suffix_sums(reserves: list[float]) -> None:
 
 
 @given(st.floats(0.001, 10), st.lists(st.floats(0, 0.5), min_size=1, max_size=6), st.floats(0, 20))
-def test_every_tier_budget_leaves_later_reserves(deadline: float, reserves: list[float], spent: float) -> None:
+def test_every_tier_budget_leaves_later_reserves(
+    deadline: float, reserves: list[float], spent: float
+) -> None:
     clock = FakeClock()
     d = Deadline(deadline, clock)
     clock.advance(min(spent, deadline))

@@ -15,8 +15,15 @@ from failwell.config.models import RouteKind
 from failwell.errors import InvalidInput, NotFound
 from failwell.routing.route import Route
 
-V2_DATATYPE = {"str": "BYTES", "int": "INT64", "float": "FP64", "bool": "BOOL",
-               "list[str]": "BYTES", "list[int]": "INT64", "list[float]": "FP64"}
+V2_DATATYPE = {
+    "str": "BYTES",
+    "int": "INT64",
+    "float": "FP64",
+    "bool": "BOOL",
+    "list[str]": "BYTES",
+    "list[int]": "INT64",
+    "list[float]": "FP64",
+}
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -33,25 +40,40 @@ def split_model_path(rest: str) -> tuple[str, str]:
 
 
 def model_metadata(route: Route) -> dict[str, Any]:
-    inputs = [{"name": n, "datatype": V2_DATATYPE[t], "shape": [-1] if t.startswith("list") else [1]}
-              for n, t in route.schema.items()]
-    return {"name": route.name, "versions": ["1"], "platform": "failwell", "inputs": inputs,
-            "outputs": []}
+    inputs = [
+        {"name": n, "datatype": V2_DATATYPE[t], "shape": [-1] if t.startswith("list") else [1]}
+        for n, t in route.schema.items()
+    ]
+    return {
+        "name": route.name,
+        "versions": ["1"],
+        "platform": "failwell",
+        "inputs": inputs,
+        "outputs": [],
+    }
 
 
-async def infer(route: Route, scope: Scope, receive: Receive, send: Send, info: RequestInfo,
-                limit: int) -> None:
+async def infer(
+    route: Route, scope: Scope, receive: Receive, send: Send, info: RequestInfo, limit: int
+) -> None:
     body = await read_body(scope, receive, limit)
     raw_len = header(scope, b"inference-header-content-length")
     if raw_len is not None and not raw_len.isdigit():
         raise InvalidInput("Inference-Header-Content-Length must be a number", status=400)
-    request = decode_infer_request(body, int(raw_len) if raw_len is not None else None, route.schema)
-    answer = await route.answer(request.inputs, request.request_id or info.request_id, "v2",
-                                info.upstream_headers)
-    params = {"failwell_tier": answer.tier, "failwell_quality": answer.quality,
-              "failwell_backend": answer.backend}
-    payload, header_len = encode_infer_response(route.name, answer.model_version, request.request_id,
-                                                answer.outputs, request, params)
+    request = decode_infer_request(
+        body, int(raw_len) if raw_len is not None else None, route.schema
+    )
+    answer = await route.answer(
+        request.inputs, request.request_id or info.request_id, "v2", info.upstream_headers
+    )
+    params = {
+        "failwell_tier": answer.tier,
+        "failwell_quality": answer.quality,
+        "failwell_backend": answer.backend,
+    }
+    payload, header_len = encode_infer_response(
+        route.name, answer.model_version, request.request_id, answer.outputs, request, params
+    )
     headers = answer_headers(answer, info.request_id)
     if header_len is not None:
         headers[0] = (b"content-type", b"application/octet-stream")
@@ -59,8 +81,16 @@ async def infer(route: Route, scope: Scope, receive: Receive, send: Send, info: 
     await respond(send, 200, payload, headers)
 
 
-async def models(routes: dict[str, Route], rest: str, method: str, scope: Scope, receive: Receive,
-                 send: Send, info: RequestInfo, limit: int) -> None:
+async def models(
+    routes: dict[str, Route],
+    rest: str,
+    method: str,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    info: RequestInfo,
+    limit: int,
+) -> None:
     name, action = split_model_path(rest)
     route = find_route(routes, name, RouteKind.PREDICT)
     if action == "infer" and method == "POST":
@@ -76,4 +106,6 @@ async def models(routes: dict[str, Route], rest: str, method: str, scope: Scope,
 def server_metadata() -> bytes:
     from failwell import __version__
 
-    return encode({"name": "failwell", "version": __version__, "extensions": ["binary_tensor_data"]})
+    return encode(
+        {"name": "failwell", "version": __version__, "extensions": ["binary_tensor_data"]}
+    )

@@ -15,7 +15,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from failwell.resilience.breaker import BreakerState
 
-disable_created_metrics()  # the _created series double the exposition for no use here
+disable_created_metrics()  # type: ignore[no-untyped-call]  # the _created series double the exposition for no use here
 
 LATENCY_BUCKETS = (
     0.001,

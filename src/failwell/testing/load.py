@@ -74,7 +74,9 @@ async def run_load(
                     tier = resp.headers.get("x-failwell-tier")
                     result.records.append(Record(sent, time.monotonic() - sent, resp.status, tier))
             except (aiohttp.ClientError, TimeoutError) as exc:
-                result.records.append(Record(sent, time.monotonic() - sent, 0, None, type(exc).__name__))
+                result.records.append(
+                    Record(sent, time.monotonic() - sent, 0, None, type(exc).__name__)
+                )
 
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:

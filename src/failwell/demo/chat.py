@@ -1,0 +1,166 @@
+"""A tiny deterministic "generative" model and the OpenAI ChatCompletion bodies it answers with.
+
+The model is an order-2 word Markov chain over sentences generated from templates about the demo
+shop (no downloads). A reply is seeded by the model name and the last user message, so the same
+question always gets the same answer from the same model. Every reply starts with ``[label]`` so
+tests can tell replicas apart.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import time
+import uuid
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from failwell.demo.data import CATEGORIES, COUNTRIES
+
+_START, _END = "<s>", "</s>"
+_TEMPLATES = (
+    "the most popular {category} picks in {country} this week are {adjective} ones",
+    "customers who like {category} often come back for {adjective} {category} too",
+    "a {adjective} choice in {category} is a safe bet for most shoppers in {country}",
+    "our {category} ranking blends your taste with what is {adjective} in {country}",
+    "if you enjoyed {adjective} {category} you may like the new arrivals as well",
+    "recommendations for {category} are refreshed every day from fresh clicks",
+    "try filtering {category} by {adjective} items to narrow the list down",
+    "shoppers in {country} rate {adjective} {category} highly this season",
+)
+_ADJECTIVES = ("classic", "new", "trending", "affordable", "award-winning", "handpicked")
+
+
+class ChatRequestError(ValueError):
+    """The chat request is malformed (answered with 400)."""
+
+
+@functools.cache
+def _chain() -> dict[tuple[str, str], tuple[str, ...]]:
+    """(word, word) → the words that follow the pair in the corpus ("<s>" pads a start)."""
+    rng = np.random.default_rng(0)
+    follow: dict[tuple[str, str], list[str]] = {}
+    for template, _ in itertools.product(_TEMPLATES, range(12)):
+        sentence = template.format(
+            category=CATEGORIES[int(rng.integers(len(CATEGORIES)))],
+            country=COUNTRIES[int(rng.integers(len(COUNTRIES)))],
+            adjective=_ADJECTIVES[int(rng.integers(len(_ADJECTIVES)))],
+        )
+        words = [_START, _START, *sentence.split(), _END]
+        for a, b, c in zip(words, words[1:], words[2:], strict=False):
+            follow.setdefault((a, b), []).append(c)
+    return {pair: tuple(nexts) for pair, nexts in follow.items()}
+
+
+@dataclass(frozen=True)
+class ChatModel:
+    name: str
+    label: str
+    sentences: int = 3
+    max_sentence_words: int = 18
+
+    def generate(self, prompt: str) -> str:
+        """The model's reply text to ``prompt`` (deterministic)."""
+        chain = _chain()
+        rng = np.random.default_rng(zlib.crc32(f"{self.name}\0{prompt}".encode()))
+        out = []
+        for _ in range(self.sentences):
+            state, words = (_START, _START), list[str]()
+            while len(words) < self.max_sentence_words:
+                options = chain[state]
+                word = options[int(rng.integers(len(options)))]
+                if word == _END:
+                    break
+                words.append(word)
+                state = (state[1], word)
+            text = " ".join(words)
+            out.append(text[:1].upper() + text[1:] + ".")
+        topic = " ".join(prompt.split()[:8])
+        lead = f'[{self.label}] About "{topic}": ' if topic else f"[{self.label}] "
+        return lead + " ".join(out)
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}]
+        return " ".join(
+            str(p.get("text", ""))
+            for p in content
+            if isinstance(p, Mapping) and p.get("type") == "text"
+        )
+    if content is None:
+        return ""
+    raise ChatRequestError("message content must be a string or a list of parts")
+
+
+def read_messages(body: Any) -> list[tuple[str, str]]:
+    """(role, text) of each message of a chat request; ChatRequestError when malformed."""
+    if not isinstance(body, Mapping):
+        raise ChatRequestError("the request body must be a JSON object")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ChatRequestError("'messages' must be a non-empty list")
+    out = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
+            raise ChatRequestError(f"messages[{i}] must be an object with a string 'role'")
+        out.append((message["role"], _text(message.get("content"))))
+    if body.get("stream"):
+        raise ChatRequestError("streaming is not supported by this server")
+    return out
+
+
+def _max_tokens(body: Mapping[str, Any]) -> int | None:
+    value = body.get("max_completion_tokens", body.get("max_tokens"))
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ChatRequestError("'max_tokens' must be a positive integer")
+    return value
+
+
+def completion(model: ChatModel, body: Any) -> dict[str, Any]:
+    """The ChatCompletion answering a chat request body (a parsed JSON object)."""
+    messages = read_messages(body)
+    prompt = next((text for role, text in reversed(messages) if role == "user"), "")
+    words = model.generate(prompt).split()
+    limit = _max_tokens(body)
+    finish = "stop"
+    if limit is not None and len(words) > limit:
+        words, finish = words[:limit], "length"
+    prompt_tokens = sum(len(text.split()) for _, text in messages)
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model.name,
+        "system_fingerprint": model.label,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": " ".join(words)},
+                "logprobs": None,
+                "finish_reason": finish,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": len(words),
+            "total_tokens": prompt_tokens + len(words),
+        },
+    }
+
+
+def model_list(names: Sequence[str]) -> dict[str, Any]:
+    """The body of ``GET /v1/models``."""
+    return {
+        "object": "list",
+        "data": [
+            {"id": n, "object": "model", "created": 0, "owned_by": "failwell-demo"} for n in names
+        ],
+    }

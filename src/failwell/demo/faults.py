@@ -1,0 +1,125 @@
+"""Real faults for the demo model server, switched at run time through ``POST /_control``.
+
+    {"mode": "ok" | "error" | "malformed" | "close" | "hang" | "slow",
+     "delay_ms": 0, "status": 500, "ready": true}
+
+Each POST sets the whole fault state (omitted keys take their defaults). Modes apply to the
+inference endpoints only; ``delay_ms`` is waited first in every mode, so "slow" is "ok" after
+the delay, and "error" with a delay is a slow error.
+
+    error      answers ``status`` with a JSON error body
+    malformed  answers 200 with a truncated JSON body
+    close      writes part of the headers, then aborts the connection
+    hang       never answers (until the client goes away or the server stops)
+    ready      false makes ``/v2/health/ready`` answer 503
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+MALFORMED_BODY = b'{"model_name": "ranker", "outputs": [{"name": "items", "data": [3, 1,'
+# Headers cut before their blank line: strict clients see the connection drop mid-headers;
+# lenient ones (http.client) read on and miss the 512 promised bytes.
+PARTIAL_HEADERS = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 512\r\n"
+
+
+class FaultMode(enum.StrEnum):
+    OK = "ok"
+    ERROR = "error"
+    MALFORMED = "malformed"
+    CLOSE = "close"
+    HANG = "hang"
+    SLOW = "slow"
+
+
+@dataclass(frozen=True)
+class Fault:
+    mode: FaultMode = FaultMode.OK
+    delay_ms: int = 0
+    status: int = 500
+    ready: bool = True
+
+    @classmethod
+    def parse(cls, body: Any) -> Fault:
+        """The fault a control body asks for; ValueError says what is wrong with it."""
+        if not isinstance(body, dict):
+            raise ValueError("the control body must be a JSON object")
+        unknown = set(body) - {"mode", "delay_ms", "status", "ready"}
+        if unknown:
+            raise ValueError(f"unknown keys: {', '.join(sorted(unknown))}")
+        try:
+            mode = FaultMode(body.get("mode", "ok"))
+        except ValueError:
+            modes = ", ".join(m.value for m in FaultMode)
+            raise ValueError(f"mode must be one of {modes}") from None
+        delay, status, ready = (
+            body.get("delay_ms", 0),
+            body.get("status", 500),
+            body.get("ready", True),
+        )
+        if isinstance(delay, bool) or not isinstance(delay, int) or not 0 <= delay <= 3_600_000:
+            raise ValueError("delay_ms must be an integer from 0 to 3600000")
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+            raise ValueError("status must be an integer HTTP status (100-599)")
+        if not isinstance(ready, bool):
+            raise ValueError("ready must be true or false")
+        return cls(mode, delay, status, ready)
+
+
+class FaultInjector:
+    """The server's current fault and its count of inference requests."""
+
+    def __init__(self) -> None:
+        self.fault = Fault()
+        self.requests = 0
+        self._released = asyncio.Event()
+
+    def state(self) -> dict[str, Any]:
+        f = self.fault
+        return {
+            "mode": f.mode.value,
+            "delay_ms": f.delay_ms,
+            "status": f.status,
+            "ready": f.ready,
+            "requests": self.requests,
+        }
+
+    def release(self) -> None:
+        """Let hung requests end (the server is stopping)."""
+        self._released.set()
+
+    async def apply(self, request: web.Request, error_body: bytes) -> web.StreamResponse | None:
+        """Count an inference request and apply the fault: a response to send instead of the
+        real answer, or None to answer normally."""
+        self.requests += 1
+        fault = self.fault
+        if fault.delay_ms:
+            await asyncio.sleep(fault.delay_ms / 1000)
+        if fault.mode is FaultMode.ERROR:
+            return web.Response(
+                status=fault.status, body=error_body, content_type="application/json"
+            )
+        if fault.mode is FaultMode.MALFORMED:
+            return web.Response(status=200, body=MALFORMED_BODY, content_type="application/json")
+        if fault.mode is FaultMode.CLOSE:
+            transport = request.transport
+            if transport is not None:
+                transport.write(PARTIAL_HEADERS)
+                transport.abort()
+            return await self._hold(request)
+        if fault.mode is FaultMode.HANG:
+            return await self._hold(request)
+        return None
+
+    async def _hold(self, request: web.Request) -> web.StreamResponse:
+        # The handler is cancelled when the client goes away; at shutdown it is released.
+        await self._released.wait()
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=503)

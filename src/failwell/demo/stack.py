@@ -1,0 +1,341 @@
+"""The local demo stack: trained models, five model servers and the gateway in front of them.
+
+    ranker replicas   base_port, base_port+1 (zone east, priority 0), base_port+100 (west, 1)
+    chat servers      base_port+200 (demo-large, primary), base_port+201 (demo-small, fallback)
+    gateway           gateway_port, config at <workdir>/failwell.yaml, logs in <workdir>/logs
+
+``run_demo`` trains (once per seed), writes the config, starts everything, prints what to try,
+and stops every child on Ctrl-C or SIGTERM. ``python -m failwell.demo.stack`` runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import yaml
+
+from failwell.demo.procs import ManagedProcess, ProcessStartError
+
+START_TIMEOUT = 60.0
+STOP_GRACE = 5.0
+DEFAULT_WORKDIR = Path(".failwell-demo")
+
+
+@dataclass(frozen=True)
+class DemoPorts:
+    gateway: int
+    ranker_east: tuple[int, int]
+    ranker_west: int
+    chat_large: int
+    chat_small: int
+
+    @classmethod
+    def from_base(cls, gateway_port: int, base_port: int) -> DemoPorts:
+        return cls(
+            gateway=gateway_port,
+            ranker_east=(base_port, base_port + 1),
+            ranker_west=base_port + 100,
+            chat_large=base_port + 200,
+            chat_small=base_port + 201,
+        )
+
+    def all(self) -> tuple[int, ...]:
+        return (self.gateway, *self.ranker_east, self.ranker_west, self.chat_large, self.chat_small)
+
+
+def _url(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
+def demo_config(workdir: Path, gateway_port: int = 8080, base_port: int = 9001) -> dict[str, Any]:
+    """The demo gateway config (plain data, as it is written to YAML)."""
+    ports = DemoPorts.from_base(gateway_port, base_port)
+    east_a, east_b = ports.ranker_east
+    return {
+        "gateway": {
+            "listen": f"127.0.0.1:{gateway_port}",
+            "cache": {"path": str(workdir / "cache.sqlite")},
+        },
+        "backends": {
+            "ranker": {
+                "protocol": "v2",
+                "model": "ranker",
+                "timeout": "80ms",
+                "replicas": [
+                    {"url": _url(east_a), "zone": "east", "priority": 0},
+                    {"url": _url(east_b), "zone": "east", "priority": 0},
+                    {"url": _url(ports.ranker_west), "zone": "west", "priority": 1},
+                ],
+                "retry": {"attempts": 2, "backoff": "5ms", "max_backoff": "20ms"},
+                "breaker": {"failure_threshold": 3, "recovery": "5s"},
+            },
+            "light": {
+                "protocol": "python",
+                "target": "failwell.demo.models:LightRanker",
+                "args": {"model_dir": str(workdir / "models")},
+            },
+            "chat-large": {
+                "protocol": "openai",
+                "model": "demo-large",
+                "timeout": "2s",
+                "replicas": [{"url": _url(ports.chat_large)}],
+            },
+            "chat-small": {
+                "protocol": "openai",
+                "model": "demo-small",
+                "timeout": "2s",
+                "replicas": [{"url": _url(ports.chat_small)}],
+            },
+        },
+        "routes": {
+            "recommend": {
+                "input": {"user_id": "str", "country": "str", "category": "str"},
+                "deadline": "150ms",
+                "cache": {"key": "{user_id}:{category}", "ttl": "24h"},
+                "tiers": [
+                    {"name": "primary", "backend": "ranker"},
+                    {"name": "fallback", "backend": "light"},
+                    {"name": "rules", "rules": "failwell.demo.rules:popular"},
+                    {"name": "cache"},
+                    {"name": "static", "value": {"items": list(range(1, 21))}},
+                ],
+            },
+            "chat": {
+                "kind": "chat",
+                "deadline": "5s",
+                "tiers": [
+                    {"name": "primary", "backend": "chat-large"},
+                    {"name": "fallback", "backend": "chat-small"},
+                    {"name": "rules", "rules": "failwell.demo.rules:canned_reply"},
+                    {"name": "cache"},
+                    {
+                        "name": "static",
+                        "value": {
+                            "content": "The assistant is unavailable right now. "
+                            "Please try again shortly."
+                        },
+                    },
+                ],
+            },
+        },
+    }
+
+
+def modelserver_cmd(port: int, *extra: str) -> list[str]:
+    """The command line of a demo model server on ``port``."""
+    return [sys.executable, "-m", "failwell.demo.modelserver", "--port", str(port), *extra]
+
+
+def _servers(workdir: Path, ports: DemoPorts) -> list[tuple[str, list[str]]]:
+    models = str(workdir / "models")
+    rankers = [
+        ("ranker-east-1", ports.ranker_east[0]),
+        ("ranker-east-2", ports.ranker_east[1]),
+        ("ranker-west-1", ports.ranker_west),
+    ]
+    return [
+        *(
+            (name, modelserver_cmd(port, "--model-dir", models, "--label", name))
+            for name, port in rankers
+        ),
+        (
+            "chat-large",
+            modelserver_cmd(
+                ports.chat_large, "--chat-model", "demo-large", "--label", "chat-large"
+            ),
+        ),
+        (
+            "chat-small",
+            modelserver_cmd(
+                ports.chat_small,
+                "--chat-model",
+                "demo-small",
+                "--chat-sentences",
+                "1",
+                "--label",
+                "chat-small",
+            ),
+        ),
+    ]
+
+
+def _port_busy(port: int) -> bool:
+    """Something listens on 127.0.0.1:port (TIME_WAIT leftovers of a past run do not count,
+    as the servers bind with SO_REUSEADDR too)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _ensure_models(models: Path, seed: int) -> None:
+    from failwell.demo.train import read_report, train  # scikit-learn only when needed
+
+    report = read_report(models)
+    if report is not None and report.seed == seed:
+        print(f"models: {models} (already trained with seed {seed})", flush=True)
+        return
+    print(f"training the demo models into {models} ...", flush=True)
+    report = train(models, seed)
+    print(
+        f"  {report.ranker_version}  AUC {report.ranker_auc:.3f}   "
+        f"{report.light_version}  AUC {report.light_auc:.3f}",
+        flush=True,
+    )
+
+
+class _Signals:
+    """SIGINT/SIGTERM: KeyboardInterrupt while starting up, afterwards only a stop flag."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.starting = True
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.stop.set()
+        if self.starting:
+            self.starting = False
+            raise KeyboardInterrupt
+
+
+def _print_usage(workdir: Path, ports: DemoPorts, procs: Sequence[ManagedProcess]) -> None:
+    gw = _url(ports.gateway)
+    json_header = "-H 'content-type: application/json'"
+    predict = '{"inputs": {"user_id": "u0042", "country": "DE", "category": "books"}}'
+    chat = '{"model": "chat", "messages": [{"role": "user", "content": "What should I read?"}]}'
+    east_a, east_b = ports.ranker_east
+    pids = "  ".join(f"{p.name}={p.pid}" for p in procs)
+    print(
+        f"""
+failwell demo is up; Ctrl-C stops everything.
+  gateway   {gw}   (config {workdir / "failwell.yaml"}, logs {workdir / "logs"})
+  ranker    {_url(east_a)} {_url(east_b)} (east)   {_url(ports.ranker_west)} (west, standby)
+  chat      {_url(ports.chat_large)} (demo-large)   {_url(ports.chat_small)} (demo-small)
+  pids      {pids}
+
+Ask:
+  curl -s {gw}/v1/predict/recommend {json_header} -d '{predict}'
+  curl -s {gw}/v1/chat/completions {json_header} -d '{chat}'
+Break a model server, then ask again and watch the tier change:
+  curl -s {_url(east_a)}/_control -d '{{"mode": "error"}}'      # 500s; also malformed, close, hang
+  curl -s {_url(east_b)}/_control -d '{{"mode": "slow", "delay_ms": 200}}'
+  curl -s {_url(ports.chat_large)}/_control -d '{{"mode": "hang"}}'
+  kill -STOP <pid>   /   kill -CONT <pid>                   # freeze and thaw a replica
+  curl -s {_url(east_a)}/_control -d '{{"mode": "ok"}}'         # heal
+""",
+        flush=True,
+    )
+
+
+def _watch(signals: _Signals, gateway: ManagedProcess, servers: list[ManagedProcess]) -> int:
+    """Wait for a stop signal; report children that die. 1 if the gateway dies."""
+    reported: set[str] = set()
+    while not signals.stop.wait(0.5):
+        if not gateway.alive():
+            print(
+                f"the gateway exited with code {gateway.returncode}; stopping the demo:\n"
+                f"{gateway.output(20)}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 1
+        for proc in servers:
+            if proc.name not in reported and not proc.alive():
+                reported.add(proc.name)
+                print(
+                    f"{proc.name} exited with code {proc.returncode}; the gateway falls back",
+                    flush=True,
+                )
+    return 0
+
+
+def run_demo(
+    workdir: Path, gateway_port: int = 8080, base_port: int = 9001, *, seed: int = 0
+) -> int:
+    """Run the demo stack until Ctrl-C or SIGTERM: 0 after a clean stop, 1 if it cannot start."""
+    workdir = workdir.resolve()
+    ports = DemoPorts.from_base(gateway_port, base_port)
+    busy = [p for p in ports.all() if _port_busy(p)]
+    if busy:
+        print(
+            f"cannot start the demo: port(s) {', '.join(map(str, busy))} on 127.0.0.1 are in "
+            "use; pick others with the gateway port and base port options",
+            file=sys.stderr,
+        )
+        return 1
+    (workdir / "logs").mkdir(parents=True, exist_ok=True)
+    signals = _Signals()
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = (
+        {s: signal.signal(s, signals) for s in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
+    )
+    procs: list[ManagedProcess] = []
+    try:
+        _ensure_models(workdir / "models", seed)
+        config_path = workdir / "failwell.yaml"
+        config = demo_config(workdir, gateway_port, base_port)
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        for name, cmd in _servers(workdir, ports):
+            proc = ManagedProcess(name, log_file=workdir / "logs" / f"{name}.log")
+            procs.append(proc)
+            proc.spawn(cmd, ready_line="READY")
+        print(f"starting {len(procs)} model servers ...", flush=True)
+        for proc in procs:
+            proc.wait_ready(timeout=START_TIMEOUT)
+        servers = list(procs)
+        gateway = ManagedProcess("gateway", log_file=workdir / "logs" / "gateway.log")
+        procs.append(gateway)
+        print(f"starting the gateway on {_url(gateway_port)} ...", flush=True)
+        gateway.start(
+            [sys.executable, "-m", "failwell", "serve", "--config", str(config_path)],
+            ready_url=f"{_url(gateway_port)}/health/live",
+            timeout=START_TIMEOUT,
+        )
+        signals.starting = False
+        _print_usage(workdir, ports, procs)
+        code = _watch(signals, gateway, servers)
+        if code == 0:
+            print("stopping ...", flush=True)
+        return code
+    except ProcessStartError as exc:
+        print(f"cannot start the demo: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted during start-up; stopping ...", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        signals.starting = False
+        for proc in reversed(procs):
+            proc.stop(grace=STOP_GRACE)
+        for sig, handler in previous.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m failwell.demo.stack", description="run the failwell demo stack"
+    )
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    parser.add_argument("--port", type=int, default=8080, help="gateway port")
+    parser.add_argument("--base-port", type=int, default=9001, help="first model server port")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    return run_demo(args.workdir, args.port, args.base_port, seed=args.seed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
