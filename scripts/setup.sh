@@ -36,6 +36,12 @@ if [ "$what" = test ] && { [ ! -f "$mstamp" ] || [ scripts/mlserver-requirements
   touch "$mstamp"
 fi
 
+if [ "$what" = test ]; then
+  ensure_apt redis-server redis-server     # shared stores and rate limits, tested for real
+  ensure_apt promtool prometheus           # alerting rules checked, a real scrape tested
+  ensure_apt chromium chromium             # dashboard and reports checked in a real browser
+fi
+
 if [ "$what" = bench ]; then
   ensure_apt nginx nginx
   ensure_apt wrk wrk

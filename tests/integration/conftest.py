@@ -118,6 +118,24 @@ class Gateway:
             return resp.read().decode()
 
 
+class RedisServer:
+    def __init__(self, proc: ManagedProcess, port: int) -> None:
+        self.proc, self.port = proc, port
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+def _redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 class Stack:
     """Starts real processes for one test and stops every one of them afterwards."""
 
@@ -158,6 +176,31 @@ class Stack:
         )
         self.procs.append(proc)
         return Gateway(proc, port, path)
+
+    def redis(self, *args: str) -> RedisServer:
+        """A real redis-server on a free loopback port, stopped with the stack."""
+        port = free_port()
+        proc = ManagedProcess(f"redis-{port}", log_file=self.tmp / f"redis-{port}.log")
+        proc.spawn(
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.tmp),
+                *args,
+            ]
+        )
+        self.procs.append(proc)
+        if not wait_until(lambda: _redis_ping(port), timeout=20):
+            raise RuntimeError(f"redis-server did not answer on port {port}: {proc.output(20)}")
+        return RedisServer(proc, port)
 
     def close(self) -> None:
         for proc in reversed(self.procs):

@@ -149,6 +149,13 @@ def test_readiness_reports_each_check(stack: Stack) -> None:
     assert status == 503 and body["checks"]["route:recommend"]["ok"] is False
     assert body["checks"]["cache"]["ok"] is True
     assert http_json(f"{gw.url}/health/live") == {"status": "alive"}
+    status_doc = http_json(f"{gw.url}/admin/status")
+    assert status_doc["backends"]["ranker"]["replicas"][0]["breaker"] == "open"
+    assert [t["name"] for t in status_doc["routes"]["recommend"]["tiers"]] == [
+        "primary",
+        "rules",
+        "cache",
+    ]
 
 
 def test_openapi_document_describes_routes(echo_gateway: tuple[Stack, Gateway, Any]) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from failwell.config import Protocol, RouteKind, TierKind, load_config, parse_config
+from failwell.config import RouteKind, TierKind, WireProtocol, load_config, parse_config
 from failwell.demo.stack import DemoPorts, demo_config, run_demo
 
 
@@ -17,7 +17,7 @@ def test_demo_config_is_valid(tmp_path: Path) -> None:
     assert cfg.gateway.port == 18080
     assert cfg.gateway.cache.path == str(tmp_path / "cache.sqlite")
     ranker = cfg.backends["ranker"]
-    assert ranker.protocol is Protocol.V2 and ranker.timeout == pytest.approx(0.08)
+    assert ranker.protocol is WireProtocol.V2 and ranker.timeout == pytest.approx(0.08)
     assert [(r.url, r.zone, r.priority) for r in ranker.replicas] == [
         ("http://127.0.0.1:19001", "east", 0),
         ("http://127.0.0.1:19002", "east", 0),

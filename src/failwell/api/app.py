@@ -13,17 +13,18 @@ from collections.abc import Awaitable, Callable
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from failwell.api import chat, predict, v2
+from failwell.api.exchange import Exchange, exchange
 from failwell.api.health import readiness
-from failwell.api.http import ClientDisconnected, Receive, Scope, Send, respond
+from failwell.api.http import ClientDisconnected, Receive, Scope, Send, read_body, respond
 from failwell.api.openapi import openapi
-from failwell.api.request_info import request_info
 from failwell.api.responses import JSON, encode, error_body, v2_error
+from failwell.api.status import register_status
 from failwell.config.models import RouteKind
 from failwell.errors import CallerError, MethodNotAllowed, NotFound
 from failwell.observe.logging import log
 from failwell.routing.assemble import Gateway
 
-Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
+Handler = Callable[[Scope, Receive, Send, Exchange], Awaitable[None]]
 _JSON_HEADERS = [JSON]
 _LIVE = encode({"status": "alive"})
 
@@ -34,6 +35,7 @@ class App:
         self.routes = gateway.routes
         self.limit = gateway.config.gateway.max_body
         self._openapi = encode(openapi(gateway.routes))
+        register_status(gateway)
         self._exact: dict[str, tuple[str, Handler]] = {
             "/health/live": ("GET", self._live),
             "/v2/health/live": ("GET", self._live),
@@ -56,34 +58,36 @@ class App:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
+        ex = exchange(scope)
         try:
             if path.startswith("/v1/predict/"):
+                ex.front_end = "predict"
                 if method != "POST":
                     raise MethodNotAllowed(f"{method} is not allowed on {path}; use POST")
-                route = predict.find_route(self.routes, path[12:], RouteKind.PREDICT)
-                await predict.predict(route, scope, receive, send, request_info(scope), self.limit)
+                ex.route = path[12:]
+                route = predict.find_route(self.routes, ex.route, RouteKind.PREDICT)
+                await predict.predict(route, scope, receive, send, ex, self.limit)
             elif path.startswith("/v2/models/"):
+                ex.front_end = "v2"
                 await v2.models(
-                    self.routes,
-                    path[11:],
-                    method,
-                    scope,
-                    receive,
-                    send,
-                    request_info(scope),
-                    self.limit,
+                    self.routes, path[11:], method, scope, receive, send, ex, self.limit
                 )
+            elif path.startswith("/admin/"):
+                ex.front_end = "admin"
+                await self._admin(scope, receive, send, ex)
             else:
                 entry = self._exact.get(path)
                 if entry is None:
                     raise NotFound(f"no such endpoint {path}")
                 if entry[0] != method and not (method == "HEAD" and entry[0] == "GET"):
                     raise MethodNotAllowed(f"{method} is not allowed on {path}; use {entry[0]}")
-                await entry[1](scope, receive, send)
+                await entry[1](scope, receive, send, ex)
+            ex.status = 200
         except ClientDisconnected:
-            return
+            ex.status, ex.error = 499, "client_disconnected"
         except Exception as exc:
             status, body = error_body(exc)
+            ex.status, ex.error = status, body["error"]["type"]
             if status == 500:
                 log.error("internal_error", path=path, exc_info=exc)
             elif not isinstance(exc, CallerError):
@@ -91,6 +95,19 @@ class App:
             if path.startswith("/v2"):
                 body = v2_error(body)
             await respond(send, status, encode(body), _JSON_HEADERS)
+        if ex.front_end:
+            for observer in self.gateway.observers:
+                try:
+                    observer(ex)
+                except Exception as exc:  # an observer must never break the edge
+                    log.error("observer_failed", observer=repr(observer), exc_info=exc)
+
+    async def _admin(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
+        body = await read_body(scope, receive, self.limit)
+        status, payload = await self.gateway.admin.call(
+            scope["method"], scope["path"], scope.get("query_string", b""), body, ex
+        )
+        await respond(send, status, encode(payload), _JSON_HEADERS)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -110,25 +127,26 @@ class App:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _live(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _live(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
         await respond(send, 200, _LIVE, _JSON_HEADERS)
 
-    async def _ready(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _ready(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
         ok, detail = readiness(self.gateway)
         await respond(send, 200 if ok else 503, encode(detail), _JSON_HEADERS)
 
-    async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _metrics(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
         body = self.gateway.metrics.render()
         await respond(send, 200, body, [(b"content-type", CONTENT_TYPE_LATEST.encode())])
 
-    async def _openapi_doc(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _openapi_doc(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
         await respond(send, 200, self._openapi, _JSON_HEADERS)
 
-    async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await chat.chat(self.routes, scope, receive, send, request_info(scope), self.limit)
+    async def _chat(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
+        ex.front_end = "openai"
+        await chat.chat(self.routes, scope, receive, send, ex, self.limit)
 
-    async def _models(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _models(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
         await chat.list_models(self.routes, send)
 
-    async def _v2_server(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _v2_server(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
         await respond(send, 200, v2.server_metadata(), _JSON_HEADERS)

@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 import msgspec
 
+from failwell.api.exchange import Exchange
 from failwell.api.http import Receive, Scope, Send, read_body, respond
 from failwell.api.predict import find_route
-from failwell.api.request_info import RequestInfo
 from failwell.api.responses import answer_headers, encode
 from failwell.backends.openai import PASSTHROUGH
 from failwell.config.models import RouteKind
@@ -106,21 +106,23 @@ async def chat(
     scope: Scope,
     receive: Receive,
     send: Send,
-    info: RequestInfo,
+    ex: Exchange,
     limit: int,
 ) -> None:
     body = await read_body(scope, receive, limit)
     model, inputs = decode_chat(body)
+    ex.route = model
     route = find_route(routes, model, RouteKind.CHAT)
-    answer = await route.answer(inputs, info.request_id, "openai", info.upstream_headers)
+    ex.inputs = inputs
+    ex.answer = answer = await route.answer(inputs, ex.request_id, "openai", ex.upstream_headers)
     extra = {
         "tier": answer.tier,
         "quality": answer.quality,
         "backend": answer.backend,
         "model_version": answer.model_version,
     }
-    payload = encode(completion(route, info.request_id, answer.outputs, extra))
-    await respond(send, 200, payload, answer_headers(answer, info.request_id))
+    payload = encode(completion(route, ex.request_id, answer.outputs, extra))
+    await respond(send, 200, payload, answer_headers(answer, ex.request_id))
 
 
 async def list_models(routes: dict[str, Route], send: Send) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from failwell.api.exchange import Exchange
 from failwell.api.http import Receive, Scope, Send, read_body, respond
-from failwell.api.request_info import RequestInfo
 from failwell.api.responses import answer_headers, encode
 from failwell.config.models import RouteKind
 from failwell.errors import UnknownRoute
@@ -21,11 +21,11 @@ def find_route(routes: dict[str, Route], name: str, kind: RouteKind) -> Route:
 
 
 async def predict(
-    route: Route, scope: Scope, receive: Receive, send: Send, info: RequestInfo, limit: int
+    route: Route, scope: Scope, receive: Receive, send: Send, ex: Exchange, limit: int
 ) -> None:
     body = await read_body(scope, receive, limit)
-    inputs = route.decode_predict(body)
-    answer = await route.answer(inputs, info.request_id, "predict", info.upstream_headers)
+    ex.inputs = inputs = route.decode_predict(body)
+    ex.answer = answer = await route.answer(inputs, ex.request_id, "predict", ex.upstream_headers)
     payload = encode(
         {
             "outputs": answer.outputs,
@@ -33,7 +33,7 @@ async def predict(
             "quality": answer.quality,
             "backend": answer.backend,
             "model_version": answer.model_version,
-            "request_id": info.request_id,
+            "request_id": ex.request_id,
         }
     )
-    await respond(send, 200, payload, answer_headers(answer, info.request_id))
+    await respond(send, 200, payload, answer_headers(answer, ex.request_id))

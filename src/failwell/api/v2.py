@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from failwell.api.exchange import Exchange
 from failwell.api.http import Receive, Scope, Send, header, read_body, respond
 from failwell.api.predict import find_route
-from failwell.api.request_info import RequestInfo
 from failwell.api.responses import answer_headers, encode
 from failwell.api.v2codec import decode_infer_request, encode_infer_response
 from failwell.config.models import RouteKind
@@ -54,7 +54,7 @@ def model_metadata(route: Route) -> dict[str, Any]:
 
 
 async def infer(
-    route: Route, scope: Scope, receive: Receive, send: Send, info: RequestInfo, limit: int
+    route: Route, scope: Scope, receive: Receive, send: Send, ex: Exchange, limit: int
 ) -> None:
     body = await read_body(scope, receive, limit)
     raw_len = header(scope, b"inference-header-content-length")
@@ -63,8 +63,9 @@ async def infer(
     request = decode_infer_request(
         body, int(raw_len) if raw_len is not None else None, route.schema
     )
-    answer = await route.answer(
-        request.inputs, request.request_id or info.request_id, "v2", info.upstream_headers
+    ex.inputs = request.inputs
+    ex.answer = answer = await route.answer(
+        request.inputs, request.request_id or ex.request_id, "v2", ex.upstream_headers
     )
     params = {
         "failwell_tier": answer.tier,
@@ -74,7 +75,7 @@ async def infer(
     payload, header_len = encode_infer_response(
         route.name, answer.model_version, request.request_id, answer.outputs, request, params
     )
-    headers = answer_headers(answer, info.request_id)
+    headers = answer_headers(answer, ex.request_id)
     if header_len is not None:
         headers[0] = (b"content-type", b"application/octet-stream")
         headers.append((b"inference-header-content-length", str(header_len).encode()))
@@ -88,13 +89,14 @@ async def models(
     scope: Scope,
     receive: Receive,
     send: Send,
-    info: RequestInfo,
+    ex: Exchange,
     limit: int,
 ) -> None:
     name, action = split_model_path(rest)
+    ex.route = name
     route = find_route(routes, name, RouteKind.PREDICT)
     if action == "infer" and method == "POST":
-        await infer(route, scope, receive, send, info, limit)
+        await infer(route, scope, receive, send, ex, limit)
     elif action == "" and method == "GET":
         await respond(send, 200, encode(model_metadata(route)), JSON_HEADERS)
     elif action == "ready" and method == "GET":

@@ -100,14 +100,14 @@ class BreakerConfig(Frozen):
     half_open_max: int = Field(1, ge=1, description="Probes allowed in flight while half-open.")
 
 
-class Protocol(enum.StrEnum):
+class WireProtocol(enum.StrEnum):
     V2 = "v2"
     OPENAI = "openai"
     PYTHON = "python"
 
 
 class BackendConfig(Frozen):
-    protocol: Protocol = Field(
+    protocol: WireProtocol = Field(
         description="v2 (Open Inference Protocol), openai (chat completions) or python (in-process)."
     )
     model: str | None = Field(
@@ -141,7 +141,7 @@ class BackendConfig(Frozen):
 
     @model_validator(mode="after")
     def _by_protocol(self) -> BackendConfig:
-        if self.protocol is Protocol.PYTHON:
+        if self.protocol is WireProtocol.PYTHON:
             if not self.target:
                 raise ValueError("a python backend needs 'target' (module:factory)")
             if not _IMPORT_PATH.match(self.target):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from failwell.backends.base import Adapter, Request
 from failwell.backends.http import HttpUpstream
@@ -15,10 +16,10 @@ from failwell.config.load import resolve_import
 from failwell.config.models import (
     BackendConfig,
     FailwellConfig,
-    Protocol,
     RouteConfig,
     TierConfig,
     TierKind,
+    WireProtocol,
 )
 from failwell.observe.metrics import Metrics
 from failwell.resilience.breaker import Breaker, BreakerState
@@ -28,6 +29,9 @@ from failwell.routing.pool import Pool, Replica
 from failwell.routing.route import Route
 from failwell.routing.tiers import CacheTier, ModelTier, RulesTier, StaticTier, Tier
 from failwell.store.cache import AnswerCache
+
+if TYPE_CHECKING:
+    from failwell.api.exchange import Exchange
 
 DEFAULT_QUALITY = {TierKind.RULES: "generic", TierKind.CACHE: "stale", TierKind.STATIC: "minimal"}
 
@@ -54,7 +58,7 @@ def build_pool(name: str, cfg: BackendConfig, metrics: Metrics, clock: Clock) ->
 
     retry = RetryPolicy(cfg.retry.attempts, cfg.retry.backoff, cfg.retry.max_backoff)
     model = cfg.model or name
-    if cfg.protocol is Protocol.PYTHON:
+    if cfg.protocol is WireProtocol.PYTHON:
         assert cfg.target is not None
         adapter: Adapter = PythonAdapter(name, cfg.target, cfg.args, cfg.workers, cfg.version)
         replicas = [Replica("local", adapter, breaker("local"))]
@@ -63,7 +67,7 @@ def build_pool(name: str, cfg: BackendConfig, metrics: Metrics, clock: Clock) ->
         replicas = []
         for rc in cfg.replicas:
             http = HttpUpstream(name, cfg.max_connections, headers)
-            if cfg.protocol is Protocol.V2:
+            if cfg.protocol is WireProtocol.V2:
                 adapter = V2Adapter(http, rc.url, model, rc.label, cfg.version)
             else:
                 adapter = OpenAIAdapter(http, rc.url, model, rc.label, cfg.version)
@@ -93,12 +97,32 @@ def build_tier(
     return StaticTier(tc.name, quality, reserve, tc.static_value)
 
 
+class Service(Protocol):
+    """A long-lived task beside the request path (prober, log writer, SLO evaluator ...)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+Observer = Callable[["Exchange"], None]
+
+
 class Gateway:
-    """Everything a running gateway holds, built once from the config."""
+    """Everything a running gateway holds, built once from the config.
+
+    Extension points: ``services`` start and stop with the gateway; ``observers`` see every
+    finished exchange at the edge (after its response is sent); ``admin`` holds the /admin/
+    handlers."""
 
     def __init__(self, config: FailwellConfig, clock: Clock = SYSTEM_CLOCK) -> None:
+        from failwell.api.admin import AdminApi
+
         self.config = config
         self.clock = clock
+        self.services: list[Service] = []
+        self.observers: list[Observer] = []
+        self.admin = AdminApi()
         self.metrics = Metrics()
         self.cache = AnswerCache(config.gateway.cache.path, config.gateway.cache.max_entries)
         self.pools = {
@@ -128,8 +152,13 @@ class Gateway:
 
     async def start(self) -> None:
         await self.cache.start()
+        for service in self.services:
+            await service.start()
 
     async def close(self) -> None:
+        for service in reversed(self.services):
+            with contextlib.suppress(Exception):
+                await service.stop()
         for pool in self.pools.values():
             for replica in pool.replicas:
                 with contextlib.suppress(Exception):

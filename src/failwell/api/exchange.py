@@ -1,0 +1,44 @@
+"""One request/response exchange at the edge: what the edge reads from the request's headers
+(request id, trace context), what the front end learns (route, inputs, answer) and how it
+ended. Observers registered on the gateway see every finished exchange."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from failwell.api.http import Scope
+from failwell.routing.chain import Answer
+
+_REQUEST_ID = re.compile(rb"^[\x21-\x7e]{1,128}$")
+
+
+@dataclass(slots=True)
+class Exchange:
+    request_id: str
+    upstream_headers: dict[str, str]  # propagated to upstreams
+    path: str = ""
+    started: float = field(default_factory=time.time)  # wall clock
+    front_end: str = ""
+    route: str | None = None
+    inputs: dict[str, Any] | None = None
+    answer: Answer | None = None
+    status: int = 0
+    error: str | None = None  # the error kind when the exchange failed
+    caller: str | None = None  # the caller's identity, when known
+
+
+def exchange(scope: Scope) -> Exchange:
+    rid = None
+    upstream: dict[str, str] = {}
+    for key, value in scope["headers"]:
+        if key == b"x-request-id" and _REQUEST_ID.match(value):
+            rid = value.decode()
+        elif key == b"traceparent" or key == b"tracestate":
+            upstream[key.decode()] = value.decode("latin-1")
+    rid = rid or os.urandom(8).hex()
+    upstream["x-request-id"] = rid
+    return Exchange(rid, upstream, scope["path"])
