@@ -22,7 +22,7 @@ lint:
 
 bench:
 	scripts/setup.sh bench
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv .venv-mlserver .failwell-demo

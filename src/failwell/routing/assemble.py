@@ -106,6 +106,7 @@ class Service(Protocol):
 
 
 Observer = Callable[["Exchange"], None]
+AuditSink = Callable[[str, dict[str, Any], str | None], None]  # (action, detail, caller)
 
 
 class Gateway:
@@ -113,7 +114,7 @@ class Gateway:
 
     Extension points: ``services`` start and stop with the gateway; ``observers`` see every
     finished exchange at the edge (after its response is sent); ``admin`` holds the /admin/
-    handlers."""
+    handlers; ``audit_sinks`` receive every admin and configuration action (``audit``)."""
 
     def __init__(self, config: FailwellConfig, clock: Clock = SYSTEM_CLOCK) -> None:
         from failwell.api.admin import AdminApi
@@ -122,6 +123,7 @@ class Gateway:
         self.clock = clock
         self.services: list[Service] = []
         self.observers: list[Observer] = []
+        self.audit_sinks: list[AuditSink] = []
         self.admin = AdminApi()
         self.metrics = Metrics()
         self.cache = AnswerCache(config.gateway.cache.path, config.gateway.cache.max_entries)
@@ -146,6 +148,11 @@ class Gateway:
         route = Route(name, rc, chain)
         holder.append(route)
         return route
+
+    def audit(self, action: str, detail: dict[str, Any], caller: str | None = None) -> None:
+        """Record an admin or configuration action (a fault added, a flag flipped, a reload)."""
+        for sink in self.audit_sinks:
+            sink(action, detail, caller)
 
     def breaker_states(self) -> dict[str, dict[str, BreakerState]]:
         return {n: {r.label: r.breaker.state for r in p.replicas} for n, p in self.pools.items()}
