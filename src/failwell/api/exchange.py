@@ -4,6 +4,7 @@ ended. Observers registered on the gateway see every finished exchange."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -14,6 +15,10 @@ from failwell.api.http import Scope
 from failwell.routing.chain import Answer
 
 _REQUEST_ID = re.compile(rb"^[\x21-\x7e]{1,128}$")
+# Request ids: a random per-process prefix and a counter; unique across restarts and
+# instances without a syscall per request.
+_PREFIX = os.urandom(6).hex()
+_COUNTER = itertools.count(1)
 
 
 @dataclass(slots=True)
@@ -39,6 +44,6 @@ def exchange(scope: Scope) -> Exchange:
             rid = value.decode()
         elif key == b"traceparent" or key == b"tracestate":
             upstream[key.decode()] = value.decode("latin-1")
-    rid = rid or os.urandom(8).hex()
+    rid = rid or f"{_PREFIX}{next(_COUNTER):08x}"
     upstream["x-request-id"] = rid
     return Exchange(rid, upstream, scope["path"])

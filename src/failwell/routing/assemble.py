@@ -144,7 +144,10 @@ class Gateway:
         tiers = [
             build_tier(i, tc, rc, self.pools, self.cache, key) for i, tc in enumerate(rc.tiers)
         ]
-        chain = TierChain(name, tiers, self.metrics, store, self.clock)
+        wants_store = any(
+            t.kind is TierKind.CACHE for t in tiers
+        )  # no cache tier: nothing to store
+        chain = TierChain(name, tiers, self.metrics, store if wants_store else None, self.clock)
         route = Route(name, rc, chain)
         holder.append(route)
         return route

@@ -31,12 +31,15 @@ class CachedAnswer:
 
 
 class AnswerCache:
-    def __init__(self, path: str, max_entries: int = 100_000, batch: int = 256) -> None:
+    def __init__(
+        self, path: str, max_entries: int = 100_000, batch: int = 256, linger: float = 0.05
+    ) -> None:
         self.path = path
         self.max_entries = max_entries
         self._lru: OrderedDict[str, CachedAnswer] = OrderedDict()
-        self._pending: list[tuple[str, CachedAnswer]] = []
+        self._pending: dict[str, CachedAnswer] = {}  # newest answer per key, not yet on disk
         self._batch = batch
+        self.linger = linger
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
         self._lock = threading.Lock()  # one thread at a time on the connection
@@ -71,11 +74,11 @@ class AnswerCache:
         lru.move_to_end(key)
         if len(lru) > self.max_entries:
             lru.popitem(last=False)
-        if len(self._pending) >= self._batch * 64:
+        if len(self._pending) >= self._batch * 64 and key not in self._pending:
             self.dropped += 1
             return
-        self._pending.append((key, entry))
-        if self._wake is not None:
+        self._pending[key] = entry
+        if self._wake is not None and not self._wake.is_set():
             self._wake.set()
 
     def get_memory(self, key: str) -> CachedAnswer | None:
@@ -107,11 +110,14 @@ class AnswerCache:
             self._db.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)", rows)
             self._db.execute("COMMIT")
 
+    def _take(self) -> list[tuple[str, CachedAnswer]]:
+        batch, self._pending = list(self._pending.items()), {}
+        return batch
+
     def flush(self) -> None:
         """Write every pending answer now (blocking)."""
-        while self._pending:
-            batch, self._pending = self._pending[: self._batch], self._pending[self._batch :]
-            self._write(batch)
+        if self._pending:
+            self._write(self._take())
 
     def ping(self) -> None:
         """Raise if the store is unusable; used by readiness."""
@@ -126,9 +132,10 @@ class AnswerCache:
         assert self._wake is not None
         while True:
             await self._wake.wait()
+            await asyncio.sleep(self.linger)  # let a batch build up: one thread hop per batch
             self._wake.clear()
-            while self._pending:
-                batch, self._pending = self._pending[: self._batch], self._pending[self._batch :]
+            if self._pending:
+                batch = self._take()
                 try:
                     await asyncio.to_thread(self._write, batch)
                 except sqlite3.Error:
