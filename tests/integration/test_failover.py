@@ -26,14 +26,15 @@ def ranker_config(
     replicas: list[dict[str, Any]],
     models: Path,
     fallback: dict[str, Any] | None = None,
-    deadline: str = "150ms",
+    deadline: str = "500ms",
+    timeout: str = "250ms",
 ) -> dict[str, Any]:
     return stack.config(
         backends={
             "ranker": {
                 "protocol": "v2",
                 "model": "ranker",
-                "timeout": "80ms",
+                "timeout": timeout,
                 "replicas": replicas,
                 "retry": {"attempts": 2, "backoff": "2ms", "max_backoff": "10ms"},
                 "breaker": {"failure_threshold": 3, "recovery": "2s"},
@@ -129,7 +130,10 @@ def test_every_model_hung_still_answers_within_deadline(stack: Stack, models: Pa
         "args": {"delay": 30.0},
         "workers": 64,
     }
-    gw = stack.gateway(ranker_config(stack, [a.replica(), b.replica()], models, hung_fallback))
+    config = ranker_config(
+        stack, [a.replica(), b.replica()], models, hung_fallback, "150ms", "80ms"
+    )
+    gw = stack.gateway(config)
     a.signal(signal.SIGSTOP)
     b.signal(signal.SIGSTOP)
     try:
