@@ -15,7 +15,7 @@ import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from failwell.api.exchange import Exchange
@@ -136,7 +136,30 @@ class SloEventsCollector(Collector):
     def __init__(self, tracker: SloTracker) -> None:
         self.tracker = tracker
 
-    def collect(self) -> Iterator[CounterMetricFamily]:
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        requests = CounterMetricFamily(
+            "failwell_slo_requests",
+            "Requests counted for SLOs (caller errors excluded) since start, by route.",
+            labels=["route"],
+        )
+        tier1 = CounterMetricFamily(
+            "failwell_tier1_answers",
+            "Requests answered by tier 1 since start, by route.",
+            labels=["route"],
+        )
+        floor = GaugeMetricFamily(
+            "failwell_slo_tier1_floor_ratio",
+            "Configured floor of the tier-1 share per route.",
+            labels=["route"],
+        )
+        for name, slo in self.tracker.routes.items():
+            requests.add_metric([name], slo.cumulative[2])
+            tier1.add_metric([name], slo.cumulative[TIER1])
+            if slo.config.tier1_floor is not None:
+                floor.add_metric([name], slo.config.tier1_floor)
+        yield requests
+        yield tier1
+        yield floor
         family = CounterMetricFamily(
             "failwell_slo_events",
             "SLO events since start by route, objective and kind (total or bad).",
