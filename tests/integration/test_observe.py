@@ -9,7 +9,9 @@ import urllib.request
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from failwell.cli.main import app
 from tests.integration.conftest import Gateway, Stack, http_json, metric_value, wait_until
 from tests.integration.observed import feed, observed_config, replica_healthy, webhook
 
@@ -48,6 +50,9 @@ def test_health_canary_metrics_and_alerts_follow_real_failures(stack: Stack) -> 
         assert wait_until(lambda: get(f"{gw.url}/health/ready")[0] == 200, 10)
         assert wait_until(lambda: inference_status(gw) == "healthy", 10)
         assert predict(gw, 1)["tier"] == "primary"
+        shown = CliRunner().invoke(app, ["status", "--url", gw.url, "--window", "60"])
+        assert shown.exit_code == 0, shown.output
+        assert "echo" in shown.output and "m2" in shown.output and "ready" in shown.output
 
         # Alive but wrong: m1's inference breaks while its liveness passes; its canary fails
         # and takes it out of rotation; the route is degraded, not down.

@@ -35,6 +35,13 @@ class Sli(enum.IntEnum):
 
 TIER1 = 8  # slot: answers by tier 1 (for the tier-1 floor)
 SLOTS = 9
+# Slots bumped per outcome: (availability total, bad), (quality total, bad), (latency total,
+# bad), (freshness total, bad), tier 1. A stale answer adds 7 (freshness bad).
+_FAILED = (0, 1, 2, 3)
+_TIER1 = (0, 2, 4, 6, TIER1)
+_TIER1_SLOW = (0, 2, 4, 5, 6, TIER1)
+_TIER2 = (0, 2, 6)
+_LOWER = (0, 2, 3, 6)
 _P99 = 0.99
 
 
@@ -83,20 +90,19 @@ class RouteSlo:
         """Count one finished request (caller errors, 4xx, are not the service's fault)."""
         if 400 <= ex.status < 500:
             return
-        now = self.clock.now()
-        add, cum = self.counts.add, self.cumulative
         answer = ex.answer
         slots: tuple[int, ...]
         if answer is None:
-            slots = (0, 1, 2, 3)  # unavailable and not of quality
+            slots = _FAILED
+        elif answer.tier_index == 0:
+            slots = _TIER1_SLOW if answer.latency > self._slow else _TIER1
         else:
-            index = answer.tier_index
-            bad_quality = (3,) if index > 1 else ()
-            fresh = (6,) + ((7,) if answer.age is not None and answer.age > self._stale else ())
-            tier1 = (4, TIER1) + ((5,) if answer.latency > self._slow else ()) if index == 0 else ()
-            slots = (0, 2, *bad_quality, *tier1, *fresh)
+            slots = _TIER2 if answer.tier_index == 1 else _LOWER
+            if answer.age is not None and answer.age > self._stale:
+                slots = (*slots, 7)
+        row, cum = self.counts.row(self.clock.now()), self.cumulative
         for slot in slots:
-            add(now, slot)
+            row[slot] += 1
             cum[slot] += 1
 
     def figure(self, sli: Sli, window: float) -> BurnFigure:

@@ -33,8 +33,9 @@ class RouteTraffic:
         if answer is None:
             self.counts.add(now, self.failed)
             return
-        self.counts.add(now, answer.tier_index)
-        self.counts.add(now, self.first_latency + bisect_left(LATENCY_BUCKETS, answer.latency))
+        row = self.counts.row(now)
+        row[answer.tier_index] += 1
+        row[self.first_latency + bisect_left(LATENCY_BUCKETS, answer.latency)] += 1
 
     def percentile(self, counts: list[int], q: float) -> float | None:
         """Upper bound of the latency bucket holding quantile ``q`` (seconds)."""

@@ -22,15 +22,19 @@ class Windowed:
         self._rows = [[0] * slots for _ in range(self.n)]
         self._epochs = [-1] * self.n
 
-    def add(self, now: float, slot: int, amount: int = 1) -> None:
+    def row(self, now: float) -> list[int]:
+        """The counters of the bucket holding ``now``, for callers that bump several."""
         epoch = int(now / self.width)
         i = epoch % self.n
+        row = self._rows[i]
         if self._epochs[i] != epoch:
             self._epochs[i] = epoch
-            row = self._rows[i]
             for j in range(self.slots):
                 row[j] = 0
-        self._rows[i][slot] += amount
+        return row
+
+    def add(self, now: float, slot: int, amount: int = 1) -> None:
+        self.row(now)[slot] += amount
 
     def totals(self, now: float, window: float) -> list[int]:
         """Counts per slot over the last ``window`` seconds (whole buckets, the current one
