@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from failwell.api.exchange import exchange
@@ -96,3 +97,31 @@ def test_traceparent_is_started_or_propagated() -> None:
     given = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     ex = exchange({"path": "/", "headers": [(b"traceparent", given.encode())]})
     assert ex.upstream_headers["traceparent"] == given
+
+
+def test_spans_follow_the_request_trace_when_opentelemetry_is_configured() -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from failwell.observe.tracing import span_observer
+    from failwell.routing.chain import Answer
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    observe = span_observer()
+    assert observe is not None
+    ex = exchange({"path": "/v1/predict/r", "headers": []})
+    ex.route, ex.status, ex.front_end = "r", 200, "predict"
+    ex.answer = Answer({}, "primary", "full", "m", "v3", 0.004, 0)
+    observe(ex)
+    (span,) = exporter.get_finished_spans()
+    trace_id = ex.upstream_headers["traceparent"].split("-")[1]
+    assert format(span.context.trace_id, "032x") == trace_id
+    assert span.attributes is not None and span.attributes["failwell.tier"] == "primary"
+    assert span.end_time is not None and span.start_time is not None
+    assert span.end_time - span.start_time == 4_000_000

@@ -15,6 +15,7 @@ from failwell.control.prober import HealthBoard, HealthProber
 from failwell.control.slo import RouteSlo, SloEventsCollector, SloTracker
 from failwell.observe.answers import AnswerMetrics
 from failwell.observe.requestlog import request_logger
+from failwell.observe.tracing import span_observer
 from failwell.observe.traffic import Traffic
 from failwell.routing.assemble import Gateway
 
@@ -57,3 +58,6 @@ class ControlPlane:
         gateway.observers += [self.slo, self.traffic, AnswerMetrics(gateway.routes, registry)]
         if config.gateway.access_log:
             gateway.observers.append(request_logger)
+        spans = span_observer()
+        if spans is not None:
+            gateway.observers.append(spans)
