@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from failwell.api.exchange import Exchange
@@ -37,6 +39,31 @@ def test_windowed_counts_expire_and_series_are_ordered() -> None:
     series = w.series(120.0, 3)
     assert [t for t, _ in series] == [118.0, 119.0, 120.0]
     assert series[-1][1] == [1, 0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(st.tuples(st.floats(0, 7.5), st.integers(0, 2)), min_size=1, max_size=60),
+    window=st.floats(0.5, 12.0),
+)
+def test_windowed_matches_a_plain_event_list(steps: list[tuple[float, int]], window: float) -> None:
+    w = Windowed(1.0, 10.0, 3)
+    now, events = 50.0, []
+    for gap, slot in steps:
+        now += gap
+        w.add(now, slot)
+        events.append((int(now), slot))
+        newest = int(now)
+        buckets = min(w.n - 2, max(1, -(-window // 1)))
+        expected = [0, 0, 0]
+        for epoch, s in events:
+            if newest - buckets < epoch <= newest:
+                expected[s] += 1
+        assert w.totals(now, window) == expected
+        assert sum(c[0] + c[1] + c[2] for _, c in w.series(now, 10)) == sum(
+            1 for epoch, _ in events if epoch > newest - 10
+        )
+    assert sum(w.cumulative) == len(events)
 
 
 def test_slis_and_burn_rates() -> None:

@@ -82,7 +82,6 @@ class RouteSlo:
         shortest = min(w.short for w in config.windows)
         self.span = max(w.long for w in config.windows)
         self.counts = Windowed(shortest / 10, self.span, SLOTS)
-        self.cumulative = [0] * SLOTS
         self._slow = config.latency_p99 if config.latency_p99 is not None else float("inf")
         self._stale = config.max_stale_age if config.max_stale_age is not None else float("inf")
 
@@ -100,10 +99,9 @@ class RouteSlo:
             slots = _TIER2 if answer.tier_index == 1 else _LOWER
             if answer.age is not None and answer.age > self._stale:
                 slots = (*slots, 7)
-        row, cum = self.counts.row(self.clock.now()), self.cumulative
+        row = self.counts.row(self.clock.now())
         for slot in slots:
             row[slot] += 1
-            cum[slot] += 1
 
     def figure(self, sli: Sli, window: float) -> BurnFigure:
         t = self.counts.totals(self.clock.now(), window)
@@ -159,8 +157,8 @@ class SloEventsCollector(Collector):
             labels=["route"],
         )
         for name, slo in self.tracker.routes.items():
-            requests.add_metric([name], slo.cumulative[2])
-            tier1.add_metric([name], slo.cumulative[TIER1])
+            requests.add_metric([name], slo.counts.cumulative[2])
+            tier1.add_metric([name], slo.counts.cumulative[TIER1])
             if slo.config.tier1_floor is not None:
                 floor.add_metric([name], slo.config.tier1_floor)
         yield requests
@@ -174,6 +172,6 @@ class SloEventsCollector(Collector):
         for name, slo in self.tracker.routes.items():
             for sli in slo.objectives:
                 label = sli.name.lower()
-                family.add_metric([name, label, "total"], slo.cumulative[2 * sli])
-                family.add_metric([name, label, "bad"], slo.cumulative[2 * sli + 1])
+                family.add_metric([name, label, "total"], slo.counts.cumulative[2 * sli])
+                family.add_metric([name, label, "bad"], slo.counts.cumulative[2 * sli + 1])
         yield family
