@@ -11,6 +11,7 @@ from failwell.config import parse_config
 from failwell.config.observe import CanaryCheck, HealthConfig
 from failwell.control.canary import mismatch
 from failwell.control.prober import HealthBoard, HealthProber
+from failwell.errors import ConfigError
 from failwell.resilience.breaker import Breaker
 from failwell.resilience.retry import RetryPolicy
 from failwell.routing.assemble import Gateway
@@ -125,3 +126,28 @@ def test_spans_follow_the_request_trace_when_opentelemetry_is_configured() -> No
     assert span.attributes is not None and span.attributes["failwell.tier"] == "primary"
     assert span.end_time is not None and span.start_time is not None
     assert span.end_time - span.start_time == 4_000_000
+
+
+def test_canary_inputs_are_checked_against_the_route_at_load() -> None:
+    data = {
+        "backends": {"m": {"protocol": "v2", "replicas": [{"url": "http://h:1"}]}},
+        "routes": {
+            "r": {
+                "input": {"x": "str", "n": "int"},
+                "canary": {"checks": [{"inputs": {"x": 1, "extra": True}}]},
+                "tiers": [{"name": "rules", "rules": "failwell.demo.rules:popular"}],
+            }
+        },
+        "alerts": {"webhook": "not-a-url"},
+    }
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, resolve=False)
+    assert "alerts.webhook: expected an http:// or https:// URL" in str(err.value)
+    data["alerts"] = {}
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, resolve=False)
+    text = str(err.value)
+    assert "routes.r.canary: tier 1 is not a model tier" in text
+    assert "routes.r.canary.checks[0].inputs.n: missing" in text
+    assert "routes.r.canary.checks[0].inputs.extra: not in the route's input" in text
+    assert "routes.r.canary.checks[0].inputs.x: expected str" in text
