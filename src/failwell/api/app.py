@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from failwell.api import chat, predict, v2
+from failwell.api.dashboard import dashboard_endpoints
 from failwell.api.exchange import Exchange, exchange
 from failwell.api.health import readiness
 from failwell.api.http import ClientDisconnected, Receive, Scope, Send, read_body, respond
@@ -20,6 +21,7 @@ from failwell.api.openapi import openapi
 from failwell.api.responses import JSON, encode, error_body, v2_error
 from failwell.api.status import register_status
 from failwell.config.models import RouteKind
+from failwell.control.plane import ControlPlane
 from failwell.errors import CallerError, MethodNotAllowed, NotFound
 from failwell.observe.logging import log
 from failwell.routing.assemble import Gateway
@@ -47,6 +49,8 @@ class App:
             "/v1/models": ("GET", self._models),
             "/v2": ("GET", self._v2_server),
         }
+        self.control = ControlPlane(gateway)
+        self._exact.update(dashboard_endpoints(self.control))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

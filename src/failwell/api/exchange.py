@@ -46,4 +46,7 @@ def exchange(scope: Scope) -> Exchange:
             upstream[key.decode()] = value.decode("latin-1")
     rid = rid or f"{_PREFIX}{next(_COUNTER):08x}"
     upstream["x-request-id"] = rid
+    if "traceparent" not in upstream:  # start a W3C trace here: version-trace id-span id-sampled
+        ids = os.urandom(24).hex()
+        upstream["traceparent"] = f"00-{ids[:32]}-{ids[32:]}-01"
     return Exchange(rid, upstream, scope["path"])

@@ -1,12 +1,18 @@
-"""GET /admin/status: routes, tiers, pools, replicas and breaker states as JSON."""
+"""GET /admin/status: routes, tiers, pools, replicas and breaker states as JSON; and the
+richer feed behind the dashboard and ``failwell status`` (traffic, canaries, SLOs, alerts)."""
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 from failwell.api.admin import AdminCall
+from failwell.api.health import readiness
 from failwell.routing.assemble import Gateway
 from failwell.routing.tiers import ModelTier
+
+if TYPE_CHECKING:
+    from failwell.control.plane import ControlPlane
 
 
 def status(gateway: Gateway) -> dict[str, Any]:
@@ -49,3 +55,46 @@ def register_status(gateway: Gateway) -> None:
         return 200, status(gateway)
 
     gateway.admin.add("GET", "/admin/status", handler)
+
+
+def feed(plane: ControlPlane, window: float = 300.0) -> dict[str, Any]:
+    """Everything the dashboard and ``failwell status`` show, in one JSON document."""
+    gateway = plane.gateway
+    doc = status(gateway)
+    points = int(window / 2)
+    for name, traffic in plane.traffic.routes.items():
+        route = doc["routes"][name]
+        route["traffic"] = traffic.snapshot(window, points)
+        canary = plane.canaries.latest.get(name)
+        route["canary"] = canary.as_json() if canary is not None else None
+        slo = plane.slo.routes[name]
+        shortest = min(w.short for w in slo.config.windows)
+        route["slo"] = {
+            sli.name.lower(): {
+                "objective": objective,
+                "sli": slo.figure(sli, shortest).ratio,
+                "window_s": shortest,
+                "burn_rate": round(slo.figure(sli, shortest).burn_rate, 4),
+                "budget_remaining": round(slo.budget_remaining(sli), 4),
+            }
+            for sli, objective in slo.objectives.items()
+        }
+    for backend in doc["backends"].values():
+        for replica in backend["replicas"]:
+            replica["health"] = None
+    for (backend, label), health in plane.board.replicas.items():
+        for replica in doc["backends"][backend]["replicas"]:
+            if replica["name"] == label:
+                replica["health"] = {
+                    "live": health.live,
+                    "canary": health.canary,
+                    "last_error": health.last_error,
+                }
+    ready, _ = readiness(gateway)
+    doc["ready"] = ready
+    doc["alerts"] = {
+        "firing": plane.evaluator.firing(),
+        "recent": list(plane.evaluator.recent)[:20],
+    }
+    doc["time"] = time.time()
+    return doc

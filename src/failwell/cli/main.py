@@ -1,4 +1,4 @@
-"""The ``failwell`` command: serve, check, demo."""
+"""The ``failwell`` command: serve, check, demo, status."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from failwell.cli.status import app as status_app
 from failwell.config import load_config
 from failwell.config.models import FailwellConfig
 from failwell.errors import ConfigError
@@ -17,6 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(status_app, name="status")
 err = Console(stderr=True)
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path to failwell.yaml.")]

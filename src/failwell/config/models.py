@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from failwell.config.observe import AlertsConfig, CanaryConfig, HealthConfig, SloConfig
 from failwell.config.units import Duration, Size
 
 
@@ -138,6 +139,7 @@ class BackendConfig(Frozen):
     version: str | None = Field(
         None, description="Model version reported in answers when the upstream does not say."
     )
+    health: HealthConfig | None = Field(None, description="Active health probes per replica.")
 
     @model_validator(mode="after")
     def _by_protocol(self) -> BackendConfig:
@@ -239,6 +241,8 @@ class RouteConfig(Frozen):
     cache: RouteCacheConfig = Field(
         default_factory=RouteCacheConfig, description="Cache tier settings."
     )
+    canary: CanaryConfig | None = Field(None, description="Canary inferences through tier 1.")
+    slo: SloConfig = Field(default_factory=SloConfig, description="Objectives and burn alerts.")
     tiers: tuple[TierConfig, ...] = Field(
         min_length=1, description="The fallback chain, first tier first."
     )
@@ -279,6 +283,7 @@ class FailwellConfig(Frozen):
     )
     backends: dict[str, BackendConfig] = Field(default_factory=dict, description="Named backends.")
     routes: dict[str, RouteConfig] = Field(min_length=1, description="Named routes.")
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Alert delivery.")
 
 
 RouteKindName = Literal["predict", "chat"]

@@ -21,6 +21,14 @@ from failwell.config.models import (
     RouteConfig,
     TierConfig,
 )
+from failwell.config.observe import (
+    AlertsConfig,
+    BurnWindow,
+    CanaryCheck,
+    CanaryConfig,
+    HealthConfig,
+    SloConfig,
+)
 from failwell.config.units import format_duration
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
@@ -34,10 +42,29 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("routes.NAME", RouteConfig),
     ("routes.NAME.cache", RouteCacheConfig),
     ("routes.NAME.tiers[i]", TierConfig),
+    ("backends.NAME.health", HealthConfig),
+    ("routes.NAME.canary", CanaryConfig),
+    ("routes.NAME.canary.checks[i]", CanaryCheck),
+    ("routes.NAME.slo", SloConfig),
+    ("routes.NAME.slo.windows[i]", BurnWindow),
+    ("alerts", AlertsConfig),
 ]
 BEGIN = "<!-- BEGIN GENERATED: python -m failwell.config.reference -->"
 END = "<!-- END GENERATED -->"
-_DURATIONS = {"timeout", "backoff", "max_backoff", "recovery", "deadline", "ttl", "reserve"}
+_DURATIONS = {
+    "timeout",
+    "backoff",
+    "max_backoff",
+    "recovery",
+    "deadline",
+    "ttl",
+    "reserve",
+    "interval",
+    "latency_budget",
+    "period",
+    "evaluate_every",
+    "repeat_after",
+}
 
 
 def _default(name: str, field: Any) -> str:
@@ -49,6 +76,12 @@ def _default(name: str, field: Any) -> str:
             return "see below"
     else:
         value = field.default
+    if isinstance(value, tuple) and value and isinstance(value[0], BaseModel):
+        return ", ".join(
+            f"`{format_duration(w.long)}/{format_duration(w.short)} x{w.burn_rate:g}`"
+            for w in value
+            if hasattr(w, "burn_rate")
+        )
     if value is PydanticUndefined or (value is not None and type(value).__name__ == "object"):
         return "—"
     if isinstance(value, enum.Enum):

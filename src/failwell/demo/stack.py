@@ -78,6 +78,7 @@ def demo_config(workdir: Path, gateway_port: int = 8080, base_port: int = 9001) 
                 ],
                 "retry": {"attempts": 2, "backoff": "5ms", "max_backoff": "20ms"},
                 "breaker": {"failure_threshold": 3, "recovery": "5s"},
+                "health": {"interval": "1s", "timeout": "250ms"},
             },
             "light": {
                 "protocol": "python",
@@ -102,6 +103,18 @@ def demo_config(workdir: Path, gateway_port: int = 8080, base_port: int = 9001) 
                 "input": {"user_id": "str", "country": "str", "category": "str"},
                 "deadline": "150ms",
                 "cache": {"key": "{user_id}:{category}", "ttl": "24h"},
+                "canary": {
+                    "interval": "5s",
+                    "latency_budget": "80ms",
+                    "checks": [
+                        {
+                            "inputs": {"user_id": "u0001", "country": "DE", "category": "books"},
+                            "keys": ["items"],
+                            "range": {"items": [0, 1_000_000]},
+                        }
+                    ],
+                },
+                "slo": {"availability": 0.999, "quality": 0.99, "tier1_floor": 0.9},
                 "tiers": [
                     {"name": "primary", "backend": "ranker"},
                     {"name": "fallback", "backend": "light"},
@@ -235,6 +248,8 @@ Break a model server, then ask again and watch the tier change:
   curl -s {_url(ports.chat_large)}/_control -d '{{"mode": "hang"}}'
   kill -STOP <pid>   /   kill -CONT <pid>                   # freeze and thaw a replica
   curl -s {_url(east_a)}/_control -d '{{"mode": "ok"}}'         # heal
+Watch it:
+  {gw}/dashboard     failwell status --url {gw} --watch     {gw}/health/inference
 """,
         flush=True,
     )

@@ -1,0 +1,52 @@
+"""Observability endpoints on the edge: GET /health/inference (latest canaries), GET /dashboard
+(one self-contained HTML page) and GET /dashboard/feed (the JSON it polls)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from urllib.parse import parse_qs
+
+from failwell.api.exchange import Exchange
+from failwell.api.health import inference_health
+from failwell.api.http import Receive, Scope, Send, respond
+from failwell.api.responses import JSON, encode
+from failwell.api.status import feed
+from failwell.control.plane import ControlPlane
+from failwell.errors import InvalidInput
+
+Handler = Callable[[Scope, Receive, Send, Exchange], Awaitable[None]]
+_HTML = [(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store")]
+_JSON = [JSON, (b"cache-control", b"no-store")]
+
+
+def _window(scope: Scope) -> float:
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    raw = query.get("window", ["300"])[0]
+    try:
+        window = float(raw)
+    except ValueError:
+        raise InvalidInput(f"window: expected seconds, got {raw!r}", field="window") from None
+    if not 10 <= window <= 600:
+        raise InvalidInput("window: must be between 10 and 600 seconds", field="window")
+    return window
+
+
+def dashboard_endpoints(plane: ControlPlane) -> dict[str, tuple[str, Handler]]:
+    page = resources.files("failwell.api").joinpath("dashboard.html").read_bytes()
+
+    async def inference(scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
+        ok, detail = inference_health(plane.canaries)
+        await respond(send, 200 if ok else 503, encode(detail), _JSON)
+
+    async def dashboard(scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
+        await respond(send, 200, page, _HTML)
+
+    async def dashboard_feed(scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
+        await respond(send, 200, encode(feed(plane, _window(scope))), _JSON)
+
+    return {
+        "/health/inference": ("GET", inference),
+        "/dashboard": ("GET", dashboard),
+        "/dashboard/feed": ("GET", dashboard_feed),
+    }

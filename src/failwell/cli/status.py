@@ -1,0 +1,149 @@
+"""``failwell status``: a terminal view of a running gateway (routes, tier distribution over the
+last minutes, replicas and breakers, SLO budgets, canaries, alerts), read from its
+/dashboard/feed; ``--watch`` refreshes it."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+app = typer.Typer(help="Show a running gateway's health at a glance.", add_completion=False)
+_STATE_STYLE = {"healthy": "green", "degraded": "yellow", "unhealthy": "red", "pending": "dim"}
+
+
+def fetch(url: str, window: float, timeout: float = 5.0) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{url}/dashboard/feed?window={window:g}", timeout=timeout) as r:
+        doc: dict[str, Any] = json.loads(r.read())
+        return doc
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.2f}%"
+
+
+def _bar(shares: list[tuple[str, float]], width: int = 30) -> Text:
+    colors = ["green", "blue", "yellow", "magenta", "cyan", "white"]
+    text = Text()
+    for i, (tier, share) in enumerate(shares):
+        color = "red" if tier == "failed" else colors[i % len(colors)]
+        text.append("█" * round(share * width), style=color)
+    return text
+
+
+def tier1_sparkline(series: list[dict[str, Any]], width: int = 30) -> Text:
+    """Tier-1 share over time, oldest left: one block per slice of the window (blank: no
+    traffic)."""
+    marks = " ▁▂▃▄▅▆▇█"
+    size = max(1, len(series) // width)
+    text = Text("tier 1 ")
+    for start in range(0, len(series), size):
+        chunk = series[start : start + size]
+        total = sum(sum(p["by_tier"]) for p in chunk)
+        if total == 0:
+            text.append(" ")
+            continue
+        share = sum(p["by_tier"][0] for p in chunk) / total
+        text.append(marks[1 + round(share * 7)], style="green" if share > 0.9 else "yellow")
+    return text
+
+
+def routes_table(doc: dict[str, Any]) -> Table:
+    table = Table(title="Routes", expand=True)
+    for col in ("route", "tiers (share of answers)", "p50 / p99", "canary", "SLO budget left"):
+        table.add_column(col)
+    for name, route in doc["routes"].items():
+        traffic = route["traffic"]
+        total = sum(traffic["by_tier"].values())
+        shares = [(t, n / total if total else 0.0) for t, n in traffic["by_tier"].items()]
+        legend = " ".join(f"{t} {100 * s:.0f}%" for t, s in shares if s > 0) or "no traffic"
+        lat = traffic["latency_ms"]
+        latency = " / ".join("—" if v is None else f"≤{v:g}ms" for v in (lat["p50"], lat["p99"]))
+        canary = route.get("canary")
+        state = canary["status"] if canary else "—"
+        canary_text = Text(state, style=_STATE_STYLE.get(state, ""))
+        if canary and canary["failed"]:
+            canary_text.append(f"\n{'; '.join(canary['failed'])[:80]}", style="dim")
+        budgets = Text()
+        for slo, figure in route["slo"].items():
+            left = figure["budget_remaining"]
+            style = "green" if left > 0.5 else "yellow" if left > 0.2 else "red"
+            budgets.append(f"{slo} {_pct(left)}\n", style=style)
+        table.add_row(
+            name,
+            Group(
+                _bar(shares),
+                Text(f"{legend} ({total} in {traffic['window_s']:g}s)"),
+                tier1_sparkline(traffic["series"]),
+            ),
+            latency,
+            canary_text,
+            budgets,
+        )
+    return table
+
+
+def replicas_table(doc: dict[str, Any]) -> Table:
+    table = Table(title="Replicas", expand=True)
+    for col in ("backend", "replica", "zone", "breaker", "rotation", "in flight"):
+        table.add_column(col)
+    for backend, info in doc["backends"].items():
+        for r in info["replicas"]:
+            health = r.get("health") or {}
+            rotation = (
+                Text("in", style="green")
+                if r["healthy"]
+                else Text(f"out: {health.get('last_error') or 'down'}"[:70], style="red")
+            )
+            breaker = Text(r["breaker"], style="green" if r["breaker"] == "closed" else "yellow")
+            table.add_row(backend, r["name"], r["zone"], breaker, rotation, str(r["outstanding"]))
+    return table
+
+
+def render(doc: dict[str, Any], url: str) -> Group:
+    ready = Text("ready", style="bold green") if doc["ready"] else Text("NOT READY", "bold red")
+    firing = doc["alerts"]["firing"]
+    header = Text.assemble(f"{url}  ", ready, f"  {len(firing)} alert(s) firing")
+    parts: list[Any] = [header, routes_table(doc), replicas_table(doc)]
+    if doc["alerts"]["recent"]:
+        lines = [
+            f"{time.strftime('%H:%M:%S', time.localtime(a['at']))} {a['state'].upper():8} "
+            f"{a['alert']} route={a['route']} severity={a['severity']}"
+            for a in doc["alerts"]["recent"][:8]
+        ]
+        parts.append(Panel("\n".join(lines), title="Recent alerts"))
+    return Group(*parts)
+
+
+@app.callback(invoke_without_command=True)
+def status(
+    url: Annotated[str, typer.Option(help="Gateway base URL.")] = "http://127.0.0.1:8080",
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh until Ctrl-C.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 2.0,
+    window: Annotated[float, typer.Option(help="Traffic window in seconds (10-600).")] = 300.0,
+) -> None:
+    """Routes, tier distribution, replicas and breakers, SLO budgets, canaries, alerts."""
+    url = url.rstrip("/")
+    console = Console()
+    try:
+        if not watch:
+            console.print(render(fetch(url, window), url))
+            return
+        with Live(render(fetch(url, window), url), console=console, auto_refresh=False) as live:
+            while True:
+                time.sleep(interval)
+                live.update(render(fetch(url, window), url), refresh=True)
+    except (urllib.error.URLError, OSError) as exc:
+        Console(stderr=True).print(f"[red]error[/red] cannot read {url}/dashboard/feed: {exc}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        return

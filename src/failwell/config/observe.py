@@ -1,0 +1,185 @@
+"""Config of what watches the gateway: active health probes per backend (``health:``), canary
+inferences and SLOs per route (``canary:``, ``slo:``) and where alerts go (``alerts:``)."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from failwell.config.units import Duration
+from failwell.errors import ConfigIssue
+
+if TYPE_CHECKING:
+    from failwell.config.models import FailwellConfig
+
+
+class Frozen(BaseModel):  # models.py imports this module, so the base is restated here
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class HealthConfig(Frozen):
+    enabled: bool = Field(True, description="Probe every replica of this backend actively.")
+    path: str | None = Field(
+        None,
+        description="Liveness path probed with GET; default /v2/health/ready (v2), /v1/models (openai).",
+    )
+    interval: Duration = Field(2.0, description="Time between two probes of one replica.")
+    timeout: Duration = Field(0.5, description="Time limit of one probe.")
+    down_after: int = Field(
+        3, ge=1, description="Consecutive failed probes that take a replica out of rotation."
+    )
+    up_after: int = Field(
+        2, ge=1, description="Consecutive passed probes that put it back into rotation."
+    )
+
+    @model_validator(mode="after")
+    def _timeout(self) -> HealthConfig:
+        if self.interval <= 0:
+            raise ValueError("interval must be positive")
+        if self.timeout <= 0 or self.timeout > self.interval:
+            raise ValueError("timeout must be positive and at most the interval")
+        return self
+
+
+class CanaryCheck(Frozen):
+    inputs: dict[str, Any] = Field(
+        description="Inputs of the canary request (predict: fields; chat: {messages: [...]})."
+    )
+    expect: Any = Field(
+        None,
+        description="Expected outputs, compared exactly (numbers within 'tolerance'); null: any answer.",
+    )
+    tolerance: float = Field(0.0, ge=0, description="Absolute tolerance for numbers in 'expect'.")
+    range: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="Output field → [low, high]: every number in it must lie in the range.",
+    )
+    keys: tuple[str, ...] = Field(
+        (), description="Schema check: output fields that must be present."
+    )
+
+
+class CanaryConfig(Frozen):
+    interval: Duration = Field(10.0, description="Time between two canary rounds.")
+    latency_budget: Duration = Field(
+        0.5, description="A canary slower than this makes the route degraded."
+    )
+    checks: tuple[CanaryCheck, ...] = Field(
+        min_length=1, description="Canary requests with their expected outputs."
+    )
+    down_after: int = Field(
+        2,
+        ge=1,
+        description="Consecutive failed canaries that take a replica out of rotation (0: never).",
+    )
+
+
+class BurnWindow(Frozen):
+    long: Duration = Field(description="Long window, e.g. 1h.")
+    short: Duration = Field(description="Short window, e.g. 5m; both must burn to alert.")
+    burn_rate: float = Field(gt=0, description="Burn rate both windows must exceed.")
+    severity: str = Field("page", description="Alert severity label (page, ticket).")
+
+    @model_validator(mode="after")
+    def _order(self) -> BurnWindow:
+        if not 0 < self.short < self.long:
+            raise ValueError("short must be positive and shorter than long")
+        return self
+
+
+DEFAULT_WINDOWS = (
+    BurnWindow(long=3600.0, short=300.0, burn_rate=14.4, severity="page"),
+    BurnWindow(long=21600.0, short=1800.0, burn_rate=6.0, severity="page"),
+    BurnWindow(long=259200.0, short=21600.0, burn_rate=1.0, severity="ticket"),
+)
+
+
+class SloConfig(Frozen):
+    availability: float | None = Field(
+        0.999, gt=0, lt=1, description="Objective: share of requests answered by any tier."
+    )
+    quality: float | None = Field(
+        None, gt=0, lt=1, description="Objective: share answered by tiers 1 and 2."
+    )
+    tier1_floor: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Alert when the tier-1 share over the shortest window falls below this.",
+    )
+    latency_p99: Duration | None = Field(
+        None, description="Objective: 99% of tier-1 answers within this time."
+    )
+    max_stale_age: Duration | None = Field(
+        None,
+        description="Freshness objective: 99% of answers younger than this (stale cache answers count their age).",
+    )
+    period: Duration = Field(2592000.0, description="Error budget period (default 30 days).")
+    windows: tuple[BurnWindow, ...] = Field(
+        DEFAULT_WINDOWS, min_length=1, description="Multi-window burn-rate alert rules."
+    )
+    fallback_only_ready: bool = Field(
+        False,
+        description="Count the route ready when tier 1 has no usable replica but later tiers answer.",
+    )
+
+
+class AlertsConfig(Frozen):
+    webhook: str | None = Field(
+        None, description="URL that receives a JSON POST when an alert fires or resolves."
+    )
+    evaluate_every: Duration = Field(5.0, description="Time between two SLO evaluations.")
+    repeat_after: Duration = Field(
+        3600.0, description="Re-send a firing alert after this long (no storm while it holds)."
+    )
+    timeout: Duration = Field(2.0, description="Time limit of one webhook delivery.")
+
+    @field_validator("webhook")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+        return value
+
+
+_SCALARS: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+}
+
+
+def _fits(kind: str, value: Any) -> bool:
+    if kind.startswith("list["):
+        inner = kind[5:-1]
+        return isinstance(value, list) and all(_fits(inner, v) for v in value)
+    if isinstance(value, bool) and kind != "bool":
+        return False
+    return isinstance(value, _SCALARS[kind])
+
+
+def canary_issues(config: FailwellConfig) -> list[ConfigIssue]:
+    """Cross-checks of the canaries against their routes: tier 1 is a model, and every check's
+    inputs fit the route's input schema (chat routes: a ``messages`` list)."""
+    issues = []
+    for name, route in config.routes.items():
+        if route.canary is None:
+            continue
+        if route.tiers[0].backend is None:
+            issues.append(ConfigIssue(f"routes.{name}.canary", "tier 1 is not a model tier"))
+        for i, check in enumerate(route.canary.checks):
+            where = f"routes.{name}.canary.checks[{i}].inputs"
+            if route.kind.value == "chat":
+                if not isinstance(check.inputs.get("messages"), list):
+                    issues.append(ConfigIssue(where, "a chat canary needs a 'messages' list"))
+                continue
+            for field in sorted(set(route.input) ^ set(check.inputs)):
+                what = "missing" if field in route.input else "not in the route's input"
+                issues.append(ConfigIssue(f"{where}.{field}", what))
+            for field, kind in route.input.items():
+                if field in check.inputs and not _fits(kind, check.inputs[field]):
+                    issues.append(ConfigIssue(f"{where}.{field}", f"expected {kind}"))
+    return issues

@@ -1,0 +1,342 @@
+"""Generates the Prometheus alerting rules and the Grafana dashboard shipped in deploy/ from the
+metric names below, so they cannot drift from the code: ``python -m failwell.observe.deploy``
+writes them; a test checks the files are current, that every metric they use is exported by a
+gateway, and runs ``promtool check rules`` on the rules.
+
+The burn-rate alerts follow the SRE workbook's multi-window, multi-burn-rate rules over
+``failwell_slo_events_total`` (events and bad events per route and objective) against the
+objective each gateway exports (``failwell_slo_objective_ratio``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RUNBOOK = "https://github.com/failwell/failwell/blob/main/docs/operations.md"
+RATE_WINDOWS = ("5m", "30m", "1h", "6h", "1d", "3d")
+# (name, long, short, burn rate, severity, for)
+BURN_ALERTS = (
+    ("FailwellErrorBudgetBurnFast", "1h", "5m", 14.4, "page", "2m"),
+    ("FailwellErrorBudgetBurnSlow", "6h", "30m", 6.0, "page", "15m"),
+    ("FailwellErrorBudgetBurnTicket", "3d", "6h", 1.0, "ticket", "1h"),
+)
+
+
+def _ratio(window: str) -> str:
+    by = "sum by (route, slo)"
+    return (
+        f'{by} (rate(failwell_slo_events_total{{kind="bad"}}[{window}]))\n'
+        f'/ {by} (rate(failwell_slo_events_total{{kind="total"}}[{window}]) > 0)'
+    )
+
+
+def _alert(
+    name: str, expr: str, severity: str, for_: str, summary: str, anchor: str
+) -> dict[str, Any]:
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": for_,
+        "labels": {"severity": severity},
+        "annotations": {"summary": summary, "runbook_url": f"{RUNBOOK}#{anchor}"},
+    }
+
+
+def rules() -> dict[str, Any]:
+    recording = [
+        {"record": f"failwell:slo_error_ratio:rate{w}", "expr": _ratio(w)} for w in RATE_WINDOWS
+    ]
+    objective = "max by (route, slo) (failwell_slo_objective_ratio)"
+    burn = []
+    for name, long, short, rate, severity, for_ in BURN_ALERTS:
+        budget = f"on (route, slo) ({rate} * (1 - {objective}))"
+        burn.append(
+            _alert(
+                name,
+                f"failwell:slo_error_ratio:rate{long} > {budget}\n"
+                f"and failwell:slo_error_ratio:rate{short} > {budget}",
+                severity,
+                for_,
+                f"Route {{{{ $labels.route }}}} burns its {{{{ $labels.slo }}}} error budget "
+                f"{rate}x too fast ({long}/{short} windows).",
+                name.lower(),
+            )
+        )
+    health = [
+        _alert(
+            "FailwellTier1ShareLow",
+            "sum by (route) (rate(failwell_tier1_answers_total[10m]))\n"
+            "/ sum by (route) (rate(failwell_slo_requests_total[10m]) > 0)\n"
+            "< on (route) max by (route) (failwell_slo_tier1_floor_ratio)",
+            "page",
+            "5m",
+            "Route {{ $labels.route }}: tier 1 answers less than its floor; fallbacks carry it.",
+            "failwelltier1sharelow",
+        ),
+        _alert(
+            "FailwellAllTiersFailed",
+            'sum by (route) (rate(failwell_requests_total{outcome="all_tiers_failed"}[5m])) > 0',
+            "page",
+            "2m",
+            "Route {{ $labels.route }}: requests fail on every tier, including the last resort.",
+            "failwellalltiersfailed",
+        ),
+        _alert(
+            "FailwellCanaryFailing",
+            "max by (route) (failwell_canary_status) < 1",
+            "ticket",
+            "5m",
+            "Route {{ $labels.route }}: canary inferences fail or are slow on tier 1.",
+            "failwellcanaryfailing",
+        ),
+        _alert(
+            "FailwellReplicaOutOfRotation",
+            "max by (backend, replica) (failwell_replica_healthy) == 0",
+            "ticket",
+            "5m",
+            "Replica {{ $labels.replica }} of {{ $labels.backend }} fails its probes or canaries.",
+            "failwellreplicaoutofrotation",
+        ),
+        _alert(
+            "FailwellBreakerOpen",
+            "max by (backend, replica) (failwell_breaker_state) == 2",
+            "ticket",
+            "5m",
+            "Breaker of {{ $labels.replica }} ({{ $labels.backend }}) stays open.",
+            "failwellbreakeropen",
+        ),
+    ]
+    return {
+        "groups": [
+            {"name": "failwell-slo-recording", "interval": "30s", "rules": recording},
+            {"name": "failwell-slo-burn", "rules": burn},
+            {"name": "failwell-health", "rules": health},
+        ]
+    }
+
+
+def _panel(
+    pid: int, title: str, targets: list[tuple[str, str]], x: int, y: int, kind: str = "timeseries"
+) -> dict[str, Any]:
+    panel: dict[str, Any] = {
+        "id": pid,
+        "type": kind,
+        "title": title,
+        "datasource": {"type": "prometheus", "uid": "${datasource}"},
+        "gridPos": {"h": 8, "w": 12, "x": x, "y": y},
+        "targets": [
+            {"refId": chr(65 + i), "expr": expr, "legendFormat": legend}
+            for i, (expr, legend) in enumerate(targets)
+        ],
+    }
+    if title.startswith("Answers by tier"):
+        panel["fieldConfig"] = {
+            "defaults": {"custom": {"stacking": {"mode": "percent"}, "fillOpacity": 60}},
+            "overrides": [],
+        }
+    return panel
+
+
+PANELS: list[tuple[str, list[tuple[str, str]], str]] = [
+    (
+        "Answers by tier (share)",
+        [('sum by (tier) (rate(failwell_requests_total{route=~"$route"}[1m]))', "{{tier}}")],
+        "timeseries",
+    ),
+    (
+        "Latency p50 / p99 by tier",
+        [
+            (
+                "histogram_quantile(0.5, sum by (tier, le) "
+                '(rate(failwell_request_duration_seconds_bucket{route=~"$route"}[5m])))',
+                "p50 {{tier}}",
+            ),
+            (
+                "histogram_quantile(0.99, sum by (tier, le) "
+                '(rate(failwell_request_duration_seconds_bucket{route=~"$route"}[5m])))',
+                "p99 {{tier}}",
+            ),
+        ],
+        "timeseries",
+    ),
+    (
+        "Fallbacks by tier and error",
+        [
+            (
+                'sum by (from_tier, error) (rate(failwell_fallbacks_total{route=~"$route"}[1m]))',
+                "{{from_tier}}: {{error}}",
+            )
+        ],
+        "timeseries",
+    ),
+    (
+        "Error budget remaining",
+        [
+            (
+                'min by (route, slo) (failwell_slo_error_budget_remaining_ratio{route=~"$route"})',
+                "{{route}} {{slo}}",
+            )
+        ],
+        "timeseries",
+    ),
+    (
+        "Burn rate (1h, from Prometheus)",
+        [
+            (
+                'failwell:slo_error_ratio:rate1h{route=~"$route"} / on (route, slo) '
+                "(1 - max by (route, slo) (failwell_slo_objective_ratio))",
+                "{{route}} {{slo}}",
+            )
+        ],
+        "timeseries",
+    ),
+    (
+        "In flight and outstanding per replica",
+        [
+            ('sum by (route) (failwell_in_flight_requests{route=~"$route"})', "route {{route}}"),
+            (
+                "sum by (backend, replica) (failwell_replica_outstanding_requests)",
+                "{{backend}}/{{replica}}",
+            ),
+        ],
+        "timeseries",
+    ),
+    (
+        "Breaker state (0 closed, 1 half-open, 2 open)",
+        [("max by (backend, replica) (failwell_breaker_state)", "{{backend}}/{{replica}}")],
+        "timeseries",
+    ),
+    (
+        "Replica in rotation",
+        [("min by (backend, replica) (failwell_replica_healthy)", "{{backend}}/{{replica}}")],
+        "timeseries",
+    ),
+    (
+        "Canary status and latency",
+        [
+            ('min by (route) (failwell_canary_status{route=~"$route"})', "status {{route}}"),
+            (
+                "histogram_quantile(0.99, sum by (route, le) "
+                '(rate(failwell_canary_duration_seconds_bucket{route=~"$route"}[5m])))',
+                "p99 {{route}}",
+            ),
+        ],
+        "timeseries",
+    ),
+    (
+        "Cache tier: lookups and stale age p50",
+        [
+            (
+                'sum by (result) (rate(failwell_cache_lookups_total{route=~"$route"}[5m]))',
+                "{{result}}",
+            ),
+            (
+                "histogram_quantile(0.5, sum by (le) "
+                '(rate(failwell_stale_answer_age_seconds_bucket{route=~"$route"}[5m])))',
+                "stale age p50 (s)",
+            ),
+        ],
+        "timeseries",
+    ),
+    (
+        "Active probes: failures and p99 duration",
+        [
+            ('sum by (backend) (rate(failwell_probes_total{result="fail"}[5m]))', "{{backend}}"),
+            (
+                "histogram_quantile(0.99, sum by (backend, le) "
+                "(rate(failwell_probe_duration_seconds_bucket[5m])))",
+                "p99 {{backend}}",
+            ),
+        ],
+        "timeseries",
+    ),
+    (
+        "Model versions answering",
+        [('max by (route, backend, version) (failwell_model_version_info{route=~"$route"})', "")],
+        "table",
+    ),
+    (
+        "Alerts firing",
+        [("max by (route, slo, severity) (failwell_alert_firing) == 1", "")],
+        "table",
+    ),
+]
+
+
+def dashboard() -> dict[str, Any]:
+    panels = [
+        _panel(i + 1, title, targets, 12 * (i % 2), 8 * (i // 2), kind)
+        for i, (title, targets, kind) in enumerate(PANELS)
+    ]
+    return {
+        "uid": "failwell-overview",
+        "title": "failwell",
+        "tags": ["failwell"],
+        "timezone": "browser",
+        "schemaVersion": 39,
+        "refresh": "10s",
+        "time": {"from": "now-1h", "to": "now"},
+        "templating": {
+            "list": [
+                {
+                    "name": "datasource",
+                    "type": "datasource",
+                    "query": "prometheus",
+                    "current": {},
+                },
+                {
+                    "name": "route",
+                    "type": "query",
+                    "datasource": {"type": "prometheus", "uid": "${datasource}"},
+                    "query": "label_values(failwell_requests_total, route)",
+                    "includeAll": True,
+                    "multi": True,
+                    "current": {"text": "All", "value": "$__all"},
+                },
+            ]
+        },
+        "panels": panels,
+    }
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line expressions as literal blocks, as people write them by hand."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def render_rules() -> str:
+    header = "# Generated by `python -m failwell.observe.deploy`; do not edit by hand.\n"
+    return header + yaml.dump(rules(), Dumper=_Dumper, sort_keys=False, width=120)
+
+
+def render_dashboard() -> str:
+    return json.dumps(dashboard(), indent=2) + "\n"
+
+
+FILES = {
+    "deploy/prometheus/failwell-rules.yml": render_rules,
+    "deploy/grafana/failwell-dashboard.json": render_dashboard,
+}
+
+
+def write(root: Path) -> None:
+    for rel, render in FILES.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render())
+
+
+if __name__ == "__main__":
+    write(Path(sys.argv[1]) if len(sys.argv) > 1 else Path.cwd())

@@ -1,0 +1,95 @@
+"""The dashboard in a real headless Chromium: it loads without console errors, shows the
+routes, and its tier chart moves off tier 1 when the primary replicas are killed."""
+
+from __future__ import annotations
+
+import threading
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Gateway, Stack
+from tests.integration.observed import observed_config
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@contextmanager
+def steady_load(gw: Gateway, every: float = 0.02) -> Iterator[None]:
+    """Requests from a background thread until the block ends (50 user ids, so the cache
+    tier has answers once tier 1 is gone)."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        i = 0
+        while not stop.is_set():
+            body = f'{{"inputs": {{"user_id": "u{i % 50}"}}}}'.encode()
+            req = urllib.request.Request(
+                gw.predict_url("echo"), data=body, headers={"content-type": "application/json"}
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=5) as resp:
+                    resp.read()
+            except OSError:
+                pass
+            i += 1
+            stop.wait(every)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_dashboard_shows_routes_and_tier_shift(stack: Stack) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    m1, m2 = stack.model_server(label="m1"), stack.model_server(label="m2")
+    gw = stack.gateway(observed_config(stack, [m1, m2]))
+    errors: list[str] = []
+    with steady_load(gw), playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{gw.url}/dashboard", timeout=15_000)
+            route = page.locator('section.route[data-route="echo"]')
+            route.wait_for(timeout=10_000)
+            assert "echo" in route.locator("h2").inner_text()
+            chart = 'section.route[data-route="echo"] svg.tier-chart'
+            page.wait_for_selector(f'{chart}[data-dominant-tier="primary"]', timeout=15_000)
+            page.wait_for_selector('[data-canary="healthy"]', timeout=10_000)
+            page.wait_for_timeout(3000)  # a few seconds of tier-1 traffic on the chart
+            m1.kill()
+            m2.kill()
+            page.wait_for_function(
+                f"""() => {{
+                    const c = document.querySelector('{chart}');
+                    return c && c.dataset.dominantTier && c.dataset.dominantTier !== 'primary';
+                }}""",
+                timeout=20_000,
+            )
+            page.wait_for_selector('[data-canary="unhealthy"]', timeout=10_000)
+            page.wait_for_selector("#ready.bad", timeout=10_000)
+            page.wait_for_timeout(2500)
+            page.screenshot(path=str(ROOT / "docs" / "dashboard.png"), full_page=True)
+        finally:
+            browser.close()
+    assert errors == []
