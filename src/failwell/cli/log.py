@@ -57,6 +57,7 @@ def tail(
         typer.Option(help="Read as this named consumer: start after its stored offset, ack each."),
     ] = None,
     poll: Annotated[float, typer.Option(help="Seconds between polls with --follow.")] = 0.2,
+    pause: Annotated[float, typer.Option(help="Seconds to wait after each record (throttle).")] = 0,
 ) -> None:
     """Print records as JSON lines (with --consumer: every record not yet acknowledged)."""
     _, store = _store(config, stream)
@@ -71,8 +72,10 @@ def tail(
                 if match(fields):
                     _print(fields)
                 if reader is not None:
-                    reader.ack(record.seq)
+                    reader.ack(record.seq)  # after the record is out: no gap, no duplicate
                 after = record.seq
+                if pause:
+                    time.sleep(pause)
             if not page:
                 if not follow:
                     return

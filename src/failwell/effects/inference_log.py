@@ -168,12 +168,27 @@ class InferenceLog:
         return 200, {"backend": self.cfg.backend.value, "streams": streams}
 
 
+class Lifecycle:
+    """Audit records for the gateway's start (with the config's fingerprint) and stop."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def start(self) -> None:
+        config = self.gateway.config.model_dump(mode="json")
+        detail = {"config_sha256": hashlib.sha256(canonical(config)).hexdigest()}
+        self.gateway.audit("gateway.start", {**detail, "routes": sorted(self.gateway.routes)})
+
+    async def stop(self) -> None:
+        self.gateway.audit("gateway.stop", {})
+
+
 def attach(gateway: Gateway) -> InferenceLog | None:
     cfg = gateway.config.log
     if not cfg.enabled:
         return None
     ilog = InferenceLog(gateway, cfg)
-    gateway.services += [ilog.inference, ilog.audit]
+    gateway.services += [ilog.inference, ilog.audit, Lifecycle(gateway)]
     gateway.observers.append(ilog.observe)
     gateway.audit_sinks.append(ilog.audit_sink)
     if ilog.sync or ilog.refuse or ilog.audit_sync:
