@@ -16,6 +16,8 @@ import hashlib
 import time
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from failwell.api.admin import AdminCall
 from failwell.config.log import Durability, InputPolicy, LogConfig, OnFailure
 from failwell.effects.log_metrics import LogMetrics
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from failwell.api.exchange import Exchange
     from failwell.routing.assemble import Gateway
 
+_fingerprint = msgspec.json.Encoder(enc_hook=lambda obj: None, order="deterministic").encode
 _LOGGED_FRONT_ENDS = frozenset({"predict", "v2", "openai"})
 
 
@@ -175,8 +178,9 @@ class Lifecycle:
         self.gateway = gateway
 
     async def start(self) -> None:
-        config = self.gateway.config.model_dump(mode="json")
-        detail = {"config_sha256": hashlib.sha256(canonical(config)).hexdigest()}
+        config = self.gateway.config.model_dump(mode="python")
+        text = _fingerprint(config)  # unset markers (a tier's missing 'value') become null
+        detail = {"config_sha256": hashlib.sha256(text).hexdigest()}
         self.gateway.audit("gateway.start", {**detail, "routes": sorted(self.gateway.routes)})
 
     async def stop(self) -> None:
