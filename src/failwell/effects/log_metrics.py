@@ -35,6 +35,13 @@ class LogMetrics:
             buckets=_LAG_BUCKETS,
             registry=registry,
         )
+        self.lag_max = Gauge(
+            "failwell_log_lag_max_seconds",
+            "Longest time a record waited to be durable since start-up.",
+            ["stream"],
+            registry=registry,
+        )
+        self._lag_max: dict[str, float] = {}
         self.pending_records = Gauge(
             "failwell_log_pending_records",
             "Records queued, not yet durable.",
@@ -69,6 +76,9 @@ class LogMetrics:
         child = self.lag_seconds.labels(stream)
         for value in lags:
             child.observe(value)
+        if lags and max(lags) > self._lag_max.get(stream, 0.0):
+            self._lag_max[stream] = max(lags)
+            self.lag_max.labels(stream).set(max(lags))
 
     def dropped(self, stream: str, reason: str, n: int = 1) -> None:
         self.drops.labels(stream, reason).inc(n)
