@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,7 @@ def test_consumer_resumes_after_its_last_ack(tmp_path: Path) -> None:
     seen = [r.seq for r in first.poll(limit=12)]
     for seq in seen:
         first.ack(seq)
+    assert store.next_seq == 31  # a reader sees where the stream ends
     again = Consumer(SegmentLog(tmp_path, "inference"), "exporter")
     rest = [r.seq for r in scan(again.store, again.offset)]
     assert seen + rest == list(range(1, 31))
@@ -185,3 +187,26 @@ def test_input_policies() -> None:
     assert omitted is not None and "inputs" not in omitted and "input_sha256" not in omitted
     ex.front_end = ""
     assert inference_record(ex, InputPolicy.FULL) is None
+
+
+def test_tail_prints_the_last_records(tmp_path: Path) -> None:
+    fill(tmp_path, 30).close()
+    result = CliRunner().invoke(app, ["log", "tail", "-c", str(config(tmp_path)), "-n", "3"])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["seq"] for line in result.output.splitlines()] == [28, 29, 30]
+
+
+def test_export_jsonl_and_parquet(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    fill(tmp_path, 5).close()
+    cfg = str(config(tmp_path))
+    for fmt in ("jsonl", "parquet"):
+        out = tmp_path / f"out.{fmt}"
+        args = ["log", "export", "-c", cfg, "--format", fmt, "--out", str(out), "--since", "1h"]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 0  # no 'time' field: 1970
+    all_rows = ["log", "export", "-c", cfg, "--format", "parquet", "--out", str(tmp_path / "a.pq")]
+    assert CliRunner().invoke(app, all_rows).exit_code == 0
+    assert pq.read_table(tmp_path / "a.pq").column("seq").to_pylist() == [1, 2, 3, 4, 5]

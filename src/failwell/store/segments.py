@@ -88,6 +88,8 @@ class SegmentLog:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._lock()
             self._recover()
+        else:
+            self._peek_tail()
 
     # -- segments ---------------------------------------------------------------------------
 
@@ -135,6 +137,26 @@ class SegmentLog:
                 continue
             self.next_seq = first
             self._open(path, 0)
+            return
+
+    def _peek_tail(self) -> None:
+        """For readers: where the stream ends now (the last complete record's seq)."""
+        segs = self.segments()
+        if not segs:
+            return
+        first, path = segs[-1]
+        self.next_seq = first
+        with path.open("rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - _READ_CHUNK))
+            data = f.read()
+        lines = data.split(b"\n")[:-1]  # the last piece is incomplete or empty
+        for line in reversed(lines):
+            try:
+                record = parse_line(line)[0]
+            except BadLine:
+                continue
+            self.head, self.next_seq = record.hash, record.seq + 1
             return
 
     @staticmethod
