@@ -1,6 +1,7 @@
 """The log writer: one thread per stream that seals, writes and fsyncs records in groups.
 
-The event loop only appends to a queue (and, in sync mode, awaits a future); the thread takes
+The event loop only encodes the record's fields (msgspec, ~2 µs: short-lived objects, less
+garbage than queueing dicts) and appends them to a queue (and, in sync mode, awaits a future); the thread takes
 everything queued, appends it to the store as one batch (one write, one fdatasync) and
 resolves the futures with one ``call_soon_threadsafe``. So the loop never blocks on the disk.
 
@@ -27,6 +28,7 @@ from typing import Any
 from failwell.effects.log_metrics import LogMetrics
 from failwell.errors import LogUnavailable
 from failwell.observe.logging import log
+from failwell.store.log_records import Fields, encode_fields
 from failwell.store.log_store import LogStore
 from failwell.store.redis_log import StoreFailed
 
@@ -36,7 +38,7 @@ _FREE_EVERY = 1.0  # seconds between disk-space checks
 
 @dataclass(slots=True)
 class _Pending:
-    fields: dict[str, Any] | None  # None: a barrier, resolved once everything before it is
+    fields: bytes | None  # encoded JSON; None: a barrier, resolved once all before it are
     enqueued: float
     done: asyncio.Future[None] | None
 
@@ -99,13 +101,13 @@ class LogWriter:
 
     def submit(self, fields: dict[str, Any]) -> None:
         """Queue a record; returns at once. Dropped and counted when the queue is full."""
-        self._put(_Pending(fields, time.monotonic(), None))
+        self._put(_Pending(encode_fields(fields), time.monotonic(), None))
 
     def durable(self, fields: dict[str, Any]) -> asyncio.Future[None]:
         """Queue a record; the future resolves when it is durable (or fails: LogUnavailable)."""
         assert self._loop is not None, "the writer is not started"
         done = self._loop.create_future()
-        self._put(_Pending(fields, time.monotonic(), done))
+        self._put(_Pending(encode_fields(fields), time.monotonic(), done))
         return done
 
     def barrier(self) -> asyncio.Future[None]:
@@ -144,7 +146,7 @@ class LogWriter:
 
     def _commit(self, batch: list[_Pending]) -> None:
         assert self.store is not None
-        fields = [p.fields for p in batch if p.fields is not None]
+        fields: list[Fields] = [p.fields for p in batch if p.fields is not None]
         error: BaseException | None = None
         started = time.monotonic()
         try:

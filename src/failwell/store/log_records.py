@@ -60,9 +60,19 @@ class Record:
         return self.hash.encode() + b" " + self.body + b"\n"
 
 
-def seal(seq: int, prev: str, fields: dict[str, Any]) -> Record:
-    """Make record ``seq`` from ``fields``, chained to the record whose hash is ``prev``."""
-    body = _encode({"seq": seq, "prev": prev, **fields})
+Fields = dict[str, Any] | bytes  # bytes: the fields already encoded as one JSON object
+
+
+def encode_fields(fields: dict[str, Any]) -> bytes:
+    return _encode(fields)
+
+
+def seal(seq: int, prev: str, fields: Fields) -> Record:
+    """Make record ``seq`` from ``fields`` (without seq/prev), chained to the record whose
+    hash is ``prev``. Fields may come pre-encoded, so the writer thread only splices bytes."""
+    encoded = _encode(fields) if isinstance(fields, dict) else fields
+    head = b'{"seq":%d,"prev":"%s"' % (seq, prev.encode())
+    body = head + (b"," + encoded[1:] if len(encoded) > 2 else b"}")
     return Record(seq, digest(body), body)
 
 

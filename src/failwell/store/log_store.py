@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from failwell.config.log import LogBackend, LogConfig
-from failwell.store.log_records import Record
+from failwell.store.log_records import Fields, Record
 
 STREAMS = ("inference", "audit")
 
@@ -20,7 +20,7 @@ class LogStore(Protocol):
     @property
     def next_seq(self) -> int: ...
 
-    def append(self, batch: list[dict[str, object]]) -> list[Record]:
+    def append(self, batch: list[Fields]) -> list[Record]:
         """Seal ``batch`` onto the chain and make it durable; all or nothing."""
 
     def read(self, after: int, limit: int) -> list[Record]:

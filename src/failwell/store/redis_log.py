@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-from failwell.store.log_records import GENESIS, Record, parse_line, seal
+from failwell.store.log_records import GENESIS, Fields, Record, parse_line, seal
 
 _PAGE = 1000
 
@@ -49,7 +49,7 @@ class RedisStreamLog:
         seq, _, digest = raw.decode().partition(" ")
         return int(seq), digest
 
-    def append(self, batch: list[dict[str, object]]) -> list[Record]:
+    def append(self, batch: list[Fields]) -> list[Record]:
         try:
             while True:
                 with self._r.pipeline() as pipe:

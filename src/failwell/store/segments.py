@@ -24,7 +24,7 @@ from pathlib import Path
 import msgspec
 
 from failwell.observe.logging import log
-from failwell.store.log_records import GENESIS, BadLine, Record, parse_line, seal
+from failwell.store.log_records import GENESIS, BadLine, Fields, Record, parse_line, seal
 
 _SUFFIX = ".log"
 _READ_CHUNK = 1 << 20
@@ -204,7 +204,7 @@ class SegmentLog:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def append(self, batch: list[dict[str, object]]) -> list[Record]:
+    def append(self, batch: list[Fields]) -> list[Record]:
         """Seal, write and fsync a batch. On an error nothing of the batch stays on disk."""
         if self._fd is None or self._size >= self.segment_size:
             self._rotate()
