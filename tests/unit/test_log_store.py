@@ -210,3 +210,12 @@ def test_export_jsonl_and_parquet(tmp_path: Path) -> None:
     all_rows = ["log", "export", "-c", cfg, "--format", "parquet", "--out", str(tmp_path / "a.pq")]
     assert CliRunner().invoke(app, all_rows).exit_code == 0
     assert pq.read_table(tmp_path / "a.pq").column("seq").to_pylist() == [1, 2, 3, 4, 5]
+
+
+def test_records_cut_from_the_start_are_reported(tmp_path: Path) -> None:
+    fill(tmp_path, 8).close()
+    (seg,) = [p for _, p in SegmentLog(tmp_path, "inference").segments()]
+    seg.write_bytes(b"".join(seg.read_bytes().splitlines(keepends=True)[3:]))
+    result = CliRunner().invoke(app, ["log", "verify", "-c", str(config(tmp_path))])
+    assert result.exit_code == 1
+    assert "record 1" in result.output and "expected seq 1, found 4" in result.output

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from failwell.config.log import LogConfig
 from failwell.store.log_query import Consumer, Filter, parse_when, select
+from failwell.store.log_records import GENESIS
 from failwell.store.log_records import verify as verify_lines
 from failwell.store.log_store import STREAMS, LogStore, open_store
 
@@ -123,7 +124,8 @@ def verify(config: ConfigOption = Path("failwell.yaml"), stream: StreamOption = 
     bad = False
     for name in STREAMS if stream == "all" else (stream,):
         _, store = _store(config, name)
-        verdict = verify_lines(store.lines())
+        first = store.first_seq()
+        verdict = verify_lines(store.lines(), GENESIS if first == 1 else None, first)
         store.close()
         span = f"records {verdict.first}..{verdict.last}" if verdict.checked else "no records"
         if verdict.ok:

@@ -29,6 +29,10 @@ class LogStore(Protocol):
     def lines(self) -> Iterator[tuple[bytes, str]]:
         """Every stored line, oldest first, with where it is (for ``verify``)."""
 
+    def first_seq(self) -> int | None:
+        """The seq the oldest stored record must have, when the store knows it (segments are
+        named by it): lets ``verify`` catch records cut from the start."""
+
     def get_offset(self, consumer: str) -> int: ...
 
     def set_offset(self, consumer: str, seq: int) -> None: ...

@@ -99,6 +99,9 @@ class RedisStreamLog:
                 yield line, f"{self.key} id {eid.decode()}"
             after = int(page[-1][0].split(b"-")[0])
 
+    def first_seq(self) -> int | None:
+        return None  # XTRIM removes from the start; the stream does not know where it began
+
     def read(self, after: int, limit: int) -> list[Record]:
         return [parse_line(line)[0] for _, line in self._range(after, limit)]
 

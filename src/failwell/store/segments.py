@@ -249,6 +249,10 @@ class SegmentLog:
                 for number, line in complete_lines(path):
                     yield line, f"{path.name}:{number}"
 
+    def first_seq(self) -> int | None:
+        segs = self.segments()
+        return segs[0][0] if segs else None
+
     def read(self, after: int, limit: int) -> list[Record]:
         """Up to ``limit`` records with seq > ``after``, in order."""
         segs = self.segments()
