@@ -23,6 +23,7 @@ lint:
 bench:
 	scripts/setup.sh bench
 	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/log_bench.py $(LOG_BENCH_ARGS)
 
 clean:
 	rm -rf .venv .venv-mlserver .failwell-demo

@@ -15,7 +15,8 @@
     ├── ShortCircuit           failed locally, without calling anything
     │   ├── NoHealthyReplica   every replica's breaker is open
     │   ├── DeadlineExceeded   the request's time is spent
-    │   └── TierFailed         a local tier (rules, cache, static) could not answer
+    │   ├── TierFailed         a local tier (rules, cache, static) could not answer
+    │   └── LogUnavailable     the inference log cannot take the record and the policy is refuse
     ├── AllTiersFailed         every tier failed (503), lists each tier's failure
     └── ConfigError            load time only; lists every problem with its key path
 
@@ -148,6 +149,12 @@ class TierFailed(ShortCircuit):
     def __init__(self, message: str, reason: str = "tier_failed") -> None:
         super().__init__(message)
         self.kind = reason
+
+
+class LogUnavailable(ShortCircuit):
+    """The inference log cannot make the record durable and ``log.on_failure`` is refuse."""
+
+    kind = "log_unavailable"
 
 
 @dataclass(frozen=True, slots=True)

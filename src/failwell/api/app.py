@@ -16,7 +16,7 @@ from failwell.api import chat, predict, v2
 from failwell.api.dashboard import dashboard_endpoints
 from failwell.api.exchange import Exchange, exchange
 from failwell.api.health import readiness
-from failwell.api.http import ClientDisconnected, Receive, Scope, Send, read_body, respond
+from failwell.api.http import ClientDisconnected, Message, Receive, Scope, Send, read_body, respond
 from failwell.api.openapi import openapi
 from failwell.api.responses import JSON, encode, error_body, v2_error
 from failwell.api.status import register_status
@@ -63,6 +63,8 @@ class App:
         path: str = scope["path"]
         method: str = scope["method"]
         ex = exchange(scope)
+        if self.gateway.before_respond:
+            send = self._held(send, ex)
         try:
             if path.startswith("/v1/predict/"):
                 ex.front_end = "predict"
@@ -105,6 +107,23 @@ class App:
                     observer(ex)
                 except Exception as exc:  # an observer must never break the edge
                     log.error("observer_failed", observer=repr(observer), exc_info=exc)
+
+    def _held(self, send: Send, ex: Exchange) -> Send:
+        """``send`` that awaits the gateway's before_respond hooks once, as the response starts
+        (the sync inference log makes the exchange's record durable there)."""
+        hooks = self.gateway.before_respond
+        started = False
+
+        async def held(message: Message) -> None:
+            nonlocal started
+            if not started and message["type"] == "http.response.start":
+                started = True
+                ex.status = message["status"]
+                for hook in hooks:
+                    await hook(ex)
+            await send(message)
+
+        return held
 
     async def _admin(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
         body = await read_body(scope, receive, self.limit)

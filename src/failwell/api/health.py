@@ -40,6 +40,8 @@ def readiness(gateway: Gateway) -> tuple[bool, dict[str, Any]]:
         checks["cache"] = {"ok": True}
     except Exception as exc:  # any store failure makes the gateway unready
         checks["cache"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    for extra in gateway.readiness_checks:
+        checks.update(extra())
     ok = all(c["ok"] for c in checks.values())
     return ok, {"status": "ready" if ok else "not_ready", "checks": checks}
 

@@ -65,5 +65,10 @@ def demo(
     raise typer.Exit(run_demo(workdir, port, base_port))
 
 
+from failwell.cli.log import app as log_app  # noqa: E402  (sub-apps after the root app)
+
+app.add_typer(log_app, name="log")
+
+
 def main() -> None:
     app()

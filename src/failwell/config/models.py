@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from failwell.config.log import InputPolicy, LogConfig
 from failwell.config.observe import AlertsConfig, CanaryConfig, HealthConfig, SloConfig
 from failwell.config.units import Duration, Size
 
@@ -246,6 +247,9 @@ class RouteConfig(Frozen):
     tiers: tuple[TierConfig, ...] = Field(
         min_length=1, description="The fallback chain, first tier first."
     )
+    log_input: InputPolicy = Field(
+        InputPolicy.FULL, description="Inputs in the inference log: full, hashed or omitted."
+    )
 
     @field_validator("input")
     @classmethod
@@ -284,6 +288,7 @@ class FailwellConfig(Frozen):
     backends: dict[str, BackendConfig] = Field(default_factory=dict, description="Named backends.")
     routes: dict[str, RouteConfig] = Field(min_length=1, description="Named routes.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Alert delivery.")
+    log: LogConfig = Field(default_factory=LogConfig, description="Inference and audit log.")
 
 
 RouteKindName = Literal["predict", "chat"]

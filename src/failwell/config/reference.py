@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from failwell.config.log import LogConfig, RetentionConfig
 from failwell.config.models import (
     BackendConfig,
     BreakerConfig,
@@ -48,6 +49,8 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("routes.NAME.slo", SloConfig),
     ("routes.NAME.slo.windows[i]", BurnWindow),
     ("alerts", AlertsConfig),
+    ("log", LogConfig),
+    ("log.retention", RetentionConfig),
 ]
 BEGIN = "<!-- BEGIN GENERATED: python -m failwell.config.reference -->"
 END = "<!-- END GENERATED -->"
@@ -64,6 +67,8 @@ _DURATIONS = {
     "period",
     "evaluate_every",
     "repeat_after",
+    "batch_window",
+    "max_age",
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from failwell.backends.base import Adapter, Request
@@ -107,6 +107,8 @@ class Service(Protocol):
 
 Observer = Callable[["Exchange"], None]
 AuditSink = Callable[[str, dict[str, Any], str | None], None]  # (action, detail, caller)
+BeforeRespond = Callable[["Exchange"], Awaitable[None]]  # may raise a FailwellError
+ReadinessCheck = Callable[[], dict[str, dict[str, Any]]]  # name → {"ok": bool, ...}
 
 
 class Gateway:
@@ -114,7 +116,10 @@ class Gateway:
 
     Extension points: ``services`` start and stop with the gateway; ``observers`` see every
     finished exchange at the edge (after its response is sent); ``admin`` holds the /admin/
-    handlers; ``audit_sinks`` receive every admin and configuration action (``audit``)."""
+    handlers; ``audit_sinks`` receive every admin and configuration action (``audit``);
+    ``before_respond`` hooks are awaited just before a response starts (the sync inference log
+    holds the answer there until its record is durable); ``readiness_checks`` add to
+    /health/ready."""
 
     def __init__(self, config: FailwellConfig, clock: Clock = SYSTEM_CLOCK) -> None:
         from failwell.api.admin import AdminApi
@@ -124,6 +129,8 @@ class Gateway:
         self.services: list[Service] = []
         self.observers: list[Observer] = []
         self.audit_sinks: list[AuditSink] = []
+        self.before_respond: list[BeforeRespond] = []
+        self.readiness_checks: list[ReadinessCheck] = []
         self.admin = AdminApi()
         self.metrics = Metrics()
         self.cache = AnswerCache(config.gateway.cache.path, config.gateway.cache.max_entries)
@@ -131,6 +138,9 @@ class Gateway:
             name: build_pool(name, bc, self.metrics, clock) for name, bc in config.backends.items()
         }
         self.routes = {name: self._route(name, rc) for name, rc in config.routes.items()}
+        from failwell.effects.inference_log import attach
+
+        self.log = attach(self)
 
     def _route(self, name: str, rc: RouteConfig) -> Route:
         holder: list[Route] = []
