@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from failwell.cli import drill as drill_cli
+from failwell.cli import fault as fault_cli
 from failwell.config import load_config
 from failwell.config.models import FailwellConfig
 from failwell.errors import ConfigError
@@ -17,6 +19,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(fault_cli.app, name="fault")
+app.add_typer(drill_cli.app, name="drill")
 err = Console(stderr=True)
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path to failwell.yaml.")]

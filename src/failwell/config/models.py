@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from failwell.config.control import ControlConfig
 from failwell.config.units import Duration, Size
 
 
@@ -279,6 +280,9 @@ class FailwellConfig(Frozen):
     )
     backends: dict[str, BackendConfig] = Field(default_factory=dict, description="Named backends.")
     routes: dict[str, RouteConfig] = Field(min_length=1, description="Named routes.")
+    control: ControlConfig = Field(
+        default_factory=ControlConfig, description="Fault injection, flags, canary drill."
+    )
 
 
 RouteKindName = Literal["predict", "chat"]

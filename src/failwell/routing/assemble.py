@@ -118,6 +118,7 @@ class Gateway:
 
     def __init__(self, config: FailwellConfig, clock: Clock = SYSTEM_CLOCK) -> None:
         from failwell.api.admin import AdminApi
+        from failwell.control.fault_admin import install_control
 
         self.config = config
         self.clock = clock
@@ -131,6 +132,7 @@ class Gateway:
             name: build_pool(name, bc, self.metrics, clock) for name, bc in config.backends.items()
         }
         self.routes = {name: self._route(name, rc) for name, rc in config.routes.items()}
+        self.control = install_control(self)  # fault injection, flags, canary drill
 
     def _route(self, name: str, rc: RouteConfig) -> Route:
         holder: list[Route] = []
