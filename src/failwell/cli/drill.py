@@ -13,17 +13,19 @@ from rich.console import Console
 
 from failwell.errors import ConfigError
 
-app = typer.Typer(help="Run a chaos drill against a gateway or the demo stack.")
 out_console = Console(highlight=False)
 
 
-@app.callback(invoke_without_command=True)
 def drill(
     file: Annotated[Path | None, typer.Argument(help="The drill file (YAML).")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Run the classic demo drill.")] = False,
     out: Annotated[Path, typer.Option(help="Where drill.json and drill.html go.")] = Path(
         "drill-out"
     ),
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="--demo: work directory (models, config, logs); temporary if unset."),
+    ] = None,
 ) -> None:
     """Run a drill: open-loop load, the steps' faults, per-second measurement, a verdict."""
     from failwell.control.drill_demo import demo_drill
@@ -34,7 +36,10 @@ def drill(
         out_console.print("give a drill FILE or --demo (one of them)")
         raise typer.Exit(2)
     try:
-        spec = demo_drill() if file is None else load_drill(file)
+        if file is None:
+            spec = demo_drill(demo={"workdir": str(workdir) if workdir else None})
+        else:
+            spec = load_drill(file)
     except ConfigError as exc:
         for issue in exc.issues:
             out_console.print(f"[red]error[/red] {issue}")

@@ -20,7 +20,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(fault_cli.app, name="fault")
-app.add_typer(drill_cli.app, name="drill")
+app.command("drill")(drill_cli.drill)
 err = Console(stderr=True)
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path to failwell.yaml.")]

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from failwell.config.control import CanaryDrillConfig, ControlConfig
 from failwell.config.models import (
     BackendConfig,
     BreakerConfig,
@@ -34,10 +35,24 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("routes.NAME", RouteConfig),
     ("routes.NAME.cache", RouteCacheConfig),
     ("routes.NAME.tiers[i]", TierConfig),
+    ("control", ControlConfig),
+    ("control.canary_drill", CanaryDrillConfig),
 ]
 BEGIN = "<!-- BEGIN GENERATED: python -m failwell.config.reference -->"
 END = "<!-- END GENERATED -->"
-_DURATIONS = {"timeout", "backoff", "max_backoff", "recovery", "deadline", "ttl", "reserve"}
+_DURATIONS = {
+    "timeout",
+    "backoff",
+    "max_backoff",
+    "recovery",
+    "deadline",
+    "ttl",
+    "reserve",
+    "max_fault_duration",
+    "every",
+    "duration",
+    "first_after",
+}
 
 
 def _default(name: str, field: Any) -> str:

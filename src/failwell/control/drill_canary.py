@@ -115,10 +115,12 @@ class CanaryDrill:
         self.active = False
         self.m_active.labels(self.route).set(0)
         total = self._answered + self._failed
+        answered, self._answered, self._failed = self._answered, 0, 0
+        self._members.clear()
         if total == 0:
             result = "no_traffic"
         else:
-            ratio = self._answered / total
+            ratio = answered / total
             result = "pass" if ratio >= self.cfg.min_answered else "fail"
             self.m_ratio.labels(self.route).set(ratio)
             self.m_pass.labels(self.route).set(1 if result == "pass" else 0)
