@@ -85,7 +85,7 @@ def test_a_broken_rules_function_fails_the_drill_with_the_reason(
                 "duration": "2s",
                 "actions": [
                     {"gateway": {"kind": "drop", "backend": "ranker"}},
-                    {"flag": "backend:light", "on": False},
+                    {"flag": "backend:light", "enabled": False},
                 ],
                 "expect": {"min_share": {"rules": 0.9}},
             },

@@ -80,7 +80,7 @@ def test_failed_requests_and_no_recovery_fail_the_steady_state() -> None:
     plan = [*HEALTHY_RUN[:-1], (15, 16, None), (16, 23, "cache")]
     result = analyse(d, TIERS, shots(plan), windows(d, [3, 7, 10, 13], 23), 23)
     reasons = " | ".join(result["reasons"])
-    assert "availability" in reasons and "tier 1 back within 9s: tier 1 back never" in reasons
+    assert "availability" in reasons and "tier 1 back within 14s: tier 1 back never" in reasons
     assert result["failed"] == 20
 
 
@@ -126,3 +126,17 @@ def test_bad_drill_files_name_the_key(data: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_drill(data)
     assert info.value.issues[0].path == key, info.value.issues
+
+
+def test_drill_files_in_the_docs_validate() -> None:
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "drills.md").read_text()
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, flags=re.S)]
+    drills = [b for b in blocks if isinstance(b, dict) and "steps" in b]
+    assert drills
+    for data in drills:
+        parse_drill(data)

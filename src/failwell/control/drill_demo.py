@@ -46,7 +46,7 @@ DEMO_DRILL: dict[str, Any] = {
         {
             "name": "all but the cache down",
             "duration": "3s",
-            "actions": [{"flag": "tier:recommend/rules", "on": False}],
+            "actions": [{"flag": "tier:recommend/rules", "enabled": False}],
             "expect": {"min_share": {"cache": 0.9}},
         },
         {

@@ -12,7 +12,7 @@ from failwell.control.drill_analysis import NO_ANSWER
 
 PALETTE = ["#2b8a3e", "#1c7ed6", "#f08c00", "#ae3ec9", "#868e96", "#495057"]
 FAILED_COLOUR = "#e03131"
-W, H, LEFT, RIGHT, TOP, BOTTOM = 900, 220, 48, 12, 26, 26
+W, H, LEFT, RIGHT, TOP, BOTTOM = 900, 236, 48, 12, 40, 26
 
 
 def _colours(tiers: Sequence[str]) -> dict[str, str]:
@@ -22,19 +22,19 @@ def _colours(tiers: Sequence[str]) -> dict[str, str]:
 
 
 def _x(t: float, end: float) -> float:
-    return LEFT + (W - LEFT - RIGHT) * (t / end if end else 0)
+    return LEFT + (W - LEFT - RIGHT) * (min(t, end) / end if end else 0)
 
 
 def _windows(result: dict[str, Any], end: float) -> str:
     out = []
-    for step in result["steps"]:
+    for i, step in enumerate(result["steps"]):
         x0, x1 = _x(step["start"], end), _x(step["end"], end)
         kind = "restore-window" if any("restore" in a for a in step["actions"]) else "fault-window"
         title = escape(f"{step['name']}: {'; '.join(step['actions'])}")
         out.append(
             f'<g class="{kind}"><title>{title}</title>'
             f'<rect x="{x0:.1f}" y="{TOP}" width="{max(1.0, x1 - x0):.1f}" '
-            f'height="{H - TOP - BOTTOM}" /><text x="{x0 + 3:.1f}" y="{TOP - 6}">'
+            f'height="{H - TOP - BOTTOM}" /><text x="{x0 + 3:.1f}" y="{TOP - 6 - 14 * (i % 2)}">'
             f"{escape(step['name'])}</text></g>"
         )
     return "".join(out)
@@ -117,7 +117,7 @@ def _svg(
     return (
         f'<figure class="{cls}"><figcaption>{escape(title)} {legend}</figcaption>'
         f'<svg viewBox="0 0 {W} {H}" width="100%" role="img" aria-label="{escape(title)}">'
-        f"{_windows(result, end)}{axis}{''.join(body)}</svg></figure>"
+        f"{axis}{''.join(body)}{_windows(result, end)}</svg></figure>"
     )
 
 
@@ -154,8 +154,9 @@ h1{font-size:22px;margin:0 0 4px} .verdict{font-weight:700;padding:2px 10px;bord
 .pass{background:#d3f9d8;color:#2b8a3e} .fail{background:#ffe3e3;color:#c92a2a}
 figure{margin:18px 0} figcaption{font-weight:600;margin-bottom:4px}
 .key{font-weight:400;margin-left:12px} .key i{display:inline-block;width:10px;height:10px;
-margin-right:4px} .fault-window rect{fill:#fa5252;fill-opacity:.10;stroke:#fa5252;
-stroke-dasharray:4 3} .restore-window rect{fill:#40c057;fill-opacity:.08}
+margin-right:4px} .fault-window rect{fill:#fa5252;fill-opacity:.12;stroke:#c92a2a;
+stroke-width:1.5;stroke-dasharray:5 3} .restore-window rect{fill:#40c057;fill-opacity:.10;
+stroke:#2b8a3e;stroke-dasharray:5 3} .fault-window text,.restore-window text{font-weight:600}
 svg text{font-size:11px;fill:#495057} .axis{stroke:#adb5bd} .grid{stroke:#f1f3f5}
 table{border-collapse:collapse;width:100%} td,th{border-top:1px solid #dee2e6;padding:6px;
 vertical-align:top;text-align:left} ul{margin:0;padding-left:0;list-style:none}

@@ -68,7 +68,7 @@ class Action(Strict):
     replicas: tuple[str, ...] = ()
     gateway: dict[str, Any] | None = None
     flag: str | None = None
-    on: bool = False
+    enabled: bool = False  # flag actions: the state to set (YAML reads a bare `on` as true)
     network: dict[str, Any] | None = None
     proxy: str | None = None
     restore: bool = False
@@ -103,7 +103,7 @@ class Action(Strict):
             where = self.gateway.get("replica") or self.gateway.get("backend")
             return f"inject {self.gateway.get('kind')} on {where}"
         if self.flag is not None:
-            return f"flag {self.flag} {'on' if self.on else 'off'}"
+            return f"flag {self.flag} {'on' if self.enabled else 'off'}"
         if self.network is not None:
             return f"proxy {self.proxy}: {self.network}"
         return "restore everything"

@@ -84,7 +84,7 @@ class GatewayTarget:
             if action.flag not in self._flags:
                 flags = (await self.admin("GET", "/admin/flags"))["flags"]
                 self._flags[action.flag] = bool(flags.get(action.flag, True))
-            await self.admin("POST", "/admin/flags", {"target": action.flag, "on": action.on})
+            await self.admin("POST", "/admin/flags", {"target": action.flag, "on": action.enabled})
         elif action.network is not None:
             assert action.proxy is not None
             try:
