@@ -3,6 +3,7 @@ admin API and the CLI; flags that survive a restart; network faults through the 
 
 from __future__ import annotations
 
+import copy
 import json
 import urllib.error
 import urllib.request
@@ -30,9 +31,9 @@ from tests.integration.test_failover import ranker_config
 INPUT = {"inputs": {"user_id": "u0042", "country": "DE", "category": "books"}}
 
 
-def ask(gw: Gateway) -> str:
+def ask(gw: Gateway, route: str = "recommend") -> str:
     req = urllib.request.Request(
-        gw.predict_url("recommend"),
+        gw.predict_url(route),
         data=json.dumps(INPUT).encode(),
         headers={"content-type": "application/json"},
     )
@@ -53,13 +54,14 @@ def admin(gw: Gateway, method: str, path: str, body: Any = None) -> tuple[int, A
         return exc.code, json.loads(exc.read())
 
 
-def fallbacks(gw: Gateway, error: str) -> float:
+def fallbacks(gw: Gateway, error: str, route: str = "recommend") -> float:
     total = 0.0
     for line in gw.metrics().splitlines():
         if (
             line.startswith("failwell_fallbacks_total{")
             and f'error="{error}"' in line
             and 'from_tier="primary"' in line
+            and f'route="{route}"' in line
         ):
             total += float(line.rsplit(" ", 1)[1])
     return total
@@ -75,14 +77,13 @@ def config(stack: Stack, replicas: list[dict[str, Any]], models: Path) -> dict[s
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory, models: Path) -> Iterator[Rig]:
-    """Two model servers; gateway ``direct`` in front of both, gateway ``proxied`` in front of
-    the first through a standalone fault proxy. Shared by the tests below, which clear their
-    faults when they end."""
+    """Two model servers and one gateway: route ``recommend`` in front of both, route
+    ``proxied`` in front of the first through a standalone fault proxy. Shared by the tests
+    below, which clear their faults when they end."""
     stack = Stack(tmp_path_factory.mktemp("faults"))
     try:
         a = stack.model_server(model_dir=models, label="east-1")
         b = stack.model_server(model_dir=models, label="east-2")
-        direct = stack.gateway(config(stack, [a.replica(), b.replica()], models), "direct")
         listen, control = free_port(), free_port()
         proxy = ManagedProcess("fault-proxy")
         stack.procs.append(proxy)
@@ -101,19 +102,23 @@ def rig(tmp_path_factory: pytest.TempPathFactory, models: Path) -> Iterator[Rig]
             ready_line="READY",
             timeout=30,
         )
-        replica = {"url": f"http://127.0.0.1:{listen}", "name": "east-1"}
-        cfg = config(stack, [replica], models)
-        cfg["control"]["flags_path"] = str(stack.tmp / "flags-proxied.json")
-        proxied = stack.gateway(cfg, "proxied")
-        yield Rig(direct, proxied, f"http://127.0.0.1:{control}/_control")
+        cfg = config(stack, [a.replica(), b.replica()], models)
+        behind_proxy = {"url": f"http://127.0.0.1:{listen}", "name": "east-1"}
+        cfg["backends"]["ranker-proxied"] = {
+            **cfg["backends"]["ranker"],
+            "replicas": [behind_proxy],
+        }
+        route = copy.deepcopy(cfg["routes"]["recommend"])
+        route["tiers"][0]["backend"] = "ranker-proxied"
+        cfg["routes"]["proxied"] = route
+        yield Rig(stack.gateway(cfg), f"http://127.0.0.1:{control}/_control")
     finally:
         stack.close()
 
 
 @dataclass
 class Rig:
-    direct: Gateway
-    proxied: Gateway
+    gateway: Gateway
     proxy_control: str
 
 
@@ -133,18 +138,20 @@ class Rig:
 def test_each_fault_kind_falls_back_for_its_reason(
     rig: Rig, fault: dict[str, Any], error: str
 ) -> None:
-    gateway = rig.direct
+    gateway = rig.gateway
     assert ask(gateway) == "primary"
+    before = fallbacks(gateway, error)
     status, body = admin(gateway, "POST", "/admin/faults", {"backend": "ranker", **fault})
     assert status == 201, body
     assert {ask(gateway) for _ in range(3)} == {"fallback"}
-    assert fallbacks(gateway, error) >= 3
+    assert fallbacks(gateway, error) >= before + 3
+    assert ask(gateway, "proxied") == "primary"  # another backend on the same server
     assert admin(gateway, "DELETE", "/admin/faults")[1]["cleared"] == [body["fault"]["id"]]
     assert ask(gateway) == "primary"
 
 
 def test_small_latency_slows_but_keeps_tier_one(rig: Rig) -> None:
-    gw = rig.direct
+    gw = rig.gateway
     label = 'failwell_faults_injected_total{backend="ranker",kind="latency"}'
     before = metric_value(gw.metrics(), label.split("{")[0], kind="latency") or 0.0
     admin(gw, "POST", "/admin/faults", {"kind": "latency", "backend": "ranker", "latency": "30ms"})
@@ -154,7 +161,7 @@ def test_small_latency_slows_but_keeps_tier_one(rig: Rig) -> None:
 
 
 def test_faults_expire_and_replica_faults_spare_the_others(rig: Rig) -> None:
-    gw = rig.direct
+    gw = rig.gateway
     before = fallbacks(gw, "unavailable")
     status, _ = admin(
         gw, "POST", "/admin/faults", {"kind": "drop", "backend": "ranker", "replica": "east-1"}
@@ -212,10 +219,12 @@ def test_cli_drives_faults_and_flags_and_flags_survive_a_restart(
     ],
 )
 def test_network_faults_through_the_proxy(rig: Rig, fault: dict[str, Any], error: str) -> None:
-    gw, control = rig.proxied, rig.proxy_control
-    assert ask(gw) == "primary"
+    gw, control = rig.gateway, rig.proxy_control
+    before = fallbacks(gw, error, "proxied")
+    assert ask(gw, "proxied") == "primary"
     assert http_json(control, fault)[next(iter(fault))] == fault[next(iter(fault))]
-    assert {ask(gw) for _ in range(3)} == {"fallback"}
-    assert fallbacks(gw, error) >= 3
+    assert {ask(gw, "proxied") for _ in range(3)} == {"fallback"}
+    assert fallbacks(gw, error, "proxied") >= before + 3
+    assert ask(gw) == "primary"  # the same server, not through the proxy
     http_json(control, {})
-    assert wait_until(lambda: ask(gw) == "primary", 5)
+    assert wait_until(lambda: ask(gw, "proxied") == "primary", 5)

@@ -53,7 +53,9 @@ DEMO_DRILL: dict[str, Any] = {
             "name": "restore",
             # Killed replicas restart (a few seconds) and their breakers let a probe through
             # every 5 s (the demo's breaker recovery): tier 1 is back within two recoveries.
+            # The step ends once tier 1 has been back for 3 s.
             "duration": "15s",
+            "settle": "3s",
             "actions": [{"restore": True}],
             "expect": {"recover_within": "14s"},
         },
@@ -134,7 +136,7 @@ class DemoTarget(GatewayTarget):
 
     def _stop_all(self) -> None:
         if self.gateway is not None:
-            self.gateway.stop(grace=3.0)
+            self.gateway.stop(grace=1.0)
         for _, proc in self.procs.values():
             proc.stop(grace=2.0)
 

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from failwell.control.drill_analysis import NO_ANSWER, Window, analyse, percentile
+from failwell.control.drill_analysis import NO_ANSWER, Window, analyse, percentile, recovery
 from failwell.control.drill_demo import DemoTarget
 from failwell.control.drill_load import OpenLoop
 from failwell.control.drill_report import render_html
-from failwell.control.drill_spec import Drill
+from failwell.control.drill_spec import Drill, Step
 from failwell.control.drill_target import GatewayTarget
 
 Progress = Callable[[str], None]
@@ -64,6 +64,19 @@ async def _ticker(load: OpenLoop, tiers: list[str], progress: Progress, label: l
         second += 1
 
 
+async def _hold(load: OpenLoop, step: Step, start: float, tier1: str, share: float) -> None:
+    """Wait out the step: its duration, or (``settle``) until tier 1 has been back that long."""
+    ends = start + step.duration
+    if step.settle is None:
+        await asyncio.sleep(max(0.0, ends - load.now()))
+        return
+    while load.now() < ends:
+        await asyncio.sleep(min(0.25, max(0.0, ends - load.now())))
+        back = recovery(list(load.shots), tier1, start, share)
+        if back is not None and load.now() >= start + back + step.settle:
+            return
+
+
 async def run_drill(drill: Drill, progress: Progress | None = None) -> dict[str, Any]:
     """Run ``drill`` and return its result (see ``drill_analysis.analyse``)."""
     say = progress or (lambda line: None)
@@ -88,7 +101,7 @@ async def run_drill(drill: Drill, progress: Progress | None = None) -> dict[str,
                 for action in step.actions:
                     say(f"      → {step.name}: {action.describe()}")
                     await target.apply(action)
-                await asyncio.sleep(max(0.0, step.duration - (load.now() - start)))
+                await _hold(load, step, start, tiers[0], drill.steady_state.tier1_share)
                 after = await target.fallbacks(drill.route)
                 windows.append(Window(step, start, load.now(), _delta(before, after)))
             end = load.now()

@@ -126,6 +126,11 @@ class Step(Strict):
     actions: tuple[Action, ...] = ()
     expect: Expect = Field(default_factory=Expect)
     grace: Duration = Field(1.0, description="Time allowed to detect before shares count.")
+    settle: Duration | None = Field(
+        None,
+        description="Restore steps: end once tier 1 has been back this long (duration is then "
+        "the most the step may last).",
+    )
 
     @property
     def restores(self) -> bool:

@@ -94,16 +94,18 @@ class Control:
 
     def _gate(self, route: str) -> TierGate:
         flags, canary = self.flags, self.canary
+        # The flag names of each tier, built once: the hot path only looks them up.
+        names = {
+            t.name: [str(FlagTarget.tier(route, t.name))]
+            + ([str(FlagTarget.backend(t.pool.backend))] if isinstance(t, ModelTier) else [])
+            for t in self.gateway.routes[route].chain.tiers
+        }
 
         def gate(tier: Tier, request: Request) -> None:
-            if not flags.enabled(FlagTarget.tier(route, tier.name)):
-                raise TierFailed(f"switched off by flag tier:{route}/{tier.name}", "switched_off")
-            if isinstance(tier, ModelTier) and not flags.enabled(
-                FlagTarget.backend(tier.pool.backend)
-            ):
-                raise TierFailed(
-                    f"switched off by flag backend:{tier.pool.backend}", "switched_off"
-                )
+            if flags.any_off:
+                for name in names[tier.name]:
+                    if not flags.enabled(name):
+                        raise TierFailed(f"switched off by flag {name}", "switched_off")
             if canary is not None:
                 canary.skip(route, tier, request)
 

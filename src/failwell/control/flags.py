@@ -76,6 +76,10 @@ class Flags:
             FlagTarget.parse(target)
         return off
 
+    @property
+    def any_off(self) -> bool:
+        return bool(self._off)
+
     def enabled(self, target: FlagTarget | str) -> bool:
         return not self._off or str(target) not in self._off
 
