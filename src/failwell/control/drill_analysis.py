@@ -166,7 +166,8 @@ def analyse(
         detected = None if w.step.restores else detection(shots, tiers, w.start)
         recovered = recovery(shots, tier1, w.start, ss.tier1_share) if w.step.restores else None
         if recovered is not None and i == len(windows) - 1:
-            healthy += _between(shots, w.start + recovered, w.end)
+            # Healthy again from the end of the second that showed tier 1 back.
+            healthy += _between(shots, w.start + recovered + 1.0, w.end)
         step_checks = _step_checks(w, inside, recovered)
         checks += step_checks
         steps.append(

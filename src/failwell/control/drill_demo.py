@@ -29,7 +29,7 @@ DEMO_DRILL: dict[str, Any] = {
     "route": "recommend",
     "load": {"rate": 40, "users": 40, "timeout": "2s"},
     "steady_state": {"availability": 0.999, "max_5xx": 0, "tier1_share": 0.99, "p99": "500ms"},
-    "warmup": "3s",
+    "warmup": "4s",
     "steps": [
         {
             "name": "primary down",
@@ -53,9 +53,9 @@ DEMO_DRILL: dict[str, Any] = {
             "name": "restore",
             # Killed replicas restart (a few seconds) and their breakers let a probe through
             # every 5 s (the demo's breaker recovery): tier 1 is back within two recoveries.
-            # The step ends once tier 1 has been back for 3 s.
+            # The step ends once tier 1 has been back for 4 s.
             "duration": "15s",
-            "settle": "3s",
+            "settle": "4s",
             "actions": [{"restore": True}],
             "expect": {"recover_within": "14s"},
         },
