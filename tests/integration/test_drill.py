@@ -79,12 +79,13 @@ def test_a_broken_rules_function_fails_the_drill_with_the_reason(
         "target": gw.url,
         "load": {"rate": 30, "users": 20},
         "warmup": "2s",
+        "processes": {"east-1": {"pid": server.proc.pid}},
         "steps": [
             {
                 "name": "all models down",
                 "duration": "2s",
                 "actions": [
-                    {"gateway": {"kind": "drop", "backend": "ranker"}},
+                    {"process": "stop", "replicas": ["east-1"]},
                     {"flag": "backend:light", "enabled": False},
                 ],
                 "expect": {"min_share": {"rules": 0.9}},
@@ -105,6 +106,7 @@ def test_a_broken_rules_function_fails_the_drill_with_the_reason(
     # The drill put back what it changed.
     assert http_json(f"{gw.url}/admin/faults")["faults"] == []
     assert http_json(f"{gw.url}/admin/flags")["off"] == []
+    assert server.requests() >= 0  # thawed: it answers again
 
 
 def test_a_bad_drill_file_is_exit_code_2(tmp_path: Path) -> None:

@@ -228,3 +228,53 @@ def test_network_faults_through_the_proxy(rig: Rig, fault: dict[str, Any], error
     assert ask(gw) == "primary"  # the same server, not through the proxy
     http_json(control, {})
     assert wait_until(lambda: ask(gw, "proxied") == "primary", 5)
+
+
+def test_the_canary_drill_runs_inside_the_gateway_and_reports_in_metrics(stack: Stack) -> None:
+    cfg = stack.config(
+        backends={"echo": {"protocol": "python", "target": "failwell.testing.models:Echo"}},
+        routes={
+            "r": {
+                "input": {"x": "str"},
+                "tiers": [
+                    {"name": "primary", "backend": "echo"},
+                    {"name": "rules", "rules": "failwell.testing.models:constant_rule"},
+                    {"name": "static", "value": {"items": []}},
+                ],
+            }
+        },
+    )
+    cfg["control"] = {
+        "flags_path": ":memory:",
+        "canary_drill": {
+            "enabled": True,
+            "route": "r",
+            "share": 0.5,
+            "every": "1s",
+            "duration": "800ms",
+            "first_after": "0s",
+        },
+    }
+    gw = stack.gateway(cfg)
+    tiers: set[str] = set()
+
+    def passed() -> bool:
+        tiers.add(ask_route(gw, "r"))
+        text = gw.metrics()
+        return (metric_value(text, "failwell_canary_drill_runs_total", result="pass") or 0) >= 1
+
+    assert wait_until(passed, 10, interval=0.02)
+    assert tiers == {"primary", "rules"}
+    text = gw.metrics()
+    assert (metric_value(text, "failwell_canary_drill_requests_total", outcome="answered") or 0) > 0
+    assert metric_value(text, "failwell_canary_drill_last_pass", route="r") == 1.0
+
+
+def ask_route(gw: Gateway, route: str) -> str:
+    req = urllib.request.Request(
+        gw.predict_url(route),
+        data=json.dumps({"inputs": {"x": "1"}}).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return str(resp.headers["x-failwell-tier"])

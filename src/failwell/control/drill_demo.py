@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from failwell.control.drill_spec import Action, Drill, ProcessSignal, parse_drill
-from failwell.control.drill_target import DrillError, GatewayTarget
+from failwell.control.drill_target import SIGNALS, DrillError, GatewayTarget
 from failwell.demo.procs import ManagedProcess
 from failwell.demo.stack import DemoPorts, demo_config, ensure_models, port_busy, server_commands
 
@@ -153,11 +153,7 @@ class DemoTarget(GatewayTarget):
         if what is ProcessSignal.START:
             self._restart([n for n in names if not self.procs[n][1].alive()])
             return
-        sig = {
-            ProcessSignal.KILL: signal.SIGKILL,
-            ProcessSignal.STOP: signal.SIGSTOP,
-            ProcessSignal.CONT: signal.SIGCONT,
-        }[what]
+        sig = SIGNALS[what]
         for name in names:
             self.procs[name][1].kill(sig)
             self._touched[name] = what

@@ -16,7 +16,8 @@
         actions: [{restore: true}]
         expect: {recover_within: 8s}
 
-An action does one thing: ``process`` (kill, stop, cont, start: demo target only),
+An action does one thing: ``process`` (kill, stop, cont; start too on the demo target;
+on a URL target the replicas' pids go under ``processes``),
 ``gateway`` (an in-gateway fault, as for ``POST /admin/faults``), ``flag`` (switch a tier or
 backend off or on), ``network`` (set the fault of one of the drill's ``proxies``) or
 ``restore`` (undo everything the drill did so far).
@@ -142,6 +143,17 @@ class Proxy(Strict):
     listen: str = Field(description="host:port the proxy listens on (the replica's URL).")
 
 
+class LocalProcess(Strict):
+    pid: int | None = Field(None, gt=1, description="The process id.")
+    pidfile: str | None = Field(None, description="A file holding the process id.")
+
+    @model_validator(mode="after")
+    def _one(self) -> LocalProcess:
+        if (self.pid is None) == (self.pidfile is None):
+            raise ValueError("give pid or pidfile")
+        return self
+
+
 class DemoTarget(Strict):
     rules: str | None = Field(None, description="Replace the demo's rules function (module:fn).")
     workdir: str | None = Field(None, description="Demo work directory; a temporary one if unset.")
@@ -159,6 +171,11 @@ class Drill(Strict):
     steady_state: SteadyState = Field(default_factory=SteadyState)
     warmup: Duration = 3.0
     proxies: dict[str, Proxy] = Field(default_factory=dict)
+    processes: dict[str, LocalProcess] = Field(
+        default_factory=dict,
+        description="Local upstream processes by replica name, for process actions on a URL "
+        "target (kill, stop, cont; a killed one is restarted by its own supervisor).",
+    )
     steps: tuple[Step, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -168,7 +185,12 @@ class Drill(Strict):
                 if action.proxy is not None and action.proxy not in self.proxies:
                     raise ValueError(f"step {step.name!r}: unknown proxy {action.proxy!r}")
                 if action.process is not None and self.target != "demo":
-                    raise ValueError(f"step {step.name!r}: process actions need target: demo")
+                    unknown = [r for r in action.replicas if r not in self.processes]
+                    if unknown or action.process is ProcessSignal.START:
+                        raise ValueError(
+                            f"step {step.name!r}: process actions on a URL target need the "
+                            f"replicas under processes (and cannot start them): {unknown}"
+                        )
         return self
 
 

@@ -5,16 +5,24 @@ undo it. The demo target adds process faults (``drill_demo``)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import signal
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from failwell.control.drill_spec import Action, Drill
+from failwell.control.drill_spec import Action, Drill, ProcessSignal
 from failwell.control.fault_proxy import FaultProxy, NetworkFault
 
 _FALLBACK = re.compile(r"^failwell_fallbacks_total\{([^}]*)\} ([0-9.e+]+)$", re.M)
+SIGNALS = {
+    ProcessSignal.KILL: signal.SIGKILL,
+    ProcessSignal.STOP: signal.SIGSTOP,
+    ProcessSignal.CONT: signal.SIGCONT,
+}
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -30,6 +38,7 @@ class GatewayTarget:
         self._session: aiohttp.ClientSession | None = None
         self._faults: list[str] = []
         self._flags: dict[str, bool] = {}  # target → state before the drill touched it
+        self._stopped: set[int] = set()  # pids the drill froze
 
     async def open(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
@@ -92,9 +101,39 @@ class GatewayTarget:
             except ValueError as exc:
                 raise DrillError(f"proxy {action.proxy}: {exc}") from None
         else:
-            raise DrillError(f"this target cannot {action.describe()} (needs target: demo)")
+            self._signal_local(action)
+
+    def _signal_local(self, action: Action) -> None:
+        assert action.process is not None
+        sig = SIGNALS.get(action.process)
+        if sig is None:
+            raise DrillError(f"this target cannot {action.describe()}")
+        for name in action.replicas:
+            pid = self._pid(name)
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                raise DrillError(f"process {name} (pid {pid}) is not running") from None
+            if sig == signal.SIGSTOP:
+                self._stopped.add(pid)
+            elif sig == signal.SIGCONT:
+                self._stopped.discard(pid)
+
+    def _pid(self, name: str) -> int:
+        ref = self.drill.processes[name]
+        if ref.pid is not None:
+            return ref.pid
+        assert ref.pidfile is not None
+        try:
+            return int(Path(ref.pidfile).read_text().strip())
+        except (OSError, ValueError) as exc:
+            raise DrillError(f"process {name}: cannot read {ref.pidfile}: {exc}") from None
 
     async def restore(self) -> None:
+        for pid in self._stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        self._stopped.clear()
         for fault_id in self._faults:
             with contextlib.suppress(DrillError):  # it expired already
                 await self.admin("DELETE", f"/admin/faults?id={fault_id}")
