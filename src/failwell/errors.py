@@ -4,6 +4,7 @@
     ├── CallerError            the caller's mistake: 4xx, never retried, never trips a breaker
     │   ├── InvalidInput       body or field failed validation (422, or 400 for undecodable bodies)
     │   ├── UnknownRoute       no such route (404)
+    │   ├── Conflict           the request clashes with the gateway's state or config (409)
     │   └── BodyTooLarge       request body over the configured limit (413)
     ├── UpstreamError          a dependency failed; carries backend, replica and attempt
     │   ├── UpstreamTimeout    no answer within the attempt's time
@@ -64,6 +65,11 @@ class UnknownRoute(CallerError):
 class NotFound(CallerError):
     status = 404
     kind = "not_found"
+
+
+class Conflict(CallerError):
+    status = 409
+    kind = "conflict"
 
 
 class MethodNotAllowed(CallerError):

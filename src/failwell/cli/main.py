@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from failwell.cli import drill as drill_cli
+from failwell.cli import fault as fault_cli
 from failwell.cli.status import app as status_app
 from failwell.config import load_config
 from failwell.config.models import FailwellConfig
@@ -19,6 +21,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(status_app, name="status")
+app.add_typer(fault_cli.app, name="fault")
+app.command("drill")(drill_cli.drill)
 err = Console(stderr=True)
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path to failwell.yaml.")]

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from failwell.config.control import ControlConfig
 from failwell.config.log import InputPolicy, LogConfig
 from failwell.config.observe import AlertsConfig, CanaryConfig, HealthConfig, SloConfig
 from failwell.config.units import Duration, Size
@@ -289,6 +290,9 @@ class FailwellConfig(Frozen):
     routes: dict[str, RouteConfig] = Field(min_length=1, description="Named routes.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Alert delivery.")
     log: LogConfig = Field(default_factory=LogConfig, description="Inference and audit log.")
+    control: ControlConfig = Field(
+        default_factory=ControlConfig, description="Fault injection, flags, canary drill."
+    )
 
 
 RouteKindName = Literal["predict", "chat"]

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from failwell.config.control import CanaryDrillConfig, ControlConfig
 from failwell.config.log import LogConfig, RetentionConfig
 from failwell.config.models import (
     BackendConfig,
@@ -51,6 +52,8 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("alerts", AlertsConfig),
     ("log", LogConfig),
     ("log.retention", RetentionConfig),
+    ("control", ControlConfig),
+    ("control.canary_drill", CanaryDrillConfig),
 ]
 BEGIN = "<!-- BEGIN GENERATED: python -m failwell.config.reference -->"
 END = "<!-- END GENERATED -->"
@@ -69,6 +72,10 @@ _DURATIONS = {
     "repeat_after",
     "batch_window",
     "max_age",
+    "max_fault_duration",
+    "every",
+    "duration",
+    "first_after",
 }
 
 

@@ -1,0 +1,1 @@
+"""Control plane beside the request path: fault injection, flags, drills."""

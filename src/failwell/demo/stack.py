@@ -182,6 +182,20 @@ def _servers(workdir: Path, ports: DemoPorts) -> list[tuple[str, list[str]]]:
     ]
 
 
+def server_commands(workdir: Path, ports: DemoPorts) -> list[tuple[str, list[str]]]:
+    """Name and command line of each demo model server (the drill runner starts them too)."""
+    return _servers(workdir, ports)
+
+
+def ensure_models(models: Path, seed: int = 0) -> None:
+    """Train the demo models into ``models`` unless they are there for this seed."""
+    _ensure_models(models, seed)
+
+
+def port_busy(port: int) -> bool:
+    return _port_busy(port)
+
+
 def _port_busy(port: int) -> bool:
     """Something listens on 127.0.0.1:port (TIME_WAIT leftovers of a past run do not count,
     as the servers bind with SO_REUSEADDR too)."""

@@ -123,6 +123,7 @@ class Gateway:
 
     def __init__(self, config: FailwellConfig, clock: Clock = SYSTEM_CLOCK) -> None:
         from failwell.api.admin import AdminApi
+        from failwell.control.fault_admin import install_control
 
         self.config = config
         self.clock = clock
@@ -141,6 +142,7 @@ class Gateway:
         from failwell.effects.inference_log import attach
 
         self.log = attach(self)
+        self.control = install_control(self)  # fault injection, flags, canary drill
 
     def _route(self, name: str, rc: RouteConfig) -> Route:
         holder: list[Route] = []

@@ -26,6 +26,8 @@ from failwell.resilience.deadline import reserves_after, tier_budget
 from failwell.routing.tiers import Tier
 
 StoreAnswer = Callable[[Request, Any, str | None], None]
+# Raises a FailwellError to skip a tier for this request (a flag switched it off, a drill).
+TierGate = Callable[[Tier, Request], None]
 
 
 @dataclass(slots=True)
@@ -58,6 +60,7 @@ class TierChain:
         self._store = store
         self.clock = clock
         self.in_flight = metrics.route_in_flight(route)
+        self.gate: TierGate | None = None  # set by failwell.control
 
     async def run(self, request: Request, started: float) -> Answer:
         metrics, route = self._metrics, self.route
@@ -66,6 +69,8 @@ class TierChain:
         for index, tier in enumerate(self.tiers):
             budget = tier_budget(deadline.remaining(), self._held_back[index])
             try:
+                if self.gate is not None:
+                    self.gate(tier, request)
                 if not tier.ready():
                     raise NoHealthyReplica("skipped: no replica available")
                 if budget <= 0 and tier.kind is TierKind.MODEL:

@@ -1,0 +1,114 @@
+"""``failwell fault list|add|clear`` and ``failwell fault flags|flag``: drive a running
+gateway's fault injection and flags through its admin API."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="Inject faults into a running gateway; switch tiers and backends.")
+console = Console(highlight=False)
+GatewayOption = Annotated[str, typer.Option("--gateway", "-g", help="The gateway's base URL.")]
+
+
+def _call(gateway: str, method: str, path: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        gateway.rstrip("/") + path,
+        data=data,
+        method=method,
+        headers={"content-type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        console.print(f"[red]error[/red] {method} {path}: {exc.code} {detail}")
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        console.print(f"[red]error[/red] cannot reach {gateway}: {exc}")
+        raise typer.Exit(1) from None
+
+
+@app.command("list")
+def list_faults(gateway: GatewayOption = "http://127.0.0.1:8080") -> None:
+    """The active faults."""
+    faults = _call(gateway, "GET", "/admin/faults")["faults"]
+    if not faults:
+        console.print("no active faults")
+    for f in faults:
+        where = f["backend"] + (f"/{f['replica']}" if f["replica"] else "")
+        console.print(
+            f"{f['id']:<5} {f['kind']:<10} {where:<30} rate {f['rate']:g}  "
+            f"{f['remaining_s']:.0f}s left"
+        )
+
+
+@app.command()
+def add(
+    kind: Annotated[str, typer.Argument(help="latency, error, hang, drop or malformed.")],
+    backend: Annotated[str, typer.Option(help="The backend.")],
+    replica: Annotated[str | None, typer.Option(help="One replica; all when omitted.")] = None,
+    duration: Annotated[str, typer.Option(help="How long, e.g. 30s, 5m.")] = "60s",
+    rate: Annotated[float, typer.Option(help="Share of calls affected.")] = 1.0,
+    latency: Annotated[str, typer.Option(help="latency: fixed part or mean, e.g. 200ms.")] = "0s",
+    jitter: Annotated[str, typer.Option(help="latency: spread.")] = "0s",
+    distribution: Annotated[str, typer.Option(help="fixed, uniform, normal, exponential.")] = (
+        "fixed"
+    ),
+    status: Annotated[int, typer.Option(help="error: the 5xx status.")] = 500,
+    gateway: GatewayOption = "http://127.0.0.1:8080",
+) -> None:
+    """Add a fault; it expires after its duration."""
+    body = {
+        "kind": kind,
+        "backend": backend,
+        "replica": replica,
+        "duration": duration,
+        "rate": rate,
+        "latency": latency,
+        "jitter": jitter,
+        "distribution": distribution,
+        "status": status,
+    }
+    fault = _call(gateway, "POST", "/admin/faults", body)["fault"]
+    console.print(f"added {fault['id']}: {kind} on {backend}, {fault['remaining_s']:.0f}s")
+
+
+@app.command()
+def clear(
+    fault_id: Annotated[str | None, typer.Option("--id", help="One fault.")] = None,
+    backend: Annotated[str | None, typer.Option(help="Every fault of one backend.")] = None,
+    gateway: GatewayOption = "http://127.0.0.1:8080",
+) -> None:
+    """Clear one fault, a backend's faults, or all of them."""
+    query = f"?id={fault_id}" if fault_id else f"?backend={backend}" if backend else ""
+    cleared = _call(gateway, "DELETE", "/admin/faults" + query)["cleared"]
+    console.print(f"cleared {', '.join(cleared) or 'nothing'}")
+
+
+@app.command()
+def flags(gateway: GatewayOption = "http://127.0.0.1:8080") -> None:
+    """Every tier and backend flag with its state."""
+    for target, on in _call(gateway, "GET", "/admin/flags")["flags"].items():
+        console.print(f"{'on ' if on else '[red]off[/red]'}  {target}")
+
+
+@app.command()
+def flag(
+    target: Annotated[str, typer.Argument(help="tier:ROUTE/TIER or backend:NAME.")],
+    state: Annotated[str, typer.Argument(help="on or off.")],
+    gateway: GatewayOption = "http://127.0.0.1:8080",
+) -> None:
+    """Switch a tier or a backend on or off (persists across restarts)."""
+    if state not in ("on", "off"):
+        console.print("state must be on or off")
+        raise typer.Exit(2)
+    got = _call(gateway, "POST", "/admin/flags", {"target": target, "on": state == "on"})
+    console.print(f"{target} {state}" + ("" if got["changed"] else " (unchanged)"))
