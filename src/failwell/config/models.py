@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from failwell.config.registry import RegistryConfig
 from failwell.config.units import Duration, Size
 
 
@@ -20,6 +21,7 @@ class Frozen(BaseModel):
 
 _LISTEN = re.compile(r"^(?P<host>[^:]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_MODEL_REF = re.compile(r"^[A-Za-z0-9][\w.-]*@[A-Za-z0-9][\w.-]*$")
 INPUT_TYPES = ("str", "int", "float", "bool", "list[str]", "list[int]", "list[float]")
 
 
@@ -138,6 +140,10 @@ class BackendConfig(Frozen):
     version: str | None = Field(
         None, description="Model version reported in answers when the upstream does not say."
     )
+    model_ref: str | None = Field(
+        None,
+        description="python: serve NAME@ALIAS or NAME@VERSION from the registry; the artifact's path goes to the factory as model_dir.",
+    )
 
     @model_validator(mode="after")
     def _by_protocol(self) -> BackendConfig:
@@ -150,6 +156,10 @@ class BackendConfig(Frozen):
                 raise ValueError("a python backend runs in-process and takes no 'replicas'")
         elif not self.replicas:
             raise ValueError(f"a {self.protocol.value} backend needs at least one replica")
+        if self.model_ref is not None and (
+            self.protocol is not WireProtocol.PYTHON or not _MODEL_REF.match(self.model_ref)
+        ):
+            raise ValueError("model_ref must be NAME@ALIAS or NAME@VERSION on a python backend")
         return self
 
 
@@ -279,6 +289,9 @@ class FailwellConfig(Frozen):
     )
     backends: dict[str, BackendConfig] = Field(default_factory=dict, description="Named backends.")
     routes: dict[str, RouteConfig] = Field(min_length=1, description="Named routes.")
+    registry: RegistryConfig = Field(
+        default_factory=RegistryConfig, description="The model registry (docs/registry.md)."
+    )
 
 
 RouteKindName = Literal["predict", "chat"]

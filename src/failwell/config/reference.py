@@ -21,6 +21,7 @@ from failwell.config.models import (
     RouteConfig,
     TierConfig,
 )
+from failwell.config.registry import RegistryConfig, StoreConfig
 from failwell.config.units import format_duration
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
@@ -34,10 +35,12 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("routes.NAME", RouteConfig),
     ("routes.NAME.cache", RouteCacheConfig),
     ("routes.NAME.tiers[i]", TierConfig),
+    ("registry", RegistryConfig),
+    ("registry.replicas[i]", StoreConfig),
 ]
 BEGIN = "<!-- BEGIN GENERATED: python -m failwell.config.reference -->"
 END = "<!-- END GENERATED -->"
-_DURATIONS = {"timeout", "backoff", "max_backoff", "recovery", "deadline", "ttl", "reserve"}
+_DURATIONS = {"timeout", "backoff", "max_backoff", "recovery", "deadline", "ttl", "reserve", "watch"}
 
 
 def _default(name: str, field: Any) -> str:

@@ -1,0 +1,99 @@
+"""The registry on local folders: push, aliases, verify-on-read with fallback, restore."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from failwell.errors import ArtifactCorrupt, RegistryError
+from failwell.registry import Registry
+from failwell.registry.artifacts import blob_key
+from failwell.registry.recovery import restore, verify_store
+from failwell.registry.replication import ReplicaTarget, ReplicationMode
+from failwell.registry.stores import FsspecStore, LocalStore
+
+
+def make(tmp: Path, mode: ReplicationMode = ReplicationMode.SYNC) -> Registry:
+    replica = FsspecStore(f"file://{tmp / 'replica'}", "standby")
+    return Registry(LocalStore(tmp / "primary"), [ReplicaTarget(replica, mode)])
+
+
+def artifact(tmp: Path, text: str) -> Path:
+    folder = tmp / f"art-{text}"
+    (folder / "sub").mkdir(parents=True, exist_ok=True)
+    (folder / "model.txt").write_text(text)
+    (folder / "sub" / "meta.json").write_text('{"k": 1}')
+    return folder
+
+
+def test_push_versions_are_content_addressed_and_immutable(tmp_path: Path) -> None:
+    reg = make(tmp_path)
+    v1 = reg.push("ranker", artifact(tmp_path, "a"), {"metrics": {"auc": 0.8}}, creator="ci")
+    v2 = reg.push("ranker", artifact(tmp_path, "b"))
+    v3 = reg.push("ranker", artifact(tmp_path, "a"))
+    assert (v1.version, v2.version, v3.version) == ("v1", "v2", "v3")
+    assert v1.digest == v3.digest != v2.digest
+    assert v1.meta == {"metrics": {"auc": 0.8}} and v1.creator == "ci"
+    assert v2.parent == "v1"
+    assert [v.version for v in reg.versions("ranker")] == ["v1", "v2", "v3"]
+    assert reg.names() == ["ranker"]
+    assert verify_store(reg.primary).ok and verify_store(reg.store("standby")).ok
+
+
+def test_aliases_and_rollback(tmp_path: Path) -> None:
+    reg = make(tmp_path)
+    for text in "abc":
+        reg.push("m", artifact(tmp_path, text))
+    reg.set_alias("m", "production", "v1")
+    reg.set_alias("m", "production", "v2")
+    assert reg.aliases("m") == {"production": "v2", "previous": "v1"}
+    assert reg.resolve("m@production").version == "v2"
+    assert reg.rollback("m") == ("v2", "v1")
+    assert reg.resolve("m@production").version == "v1"
+    with pytest.raises(RegistryError, match="no version"):
+        reg.set_alias("m", "canary", "v9")
+    with pytest.raises(RegistryError, match="NAME@"):
+        reg.resolve("m")
+
+
+def test_corrupt_primary_is_served_from_the_replica_and_repaired(tmp_path: Path) -> None:
+    reg = make(tmp_path)
+    v = reg.push("m", artifact(tmp_path, "a"))
+    entry = next(f for f in v.files if f.path == "model.txt")
+    blob = tmp_path / "primary" / blob_key(entry.sha256)
+    blob.write_bytes(b"bit rot")
+    out = reg.checkout(reg.resolve("m@v1"), tmp_path / "co")
+    assert (out / "model.txt").read_text() == "a"
+    assert reg.fallbacks == 1
+    assert blob.read_bytes() == b"a"  # repaired
+    (tmp_path / "replica" / blob_key(entry.sha256)).write_bytes(b"rot too")
+    blob.write_bytes(b"bit rot")
+    shutil.rmtree(tmp_path / "co")
+    with pytest.raises(ArtifactCorrupt):
+        reg.checkout(v, tmp_path / "co")
+
+
+def test_restore_rebuilds_a_deleted_primary_with_identical_checksums(tmp_path: Path) -> None:
+    reg = make(tmp_path)
+    for text in "ab":
+        reg.push("m", artifact(tmp_path, text))
+    reg.set_alias("m", "production", "v2")
+    before = verify_store(reg.primary)
+    shutil.rmtree(tmp_path / "primary")
+    report = restore(reg, "standby")
+    assert report.verified.ok
+    assert report.verified.versions == before.versions
+    assert report.verified.aliases == before.aliases == {"m@production": "v2"}
+
+
+def test_async_replica_lags_until_drained(tmp_path: Path) -> None:
+    reg = make(tmp_path, ReplicationMode.ASYNC)
+    reg.push("m", artifact(tmp_path, "a"))
+    (lag,) = reg.replicator.lag()
+    assert lag.pending > 0
+    assert not (tmp_path / "replica" / "MANIFEST.json").exists()
+    assert reg.replicator.drain() == lag.pending
+    assert reg.replicator.lag()[0].pending == 0
+    assert verify_store(reg.store("standby")).ok
