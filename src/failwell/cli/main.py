@@ -63,5 +63,10 @@ def demo(
     raise typer.Exit(run_demo(workdir, port, base_port))
 
 
+from failwell.cli import registry as registry_cli  # noqa: E402
+
+app.add_typer(registry_cli.app, name="registry")
+
+
 def main() -> None:
     app()
