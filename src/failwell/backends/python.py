@@ -38,6 +38,11 @@ class PythonAdapter:
             workers, thread_name_prefix=f"model-{backend}"
         )
 
+    @property
+    def busy(self) -> int:
+        """Calls waiting or running in the pool (timed-out ones that still run included)."""
+        return self._busy
+
     def _done(self, _: Any) -> None:
         self._busy -= 1
 

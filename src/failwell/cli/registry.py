@@ -100,7 +100,9 @@ def push(
     if as_json:
         _print_json(version)
     else:
-        out.print(f"{version.ref} {version.digest} ({version.size} bytes, {len(version.files)} files)")
+        out.print(
+            f"{version.ref} {version.digest} ({version.size} bytes, {len(version.files)} files)"
+        )
     if reg.replicator.drain():
         err.print("async replicas caught up")
 
@@ -231,7 +233,9 @@ def restore_(
     except RegistryError as exc:
         raise _fail(exc) from None
     if as_json:
-        _print_json({**report_body(report.verified), "copied": report.copied, "seconds": report.seconds})
+        _print_json(
+            {**report_body(report.verified), "copied": report.copied, "seconds": report.seconds}
+        )
     else:
         state = "ok" if report.verified.ok else "PROBLEMS"
         out.print(

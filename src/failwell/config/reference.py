@@ -40,7 +40,16 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
 ]
 BEGIN = "<!-- BEGIN GENERATED: python -m failwell.config.reference -->"
 END = "<!-- END GENERATED -->"
-_DURATIONS = {"timeout", "backoff", "max_backoff", "recovery", "deadline", "ttl", "reserve", "watch"}
+_DURATIONS = {
+    "timeout",
+    "backoff",
+    "max_backoff",
+    "recovery",
+    "deadline",
+    "ttl",
+    "reserve",
+    "watch",
+}
 
 
 def _default(name: str, field: Any) -> str:

@@ -109,7 +109,10 @@ class Manifest:
     records: dict[str, str] = field(default_factory=dict)
 
     def encode(self) -> bytes:
-        body = {"blobs": dict(sorted(self.blobs.items())), "records": dict(sorted(self.records.items()))}
+        body = {
+            "blobs": dict(sorted(self.blobs.items())),
+            "records": dict(sorted(self.records.items())),
+        }
         return msgspec.json.format(msgspec.json.encode(body), indent=1)
 
     @classmethod

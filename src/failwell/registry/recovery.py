@@ -64,13 +64,13 @@ def verify_store(store: Store) -> StoreReport:
         if parts[2] == "aliases.json":
             alias_files[parts[1]] = msgspec.json.decode(record, type=dict[str, str])
             continue
-        version = decode_version(record)
-        if digest_of(version.files) != version.digest:
-            report.problems.append(f"{version.ref}: digest does not match its files")
-        for entry in version.files:
+        found = decode_version(record)
+        if digest_of(found.files) != found.digest:
+            report.problems.append(f"{found.ref}: digest does not match its files")
+        for entry in found.files:
             if entry.sha256 not in manifest.blobs:
-                report.problems.append(f"{version.ref}: {entry.path} has no blob in the manifest")
-        report.versions[version.ref] = version.digest
+                report.problems.append(f"{found.ref}: {entry.path} has no blob in the manifest")
+        report.versions[found.ref] = found.digest
     for name, aliases in alias_files.items():
         for alias, version in aliases.items():
             if f"{name}@{version}" not in report.versions:

@@ -153,7 +153,9 @@ class Registry:
 
     # -- writes -----------------------------------------------------------------------------
 
-    def _commit(self, keys: list[str], records: Mapping[str, bytes], blobs: Mapping[str, int]) -> None:
+    def _commit(
+        self, keys: list[str], records: Mapping[str, bytes], blobs: Mapping[str, int]
+    ) -> None:
         manifest = self._manifest(self.primary)
         manifest.blobs.update(blobs)
         manifest.records.update({k: sha256_bytes(v) for k, v in records.items()})

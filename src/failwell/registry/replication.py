@@ -43,7 +43,9 @@ class Lag:
 def _order(keys: Sequence[str]) -> list[str]:
     """Blobs first, then records, the manifest last."""
     rank = {"blobs": 0, "models": 1}
-    return sorted(set(keys), key=lambda k: (2 if k == MANIFEST_KEY else rank.get(k.split("/")[0], 1), k))
+    return sorted(
+        set(keys), key=lambda k: (2 if k == MANIFEST_KEY else rank.get(k.split("/")[0], 1), k)
+    )
 
 
 class Replicator:
@@ -71,7 +73,9 @@ class Replicator:
         for key in _order(keys):
             data = self.primary.read(key)
             if data is None:
-                raise RegistryError(f"replicating to {store.name!r}: {key} is missing on the primary")
+                raise RegistryError(
+                    f"replicating to {store.name!r}: {key} is missing on the primary"
+                )
             store.write(key, data)
 
     def changed(self, keys: Sequence[str]) -> list[str]:
