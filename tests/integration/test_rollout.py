@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -176,10 +178,26 @@ def test_rollouts_promote_good_and_roll_back_bad_candidates_under_load(
 def test_rollout_abort_and_bad_requests(stack: Stack, tmp_path: Path) -> None:
     push_versions(tmp_path)
     gw = start_gateway(stack, tmp_path)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "failwell", "rollout", *args, "--gateway", gw.url]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+
+    started = cli(
+        "start", "score", "--tier", "primary", "--candidate", "scorer@v2", "--step-time", "60s"
+    )
+    assert started.returncode == 0 and "running" in started.stdout, started.stderr
+    status = json.loads(cli("status", "score", "--json").stdout)
+    assert status[0]["state"] == "running" and status[0]["weight"] == 0.05
+    aborted = cli("abort", "score", "--reason", "testing abort")
+    assert (
+        aborted.returncode == 0
+        and "aborted" in aborted.stdout
+        and "testing abort" in aborted.stdout
+    )
+    again = cli("abort", "score")
+    assert again.returncode == 1 and "no rollout running" in again.stderr
     body = {"route": "score", "tier": "primary", "candidate": "scorer@v2", "step_time": "60s"}
-    assert http_json(f"{gw.url}/admin/rollouts", body)["state"] == "running"
-    aborted = http_json(f"{gw.url}/admin/rollouts/abort", {"route": "score"})
-    assert aborted["state"] == "aborted" and aborted["reason"] == "aborted by an operator"
     assert predict(gw, 1.0)["model_version"] == "scorer@v1"
     for bad, field in (
         ({**body, "tier": "static"}, "tier"),

@@ -10,6 +10,7 @@ import pytest
 from failwell.errors import ArtifactCorrupt, RegistryError
 from failwell.registry import Registry
 from failwell.registry.artifacts import blob_key
+from failwell.registry.drill import drill
 from failwell.registry.recovery import restore, verify_store
 from failwell.registry.replication import ReplicaTarget, ReplicationMode
 from failwell.registry.stores import FsspecStore, LocalStore
@@ -97,3 +98,17 @@ def test_async_replica_lags_until_drained(tmp_path: Path) -> None:
     assert reg.replicator.drain() == lag.pending
     assert reg.replicator.lag()[0].pending == 0
     assert verify_store(reg.store("standby")).ok
+
+
+def test_drill_restores_a_scratch_copy_and_reports_lost_versions(tmp_path: Path) -> None:
+    reg = make(tmp_path, ReplicationMode.ASYNC)
+    reg.push("m", artifact(tmp_path, "a"))
+    reg.set_alias("m", "production", "v1")
+    reg.replicator.drain()
+    reg.push("m", artifact(tmp_path, "b"))  # not on the replica yet
+    report = drill(reg, "standby", scratch=tmp_path)
+    assert report.lost_versions == ["m@v2"] and not report.ok
+    assert report.replica_lag >= 0 and report.restored == 1
+    assert verify_store(reg.primary).versions.keys() == {"m@v1", "m@v2"}  # untouched
+    reg.replicator.drain()
+    assert drill(reg, "standby", scratch=tmp_path).ok

@@ -63,9 +63,13 @@ def demo(
     raise typer.Exit(run_demo(workdir, port, base_port))
 
 
+from failwell.cli import dr as dr_cli  # noqa: E402
 from failwell.cli import registry as registry_cli  # noqa: E402
+from failwell.cli import rollout as rollout_cli  # noqa: E402
 
 app.add_typer(registry_cli.app, name="registry")
+app.add_typer(rollout_cli.app, name="rollout")
+app.add_typer(dr_cli.app, name="dr")
 
 
 def main() -> None:

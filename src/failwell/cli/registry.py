@@ -39,7 +39,7 @@ def registry_config(path: Path) -> RegistryConfig:
         raise typer.Exit(2) from None
 
 
-def _open(path: Path) -> Registry:
+def open_or_exit(path: Path) -> Registry:
     configure("warning")  # warnings (a read served from a replica) go to stderr
     try:
         return open_registry(registry_config(path))
@@ -92,7 +92,7 @@ def push(
     as_json: JsonOption = False,
 ) -> None:
     """Store a file or folder as a new immutable version of NAME."""
-    reg = _open(config)
+    reg = open_or_exit(config)
     try:
         version = reg.push(name, path, parse_meta(meta or []), creator)
     except RegistryError as exc:
@@ -113,7 +113,7 @@ def alias(
 ) -> None:
     """Point ALIAS (production, canary, any name) of NAME at VERSION."""
     try:
-        old = _open(config).set_alias(name, alias, version)
+        old = open_or_exit(config).set_alias(name, alias, version)
     except RegistryError as exc:
         raise _fail(exc) from None
     out.print(f"{name}@{alias}: {old or '(none)'} → {version}")
@@ -123,7 +123,7 @@ def alias(
 def rollback(name: str, config: ConfigOption = Path("failwell.yaml")) -> None:
     """Move NAME's production alias back to previous."""
     try:
-        was, now = _open(config).rollback(name)
+        was, now = open_or_exit(config).rollback(name)
     except RegistryError as exc:
         raise _fail(exc) from None
     out.print(f"{name}@production: {was} → {now}")
@@ -136,7 +136,7 @@ def list_(
     as_json: JsonOption = False,
 ) -> None:
     """Models, or the versions of one model with their aliases."""
-    reg = _open(config)
+    reg = open_or_exit(config)
     try:
         names = [name] if name else reg.names()
         rows = {n: (reg.versions(n), reg.aliases(n)) for n in names}
@@ -162,7 +162,7 @@ def show(
 ) -> None:
     """One version (NAME@VERSION or NAME@ALIAS) with its metadata and files."""
     cfg = registry_config(config)
-    reg = _open(config)
+    reg = open_or_exit(config)
     try:
         version = reg.resolve(ref)
         body: dict[str, Any] = msgspec.to_builtins(version)
@@ -201,7 +201,7 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """Check every blob, record and alias on each store against its SHA-256 (exit 1 if bad)."""
-    reg = _open(config)
+    reg = open_or_exit(config)
     stores = [reg.primary, *(r.store for r in reg.replicas)]
     try:
         chosen = [reg.store(store)] if store else stores
@@ -227,7 +227,7 @@ def restore_(
     as_json: JsonOption = False,
 ) -> None:
     """Rebuild a lost or damaged primary from a replica, proving every checksum."""
-    reg = _open(config)
+    reg = open_or_exit(config)
     try:
         report = restore(reg, source)
     except RegistryError as exc:
@@ -249,7 +249,7 @@ def restore_(
 @app.command()
 def sync(config: ConfigOption = Path("failwell.yaml")) -> None:
     """Copy what the asynchronous replicas have not received yet, and print their lag."""
-    reg = _open(config)
+    reg = open_or_exit(config)
     try:
         copied = reg.replicator.drain()
     except RegistryError as exc:
