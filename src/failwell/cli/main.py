@@ -46,7 +46,7 @@ def serve(
     """Run the gateway."""
     from failwell.cli.serve import run
 
-    run(_load(config), log_level)
+    run(_load(config), log_level, config)
 
 
 @app.command()
@@ -63,6 +63,7 @@ def demo(
     raise typer.Exit(run_demo(workdir, port, base_port))
 
 
+from failwell.cli import config as config_cli  # noqa: E402
 from failwell.cli import dr as dr_cli  # noqa: E402
 from failwell.cli import registry as registry_cli  # noqa: E402
 from failwell.cli import rollout as rollout_cli  # noqa: E402
@@ -70,6 +71,7 @@ from failwell.cli import rollout as rollout_cli  # noqa: E402
 app.add_typer(registry_cli.app, name="registry")
 app.add_typer(rollout_cli.app, name="rollout")
 app.add_typer(dr_cli.app, name="dr")
+app.add_typer(config_cli.app, name="config")
 
 
 def main() -> None:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import enum
 import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from failwell.config.units import Duration
-from failwell.registry.replication import ReplicationMode
 
 _STORE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class ReplicationMode(enum.StrEnum):
+    SYNC = "sync"
+    ASYNC = "async"
 
 
 class _Frozen(BaseModel):

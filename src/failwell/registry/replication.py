@@ -9,7 +9,6 @@ manifest never names bytes the replica does not hold.
 
 from __future__ import annotations
 
-import enum
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -17,14 +16,10 @@ from dataclasses import dataclass
 
 import msgspec
 
+from failwell.config.registry import ReplicationMode
 from failwell.errors import RegistryError
 from failwell.registry.artifacts import MANIFEST_KEY, encode_json
 from failwell.registry.stores import Store
-
-
-class ReplicationMode(enum.StrEnum):
-    SYNC = "sync"
-    ASYNC = "async"
 
 
 @dataclass(frozen=True)

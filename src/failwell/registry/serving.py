@@ -92,6 +92,7 @@ class RegistryModel:
         self.current = load_version(backend, cfg, registry, checkouts, self.version)
         self.swaps: list[Swap] = []
         self._swapping = asyncio.Lock()
+        self._retiring: set[asyncio.Task[None]] = set()
 
     async def call(self, request: Request, timeout: float) -> Result:
         return await self.current.call(request, timeout)
@@ -119,7 +120,9 @@ class RegistryModel:
         switch = time.perf_counter() - started
         swap = Swap(self.backend, old_version.ref, version.ref, load, 0.0, switch, time.time())
         self.swaps.append(swap)
-        asyncio.get_running_loop().create_task(retire(old))
+        task = asyncio.get_running_loop().create_task(retire(old))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
         return swap
 
     async def swap_to(self, version: Version) -> Swap:
