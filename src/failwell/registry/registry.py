@@ -144,6 +144,8 @@ class Registry:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp_folder = tmp if version.kind == "file" else tmp / "artifact"
         for entry in version.files:
+            if entry.path.startswith("/") or ".." in entry.path.split("/"):
+                raise RegistryError(f"{version.ref}: bad file path {entry.path!r}")
             path = tmp_folder / entry.path
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(self.read_file(entry))

@@ -142,6 +142,17 @@ class RegistryModel:
             return swap
 
 
+def checkout_ref(config_path: Path, ref: str) -> tuple[Path, str]:
+    """(verified local path, NAME@VERSION) of ``ref`` in the registry ``config_path`` names
+    (the defaults when the file does not exist); for model servers outside the gateway."""
+    from failwell.config import load_config
+
+    config = load_config(config_path).registry if config_path.exists() else RegistryConfig()
+    registry = open_registry(config)
+    version = registry.resolve(ref)
+    return registry.checkout(version, Path(config.checkouts)), version.ref
+
+
 def registry_adapter(backend: str, cfg: BackendConfig, config: RegistryConfig) -> RegistryModel:
     """Build the adapter of a python backend with ``model_ref`` (called by ``build_pool``)."""
     return RegistryModel(backend, cfg, open_registry(config), Path(config.checkouts))
