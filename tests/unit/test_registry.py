@@ -112,3 +112,35 @@ def test_drill_restores_a_scratch_copy_and_reports_lost_versions(tmp_path: Path)
     assert verify_store(reg.primary).versions.keys() == {"m@v1", "m@v2"}  # untouched
     reg.replicator.drain()
     assert drill(reg, "standby", scratch=tmp_path).ok
+
+
+def test_a_model_ref_that_cannot_be_served_is_a_config_error(tmp_path: Path) -> None:
+    from failwell.config import parse_config
+    from failwell.errors import ConfigError
+    from failwell.routing.assemble import Gateway
+
+    cfg = parse_config(
+        {
+            "gateway": {"cache": {"path": ":memory:"}},
+            "registry": {"path": str(tmp_path / "reg")},
+            "backends": {
+                "m": {
+                    "protocol": "python",
+                    "target": "failwell.testing.models:Tunable",
+                    "model_ref": "m@production",
+                }
+            },
+            "routes": {"r": {"input": {"x": "float"}, "tiers": [{"name": "t", "backend": "m"}]}},
+        }
+    )
+    with pytest.raises(ConfigError) as err:
+        Gateway(cfg)
+    assert err.value.issues[0].path == "backends.m.model_ref"
+
+
+def test_config_version_ignores_layout_and_comments() -> None:
+    from failwell.control.config_history import config_version
+
+    a = "routes:\n  r: {input: {x: str}}\n"
+    b = "# a comment\nroutes:\n  r:\n    input:\n      x: str\n"
+    assert config_version(a) == config_version(b) != config_version(a.replace("str", "int"))

@@ -46,7 +46,12 @@ def serve(
     """Run the gateway."""
     from failwell.cli.serve import run
 
-    run(_load(config), log_level, config)
+    try:
+        run(_load(config), log_level, config)
+    except ConfigError as exc:  # found while building: a model_ref that cannot be served
+        for issue in exc.issues:
+            err.print(f"[red]error[/red] {issue}", highlight=False, markup=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

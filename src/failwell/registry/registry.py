@@ -73,7 +73,10 @@ class Registry:
             if data is None:
                 problems.append(f"{store.name}: missing")
                 continue
-            if expected is not None and sha256_bytes(data) != expected:
+            if expected is None:  # nothing to check it against: not trusted
+                problems.append(f"{store.name}: not in its manifest")
+                continue
+            if sha256_bytes(data) != expected:
                 problems.append(f"{store.name}: checksum mismatch")
                 continue
             if store is not self.primary:
@@ -182,7 +185,8 @@ class Registry:
             sha = sha256_file(file)
             files.append(FileEntry(rel, sha, file.stat().st_size))
             key = blob_key(sha)
-            if not self.primary.exists(key):
+            held = self.primary.read(key)
+            if held is None or sha256_bytes(held) != sha:  # absent or rotten: (re)write it
                 data = file.read_bytes()
                 if sha256_bytes(data) != sha:
                     raise RegistryError(f"{file} changed while it was being pushed")

@@ -24,7 +24,7 @@ from failwell.backends.base import Request, Result
 from failwell.backends.python import PythonAdapter
 from failwell.config.models import BackendConfig
 from failwell.config.registry import RegistryConfig
-from failwell.errors import FailwellError
+from failwell.errors import ConfigError, ConfigIssue, FailwellError, RegistryError
 from failwell.observe.logging import log
 from failwell.registry import Registry, open_registry
 from failwell.registry.artifacts import Version
@@ -154,8 +154,12 @@ def checkout_ref(config_path: Path, ref: str) -> tuple[Path, str]:
 
 
 def registry_adapter(backend: str, cfg: BackendConfig, config: RegistryConfig) -> RegistryModel:
-    """Build the adapter of a python backend with ``model_ref`` (called by ``build_pool``)."""
-    return RegistryModel(backend, cfg, open_registry(config), Path(config.checkouts))
+    """Build the adapter of a python backend with ``model_ref`` (called by ``build_pool``).
+    A ref that cannot be served is a config error naming the key."""
+    try:
+        return RegistryModel(backend, cfg, open_registry(config), Path(config.checkouts))
+    except RegistryError as exc:
+        raise ConfigError([ConfigIssue(f"backends.{backend}.model_ref", exc.message)]) from None
 
 
 class RegistryWatcher:
