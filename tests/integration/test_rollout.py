@@ -185,7 +185,10 @@ def test_rollouts_promote_good_and_roll_back_bad_candidates_under_load(
         assert report["restored"] == report["versions"] == len(VERSIONS)
         figures["dr_drill_recovery"] = report["recovery_seconds"]
         time.sleep(0.3)
-    swap = metric_value(gw.metrics(), "failwell_model_swap_seconds", backend="scorer")
+    metrics = gw.metrics()
+    assert metric_value(metrics, "failwell_rollouts_total", route="score", outcome="promoted") == 1
+    assert metric_value(metrics, "failwell_rollouts_total", outcome="rolled_back") == 4
+    swap = metric_value(metrics, "failwell_model_swap_seconds", backend="scorer")
     assert swap is not None
     figures["swap"] = swap
     assert len(load) > 500

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client import Counter, Gauge
+
 from failwell.backends.base import Request
 from failwell.backends.python import PythonAdapter
 from failwell.control.rollout_judge import Gates, Outcome, Verdict, judge
@@ -101,6 +103,19 @@ class Rollouts:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.all: list[Rollout] = []
+        registry = gateway.metrics.registry
+        self.weight = Gauge(
+            "failwell_rollout_candidate_weight",
+            "Share of a tier's traffic sent to a rollout's candidate (0 when none runs).",
+            ["route", "tier"],
+            registry=registry,
+        )
+        self.outcomes = Counter(
+            "failwell_rollouts",
+            "Finished rollouts by route and outcome (promoted, rolled_back, aborted).",
+            ["route", "outcome"],
+            registry=registry,
+        )
 
     def running(self, route: str, tier: str | None = None) -> Rollout | None:
         for r in self.all:
@@ -185,6 +200,7 @@ class Rollouts:
                 r.step = number
                 r.split.reset()
                 r.split.weight = 0.0 if r.spec.shadow else percent / 100
+                self.weight.labels(r.spec.route, r.spec.tier).set(r.split.weight)
                 self._decide(r, "step", weight=percent, shadow=r.spec.shadow)
                 verdict = await self._watch(r)
                 if verdict.outcome is Outcome.PASS:
@@ -234,6 +250,8 @@ class Rollouts:
         tiers = self.gateway.routes[r.spec.route].chain.tiers
         r.state, r.reason, r.finished = state, reason, time.time()
         r.split.weight = 0.0
+        self.weight.labels(r.spec.route, r.spec.tier).set(0.0)
+        self.outcomes.labels(r.spec.route, state.value).inc()
         if state is State.PROMOTED:
             if r.model is not None and r.version is not None and r.adapter is not None:
                 await r.model.adopt(r.version, r.adapter)  # stable now serves the candidate
