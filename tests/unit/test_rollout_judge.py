@@ -107,3 +107,17 @@ def test_parse_spec_names_the_bad_field() -> None:
         with pytest.raises(InvalidInput) as err:
             parse_spec(body)
         assert err.value.field == field
+
+
+def test_a_closed_in_process_model_is_an_upstream_failure_not_a_crash() -> None:
+    from failwell.backends.python import PythonAdapter
+    from failwell.errors import UpstreamUnavailable
+
+    async def go() -> None:
+        adapter = PythonAdapter("m", "failwell.testing.models:Echo", {}, 1)
+        await adapter.close()
+        with pytest.raises(UpstreamUnavailable):
+            await adapter.call(Request("r", {}, Deadline(1.0)), 1.0)
+        assert adapter.busy == 0
+
+    asyncio.run(go())

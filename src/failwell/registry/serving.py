@@ -112,8 +112,13 @@ class RegistryModel:
             raise
         return adapter
 
-    async def adopt(self, version: Version, adapter: PythonAdapter, load: float = 0.0) -> Swap:
-        """Serve ``adapter`` (already loaded and warm) from now on; retire the old one."""
+    async def adopt(self, version: Version, adapter: PythonAdapter) -> Swap:
+        """Serve ``adapter`` (already loaded and warm, e.g. a promoted canary) from now on."""
+        async with self._swapping:
+            return self._switch(version, adapter, 0.0)
+
+    def _switch(self, version: Version, adapter: PythonAdapter, load: float) -> Swap:
+        """Switch to ``adapter``; retire the old one once its calls are done."""
         started = time.perf_counter()
         old, old_version = self.current, self.version
         self.current, self.version = adapter, version  # the switch: one assignment
@@ -137,7 +142,7 @@ class RegistryModel:
             except FailwellError:
                 await adapter.close()
                 raise
-            swap = await self.adopt(version, adapter, loaded - started)
+            swap = self._switch(version, adapter, loaded - started)
             swap.warm = time.perf_counter() - loaded - swap.switch
             return swap
 
@@ -207,11 +212,12 @@ class RegistryWatcher:
 
     async def check(self, model: RegistryModel) -> Swap | None:
         """Swap ``model`` if its alias now names another version."""
+        serving = model.version
         version = await asyncio.to_thread(model.registry.resolve, model.ref)
         for lag in await asyncio.to_thread(model.registry.replicator.lag):
             self.lag.labels(lag.store).set(lag.seconds)
-        if version.version == model.version.version:
-            return None
+        if version.version == model.version.version or model.version is not serving:
+            return None  # unchanged, or switched meanwhile (a promoted rollout): look again
         swap = await model.swap_to(version)
         self.swap_seconds.labels(model.backend).set(swap.total)
         self._audit(
