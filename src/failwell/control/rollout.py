@@ -70,6 +70,7 @@ class Rollout:
     model: RegistryModel | None = None
     adapter: PythonAdapter | None = None
     state: State = State.RUNNING
+    closing: bool = False  # _finish has begun
     step: int = 0
     reason: str = ""
     started: float = field(default_factory=time.time)
@@ -119,7 +120,7 @@ class Rollouts:
 
     def running(self, route: str, tier: str | None = None) -> Rollout | None:
         for r in self.all:
-            if r.state is State.RUNNING and r.spec.route == route and tier in (None, r.spec.tier):
+            if not r.closing and r.spec.route == route and tier in (None, r.spec.tier):
                 return r
         return None
 
@@ -211,7 +212,7 @@ class Rollouts:
                 self._decide(r, "step_passed", **r.split.candidate_stats.summary())
             await self._finish(r, State.PROMOTED, "every step held")
         except asyncio.CancelledError:
-            if r.state is State.RUNNING:
+            if not r.closing:
                 await self._finish(r, State.ABORTED, r.reason or "aborted")
             raise
         except Exception as exc:  # a bug must not leave the split in place
@@ -247,15 +248,20 @@ class Rollouts:
         return Verdict(Outcome.PASS)
 
     async def _finish(self, r: Rollout, state: State, reason: str) -> None:
+        """Put the tier back (serving the candidate when promoted), move the alias, record the
+        decision; the state changes last, so a reader who sees it sees everything done."""
+        if r.closing:
+            return
+        r.closing, r.reason = True, reason
         tiers = self.gateway.routes[r.spec.route].chain.tiers
-        r.state, r.reason, r.finished = state, reason, time.time()
         r.split.weight = 0.0
         self.weight.labels(r.spec.route, r.spec.tier).set(0.0)
-        self.outcomes.labels(r.spec.route, state.value).inc()
+        finished = time.time()  # traffic leaves the split now (or at adopt, just below)
         if state is State.PROMOTED:
             if r.model is not None and r.version is not None and r.adapter is not None:
                 await r.model.adopt(r.version, r.adapter)  # stable now serves the candidate
                 tiers[r.index] = r.stable
+                finished = time.time()
                 alias = r.model.ref.split("@")[1]
                 if not (alias[0] == "v" and alias[1:].isdigit()):  # served by alias: move it
                     try:
@@ -268,7 +274,9 @@ class Rollouts:
                 tiers[r.index] = r.candidate
         else:
             tiers[r.index] = r.stable
-        self._decide(r, state.value, reason=r.reason, seconds=round(r.finished - r.started, 3))
+        r.state, r.finished = state, finished
+        self.outcomes.labels(r.spec.route, state.value).inc()
+        self._decide(r, state.value, reason=r.reason, seconds=round(finished - r.started, 3))
         await r.split.drain()
         if state is not State.PROMOTED and r.adapter is not None:
             await retire(r.adapter)
