@@ -19,6 +19,9 @@
     │   ├── TierFailed         a local tier (rules, cache, static) could not answer
     │   └── LogUnavailable     the inference log cannot take the record and the policy is refuse
     ├── AllTiersFailed         every tier failed (503), lists each tier's failure
+    ├── RegistryError          the model registry: unknown name/version/alias, corrupt or
+    │   │                      missing artifact on every store, a store that cannot be reached
+    │   └── ArtifactCorrupt    an artifact's bytes do not match its SHA-256 on any store
     └── ConfigError            load time only; lists every problem with its key path
 
 Each backend adapter maps its client library's exceptions into this tree; the
@@ -178,6 +181,14 @@ class AllTiersFailed(FailwellError):
         super().__init__(f"route {route!r}: every tier failed")
         self.route = route
         self.failures = failures
+
+
+class RegistryError(FailwellError):
+    kind = "registry"
+
+
+class ArtifactCorrupt(RegistryError):
+    kind = "artifact_corrupt"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from failwell.backends.base import Request, Result
 from failwell.config.load import resolve_import
-from failwell.errors import UpstreamBusy, UpstreamMalformed, UpstreamTimeout
+from failwell.errors import UpstreamBusy, UpstreamMalformed, UpstreamTimeout, UpstreamUnavailable
 
 QUEUE_PER_WORKER = 4
 
@@ -38,6 +38,11 @@ class PythonAdapter:
             workers, thread_name_prefix=f"model-{backend}"
         )
 
+    @property
+    def busy(self) -> int:
+        """Calls waiting or running in the pool (timed-out ones that still run included)."""
+        return self._busy
+
     def _done(self, _: Any) -> None:
         self._busy -= 1
 
@@ -45,8 +50,13 @@ class PythonAdapter:
         if self._busy >= self._limit:
             raise UpstreamBusy("the model's queue is full", backend=self._backend, replica="local")
         loop = asyncio.get_running_loop()
+        try:
+            future = loop.run_in_executor(self._pool, self._predict, request.inputs)
+        except RuntimeError:  # closed (a model swapped out): a retry reaches a live one
+            raise UpstreamUnavailable(
+                "the model was unloaded", backend=self._backend, replica="local"
+            ) from None
         self._busy += 1
-        future = loop.run_in_executor(self._pool, self._predict, request.inputs)
         future.add_done_callback(self._done)
         try:
             outputs = await asyncio.wait_for(asyncio.shield(future), timeout)

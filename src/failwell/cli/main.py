@@ -52,7 +52,12 @@ def serve(
     """Run the gateway."""
     from failwell.cli.serve import run
 
-    run(_load(config), log_level)
+    try:
+        run(_load(config), log_level, config)
+    except ConfigError as exc:  # found while building: a model_ref that cannot be served
+        for issue in exc.issues:
+            err.print(f"[red]error[/red] {issue}", highlight=False, markup=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -72,6 +77,15 @@ def demo(
 from failwell.cli.log import app as log_app  # noqa: E402  (sub-apps after the root app)
 
 app.add_typer(log_app, name="log")
+from failwell.cli import config as config_cli  # noqa: E402
+from failwell.cli import dr as dr_cli  # noqa: E402
+from failwell.cli import registry as registry_cli  # noqa: E402
+from failwell.cli import rollout as rollout_cli  # noqa: E402
+
+app.add_typer(registry_cli.app, name="registry")
+app.add_typer(rollout_cli.app, name="rollout")
+app.add_typer(dr_cli.app, name="dr")
+app.add_typer(config_cli.app, name="config")
 
 
 def main() -> None:

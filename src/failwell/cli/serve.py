@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import uvicorn
 
 from failwell.api.app import App
 from failwell.config.models import FailwellConfig
+from failwell.control.config_reload import attach_reloader
 from failwell.observe.logging import configure
 from failwell.routing.assemble import Gateway
 
 
-def run(config: FailwellConfig, log_level: str = "info") -> None:
+def run(config: FailwellConfig, log_level: str = "info", path: Path | None = None) -> None:
     configure(log_level)
-    app = App(Gateway(config))
+    gateway = Gateway(config)
+    if path is not None:  # reload on SIGHUP or a change of the file
+        attach_reloader(gateway, path)
+    app = App(gateway)
     gw = config.gateway
     uvicorn.run(
         app,

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from failwell.config.control import ControlConfig
 from failwell.config.log import InputPolicy, LogConfig
 from failwell.config.observe import AlertsConfig, CanaryConfig, HealthConfig, SloConfig
+from failwell.config.registry import RegistryConfig
 from failwell.config.units import Duration, Size
 
 
@@ -23,6 +24,7 @@ class Frozen(BaseModel):
 
 _LISTEN = re.compile(r"^(?P<host>[^:]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_MODEL_REF = re.compile(r"^[A-Za-z0-9][\w.-]*@[A-Za-z0-9][\w.-]*$")
 INPUT_TYPES = ("str", "int", "float", "bool", "list[str]", "list[int]", "list[float]")
 
 
@@ -142,6 +144,10 @@ class BackendConfig(Frozen):
         None, description="Model version reported in answers when the upstream does not say."
     )
     health: HealthConfig | None = Field(None, description="Active health probes per replica.")
+    model_ref: str | None = Field(
+        None,
+        description="python: serve NAME@ALIAS or NAME@VERSION from the registry; the artifact's path goes to the factory as model_dir.",
+    )
 
     @model_validator(mode="after")
     def _by_protocol(self) -> BackendConfig:
@@ -154,6 +160,10 @@ class BackendConfig(Frozen):
                 raise ValueError("a python backend runs in-process and takes no 'replicas'")
         elif not self.replicas:
             raise ValueError(f"a {self.protocol.value} backend needs at least one replica")
+        if self.model_ref is not None and (
+            self.protocol is not WireProtocol.PYTHON or not _MODEL_REF.match(self.model_ref)
+        ):
+            raise ValueError("model_ref must be NAME@ALIAS or NAME@VERSION on a python backend")
         return self
 
 
@@ -292,6 +302,9 @@ class FailwellConfig(Frozen):
     log: LogConfig = Field(default_factory=LogConfig, description="Inference and audit log.")
     control: ControlConfig = Field(
         default_factory=ControlConfig, description="Fault injection, flags, canary drill."
+    )
+    registry: RegistryConfig = Field(
+        default_factory=RegistryConfig, description="The model registry (docs/registry.md)."
     )
 
 

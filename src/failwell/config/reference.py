@@ -31,6 +31,7 @@ from failwell.config.observe import (
     HealthConfig,
     SloConfig,
 )
+from failwell.config.registry import RegistryConfig, StoreConfig
 from failwell.config.units import format_duration
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
@@ -54,6 +55,8 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("log.retention", RetentionConfig),
     ("control", ControlConfig),
     ("control.canary_drill", CanaryDrillConfig),
+    ("registry", RegistryConfig),
+    ("registry.replicas[i]", StoreConfig),
 ]
 BEGIN = "<!-- BEGIN GENERATED: python -m failwell.config.reference -->"
 END = "<!-- END GENERATED -->"
@@ -76,6 +79,7 @@ _DURATIONS = {
     "every",
     "duration",
     "first_after",
+    "watch",
 }
 
 

@@ -1,6 +1,7 @@
 """A standalone demo model server: Open Inference Protocol v2 and OpenAI chat, with real faults.
 
     python -m failwell.demo.modelserver --port P [--host 127.0.0.1] [--model-dir DIR]
+        [--model-ref NAME@ALIAS --registry-config failwell.yaml]
         [--name ranker] [--chat-model NAME] [--chat-sentences N] [--label LABEL]
 
     GET  /v2  /v2/health/live  /v2/health/ready  /v2/models/{name}  /v2/models/{name}/ready
@@ -136,6 +137,8 @@ class ServerOptions:
     chat_model: str | None = None
     chat_sentences: int = 3
     label: str | None = None
+    model_ref: str | None = None  # NAME@ALIAS or NAME@VERSION from the registry
+    registry_config: Path = Path("failwell.yaml")
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -268,7 +271,13 @@ class ModelServer:
 def build_app(options: ServerOptions, faults: FaultInjector, label: str) -> web.Application:
     """The aiohttp application for ``options`` (loads the ranker when a model dir is given)."""
     v2: V2Model
-    if options.model_dir is not None:
+    if options.model_ref is not None:
+        from failwell.registry.serving import checkout_ref
+
+        path, version = checkout_ref(options.registry_config, options.model_ref)
+        v2 = RankerModel(options.name, path)
+        v2.version = version
+    elif options.model_dir is not None:
         v2 = RankerModel(options.name, options.model_dir)
     else:
         v2 = EchoModel(options.name)
@@ -314,6 +323,10 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerOptions:
     parser.add_argument("--port", type=int, required=True, help="port to listen on (0: any free)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--model-dir", type=Path, help="serve the trained ranker from this dir")
+    parser.add_argument("--model-ref", help="serve the ranker from the registry: NAME@ALIAS")
+    parser.add_argument(
+        "--registry-config", type=Path, default=Path("failwell.yaml"), help="its registry: section"
+    )
     parser.add_argument("--name", default="ranker", help="v2 model name")
     parser.add_argument("--chat-model", help="serve /v1/chat/completions as this model")
     parser.add_argument("--chat-sentences", type=int, default=3, help="sentences per chat reply")
@@ -327,6 +340,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerOptions:
         chat_model=args.chat_model,
         chat_sentences=args.chat_sentences,
         label=args.label,
+        model_ref=args.model_ref,
+        registry_config=args.registry_config,
     )
 
 

@@ -21,6 +21,7 @@ from failwell.config.models import (
     TierKind,
     WireProtocol,
 )
+from failwell.config.registry import RegistryConfig
 from failwell.observe.metrics import Metrics
 from failwell.resilience.breaker import Breaker, BreakerState
 from failwell.resilience.retry import RetryPolicy
@@ -47,7 +48,13 @@ def default_reserve(kind: TierKind, index: int, deadline: float) -> float:
     return 0.0
 
 
-def build_pool(name: str, cfg: BackendConfig, metrics: Metrics, clock: Clock) -> Pool:
+def build_pool(
+    name: str,
+    cfg: BackendConfig,
+    metrics: Metrics,
+    clock: Clock,
+    registry: RegistryConfig | None = None,
+) -> Pool:
     def breaker(replica: str) -> Breaker:
         b = Breaker(
             cfg.breaker.failure_threshold, cfg.breaker.recovery, cfg.breaker.half_open_max, clock
@@ -60,7 +67,13 @@ def build_pool(name: str, cfg: BackendConfig, metrics: Metrics, clock: Clock) ->
     model = cfg.model or name
     if cfg.protocol is WireProtocol.PYTHON:
         assert cfg.target is not None
-        adapter: Adapter = PythonAdapter(name, cfg.target, cfg.args, cfg.workers, cfg.version)
+        adapter: Adapter
+        if cfg.model_ref is not None:
+            from failwell.registry.serving import registry_adapter
+
+            adapter = registry_adapter(name, cfg, registry or RegistryConfig())
+        else:
+            adapter = PythonAdapter(name, cfg.target, cfg.args, cfg.workers, cfg.version)
         replicas = [Replica("local", adapter, breaker("local"))]
     else:
         headers = {"authorization": f"Bearer {cfg.api_key}"} if cfg.api_key else None
@@ -124,6 +137,8 @@ class Gateway:
     def __init__(self, config: FailwellConfig, clock: Clock = SYSTEM_CLOCK) -> None:
         from failwell.api.admin import AdminApi
         from failwell.control.fault_admin import install_control
+        from failwell.control.rollout_admin import attach_rollouts
+        from failwell.registry.serving import attach_registry
 
         self.config = config
         self.clock = clock
@@ -136,13 +151,16 @@ class Gateway:
         self.metrics = Metrics()
         self.cache = AnswerCache(config.gateway.cache.path, config.gateway.cache.max_entries)
         self.pools = {
-            name: build_pool(name, bc, self.metrics, clock) for name, bc in config.backends.items()
+            name: build_pool(name, bc, self.metrics, clock, config.registry)
+            for name, bc in config.backends.items()
         }
         self.routes = {name: self._route(name, rc) for name, rc in config.routes.items()}
         from failwell.effects.inference_log import attach
 
         self.log = attach(self)
         self.control = install_control(self)  # fault injection, flags, canary drill
+        attach_registry(self)
+        attach_rollouts(self)
 
     def _route(self, name: str, rc: RouteConfig) -> Route:
         holder: list[Route] = []

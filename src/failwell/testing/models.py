@@ -29,3 +29,27 @@ def constant_rule(inputs: dict[str, Any]) -> dict[str, Any]:
 
 def broken_rule(inputs: dict[str, Any]) -> dict[str, Any]:
     raise ValueError("this rule is broken on purpose")
+
+
+class Tunable:
+    """A registry-loadable model whose behaviour lives in its artifact: ``tunable.json`` in
+    ``model_dir`` with ``offset`` (shifts every score), ``fail_rate`` (share of calls that
+    raise), ``delay`` (seconds per call). Scores ``{"score": 2 * x + offset}``."""
+
+    def __init__(self, model_dir: str) -> None:
+        import json
+        import random
+        from pathlib import Path
+
+        spec = json.loads((Path(model_dir) / "tunable.json").read_text())
+        self.offset = float(spec.get("offset", 0.0))
+        self.fail_rate = float(spec.get("fail_rate", 0.0))
+        self.delay = float(spec.get("delay", 0.0))
+        self._random = random.Random(spec.get("seed", 0))
+
+    def predict(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail_rate and self._random.random() < self.fail_rate:
+            raise RuntimeError("tunable model told to fail")
+        return {"score": 2 * float(inputs["x"]) + self.offset}
