@@ -68,7 +68,7 @@ def fallbacks(gw: Gateway, error: str, route: str = "recommend") -> float:
 
 
 def config(stack: Stack, replicas: list[dict[str, Any]], models: Path) -> dict[str, Any]:
-    cfg = ranker_config(stack, replicas, models)
+    cfg = ranker_config(stack, replicas, models, None, "150ms", "80ms")
     # A high threshold keeps the breaker closed, so each request meets the fault itself.
     cfg["backends"]["ranker"]["breaker"] = {"failure_threshold": 1000, "recovery": "1s"}
     cfg["control"] = {"flags_path": str(stack.tmp / "flags.json")}
