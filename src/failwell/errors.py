@@ -4,7 +4,12 @@
     ├── CallerError            the caller's mistake: 4xx, never retried, never trips a breaker
     │   ├── InvalidInput       body or field failed validation (422, or 400 for undecodable bodies)
     │   ├── UnknownRoute       no such route (404)
-    │   └── BodyTooLarge       request body over the configured limit (413)
+    │   ├── BodyTooLarge       request body over the configured limit (413)
+    │   ├── Unauthorized       no API key, or an unknown or expired one (401)
+    │   ├── Forbidden          the key lacks the scope the endpoint needs (403)
+    │   ├── RateLimited        over a rate limit (429 + Retry-After)
+    │   ├── SlowClient         the body did not arrive in time (408)
+    │   └── HeadersTooLarge    too many or too large headers (431)
     ├── UpstreamError          a dependency failed; carries backend, replica and attempt
     │   ├── UpstreamTimeout    no answer within the attempt's time
     │   ├── UpstreamUnavailable connection refused, reset or closed mid-response
@@ -15,7 +20,8 @@
     ├── ShortCircuit           failed locally, without calling anything
     │   ├── NoHealthyReplica   every replica's breaker is open
     │   ├── DeadlineExceeded   the request's time is spent
-    │   └── TierFailed         a local tier (rules, cache, static) could not answer
+    │   ├── TierFailed         a local tier (rules, cache, static) could not answer
+    │   └── Overloaded         shed by admission control (503 + Retry-After)
     ├── AllTiersFailed         every tier failed (503), lists each tier's failure
     └── ConfigError            load time only; lists every problem with its key path
 
@@ -73,6 +79,35 @@ class MethodNotAllowed(CallerError):
 class BodyTooLarge(CallerError):
     status = 413
     kind = "body_too_large"
+
+
+class Unauthorized(CallerError):
+    status = 401
+    kind = "unauthorized"
+
+
+class Forbidden(CallerError):
+    status = 403
+    kind = "forbidden"
+
+
+class RateLimited(CallerError):
+    status = 429
+    kind = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SlowClient(CallerError):
+    status = 408
+    kind = "request_timeout"
+
+
+class HeadersTooLarge(CallerError):
+    status = 431
+    kind = "headers_too_large"
 
 
 class UpstreamError(FailwellError):
@@ -148,6 +183,17 @@ class TierFailed(ShortCircuit):
     def __init__(self, message: str, reason: str = "tier_failed") -> None:
         super().__init__(message)
         self.kind = reason
+
+
+class Overloaded(ShortCircuit):
+    """Shed by admission control: the route is at its concurrency limit and its queue is full,
+    or a request waited in the queue too long. Load, not a failure: come back shortly."""
+
+    kind = "overloaded"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)

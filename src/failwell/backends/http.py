@@ -4,6 +4,7 @@ place where aiohttp's exceptions become failwell errors."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Mapping
 
 import aiohttp
@@ -23,9 +24,14 @@ class HttpUpstream:
     """POSTs JSON to replicas of one backend. ``backend`` labels the errors it raises."""
 
     def __init__(
-        self, backend: str, max_connections: int, headers: Mapping[str, str] | None = None
+        self,
+        backend: str,
+        max_connections: int,
+        headers: Mapping[str, str] | None = None,
+        tls: ssl.SSLContext | None = None,
     ):
         self.backend = backend
+        self._tls = tls
         self._connector_limit = max_connections
         self._headers = {**_JSON, **(headers or {})}
         self._session: aiohttp.ClientSession | None = None
@@ -34,7 +40,10 @@ class HttpUpstream:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
-                    limit=0, limit_per_host=self._connector_limit, ttl_dns_cache=None
+                    limit=0,
+                    limit_per_host=self._connector_limit,
+                    ttl_dns_cache=None,
+                    ssl=self._tls if self._tls is not None else True,
                 ),
                 timeout=aiohttp.ClientTimeout(total=None),
                 skip_auto_headers=("User-Agent",),

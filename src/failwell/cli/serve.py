@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 import uvicorn
 
 from failwell.api.app import App
@@ -14,6 +16,7 @@ def run(config: FailwellConfig, log_level: str = "info") -> None:
     configure(log_level)
     app = App(Gateway(config))
     gw = config.gateway
+    tls = gw.tls
     uvicorn.run(
         app,
         host=gw.host,
@@ -26,4 +29,8 @@ def run(config: FailwellConfig, log_level: str = "info") -> None:
         server_header=False,
         date_header=False,
         timeout_graceful_shutdown=5,
+        ssl_certfile=tls.cert if tls else None,
+        ssl_keyfile=tls.key if tls else None,
+        ssl_ca_certs=tls.client_ca if tls else None,
+        ssl_cert_reqs=ssl.CERT_REQUIRED if tls and tls.client_ca else ssl.CERT_NONE,
     )

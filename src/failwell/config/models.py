@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from failwell.config.security import AdmissionConfig, ListenerTls, SecurityConfig, UpstreamTls
 from failwell.config.units import Duration, Size
 
 
@@ -38,6 +39,9 @@ class GatewayConfig(Frozen):
         default_factory=CacheStoreConfig, description="Answer cache store."
     )
     access_log: bool = Field(False, description="Log every request (costs CPU on the hot path).")
+    tls: ListenerTls | None = Field(
+        None, description="TLS for the listener (HTTPS, optional mTLS)."
+    )
 
     @field_validator("listen")
     @classmethod
@@ -67,6 +71,11 @@ class ReplicaConfig(Frozen):
         0, ge=0, description="Priority group: 0 serves first; higher groups are standbys."
     )
     name: str | None = Field(None, description="Replica name in metrics; defaults to host:port.")
+    capacity: float = Field(
+        1.0,
+        gt=0,
+        description="Declared capacity (relative); admission scales to the serving group's.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -138,6 +147,7 @@ class BackendConfig(Frozen):
     version: str | None = Field(
         None, description="Model version reported in answers when the upstream does not say."
     )
+    tls: UpstreamTls | None = Field(None, description="TLS to https:// replicas (CA, client cert).")
 
     @model_validator(mode="after")
     def _by_protocol(self) -> BackendConfig:
@@ -242,6 +252,9 @@ class RouteConfig(Frozen):
     tiers: tuple[TierConfig, ...] = Field(
         min_length=1, description="The fallback chain, first tier first."
     )
+    admission: AdmissionConfig = Field(
+        default_factory=AdmissionConfig, description="Rate and concurrency limits of the route."
+    )
 
     @field_validator("input")
     @classmethod
@@ -279,6 +292,9 @@ class FailwellConfig(Frozen):
     )
     backends: dict[str, BackendConfig] = Field(default_factory=dict, description="Named backends.")
     routes: dict[str, RouteConfig] = Field(min_length=1, description="Named routes.")
+    security: SecurityConfig = Field(
+        default_factory=SecurityConfig, description="API keys, limits and admission."
+    )
 
 
 RouteKindName = Literal["predict", "chat"]

@@ -21,23 +21,51 @@ from failwell.config.models import (
     RouteConfig,
     TierConfig,
 )
+from failwell.config.security import (
+    AdmissionConfig,
+    ApiKeyConfig,
+    ConcurrencyConfig,
+    ListenerTls,
+    RateConfig,
+    RequestLimits,
+    SecurityConfig,
+    UpstreamTls,
+)
 from failwell.config.units import format_duration
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("(top level)", FailwellConfig),
     ("gateway", GatewayConfig),
     ("gateway.cache", CacheStoreConfig),
+    ("gateway.tls", ListenerTls),
     ("backends.NAME", BackendConfig),
     ("backends.NAME.replicas[i]", ReplicaConfig),
     ("backends.NAME.retry", RetryConfig),
     ("backends.NAME.breaker", BreakerConfig),
+    ("backends.NAME.tls", UpstreamTls),
     ("routes.NAME", RouteConfig),
     ("routes.NAME.cache", RouteCacheConfig),
     ("routes.NAME.tiers[i]", TierConfig),
+    ("routes.NAME.admission", AdmissionConfig),
+    ("routes.NAME.admission.concurrency", ConcurrencyConfig),
+    ("security", SecurityConfig),
+    ("security.keys[i]", ApiKeyConfig),
+    ("security.limits", RequestLimits),
+    ("(any) rate", RateConfig),
 ]
 BEGIN = "<!-- BEGIN GENERATED: python -m failwell.config.reference -->"
 END = "<!-- END GENERATED -->"
-_DURATIONS = {"timeout", "backoff", "max_backoff", "recovery", "deadline", "ttl", "reserve"}
+_DURATIONS = {
+    "timeout",
+    "backoff",
+    "max_backoff",
+    "recovery",
+    "deadline",
+    "ttl",
+    "reserve",
+    "queue_timeout",
+    "body_timeout",
+}
 
 
 def _default(name: str, field: Any) -> str:
