@@ -25,7 +25,9 @@ from failwell.errors import Forbidden, Overloaded, Unauthorized
 from failwell.routing.assemble import Gateway
 
 ADMIN, METRICS, ALL_ROUTES = "admin", "metrics", "predict:*"
-OPEN_PATHS = frozenset({"/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready"})
+OPEN_PATHS = frozenset(
+    {"/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready", "/openapi.json"}
+)
 
 
 @dataclass(frozen=True, slots=True)

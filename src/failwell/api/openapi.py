@@ -56,8 +56,11 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 INFERENCE_ERRORS = (400, 401, 403, 404, 408, 413, 422, 429, 431, 503)
 KEYS = {
-    "bearer": {"type": "http", "scheme": "bearer"},
-    "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key; the x-api-key header is accepted too.",
+    }
 }
 
 
@@ -146,5 +149,5 @@ def openapi(routes: dict[str, Route], auth: bool = False) -> dict[str, Any]:
     }
     if auth:
         doc["components"]["securitySchemes"] = KEYS
-        doc["security"] = [{"bearer": []}, {"apiKey": []}]
+        doc["security"] = [{"bearer": []}]
     return doc
