@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.integration.conftest import Gateway, Stack, metric_value
 
@@ -217,3 +218,24 @@ def test_admin_calls_are_audited_and_drain_works(gateway: Gateway, tmp_path: Pat
     finally:
         assert call(gateway.url + "/admin/undrain", b"{}", key="ops")[0] == 200
     assert call(gateway.predict_url("recommend"), PREDICT, key="other")[0] in (200, 429)
+
+
+def test_keys_rotate_with_a_config_reload(gateway: Gateway) -> None:
+    original = gateway.config_path.read_text()
+    config = yaml.safe_load(original)
+    fresh = "fresh-key-0123456789abcdef"
+    config["security"]["keys"].append({"name": "fresh", "secret": fresh, "scopes": ["predict:*"]})
+    url = gateway.predict_url("recommend")
+    assert call(url, PREDICT, key=fresh)[0] == 401
+    gateway.config_path.write_text(yaml.safe_dump(config))
+    try:
+        status, _, body = call(gateway.url + "/admin/reload", b"{}", key="ops")
+        assert status == 200 and "fresh" in body["keys"] and body["restart_needed"] is False
+        assert call(url, PREDICT, key=fresh)[0] == 200
+        gateway.config_path.write_text("routes: {}\n")
+        assert call(gateway.url + "/admin/reload", b"{}", key="ops")[0] == 422
+        assert call(url, PREDICT, key=fresh)[0] == 200  # a bad file changes nothing
+    finally:
+        gateway.config_path.write_text(original)
+    assert call(gateway.url + "/admin/reload", b"{}", key="ops")[0] == 200
+    assert call(url, PREDICT, key=fresh)[0] == 401  # revoked

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import gc
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -21,6 +22,7 @@ from failwell.api.health import readiness
 from failwell.api.http import ClientDisconnected, Receive, Scope, Send, read_body, respond
 from failwell.api.limits import BodyLimits
 from failwell.api.openapi import openapi
+from failwell.api.reload import register_reload
 from failwell.api.responses import JSON, encode, error_body, error_headers, v2_error
 from failwell.api.status import register_status
 from failwell.config.models import RouteKind
@@ -34,7 +36,7 @@ _LIVE = encode({"status": "alive"})
 
 
 class App:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, config_path: Path | None = None) -> None:
         self.gateway = gateway
         self.routes = gateway.routes
         self.guard = Guard(gateway)
@@ -44,6 +46,8 @@ class App:
         self._openapi = encode(openapi(gateway.routes, self.guard.required))
         register_status(gateway)
         register_drain(gateway, self.guard)
+        if config_path is not None:
+            register_reload(gateway, self.guard, config_path)
         self._exact: dict[str, tuple[str, Handler]] = {
             "/health/live": ("GET", self._live),
             "/v2/health/live": ("GET", self._live),

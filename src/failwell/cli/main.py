@@ -46,7 +46,7 @@ def serve(
     """Run the gateway."""
     from failwell.cli.serve import run
 
-    run(_load(config), log_level)
+    run(_load(config), log_level, config)
 
 
 @app.command()

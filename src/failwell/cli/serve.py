@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 
 import uvicorn
 
@@ -12,9 +13,9 @@ from failwell.observe.logging import configure
 from failwell.routing.assemble import Gateway
 
 
-def run(config: FailwellConfig, log_level: str = "info") -> None:
+def run(config: FailwellConfig, log_level: str = "info", path: Path | None = None) -> None:
     configure(log_level)
-    app = App(Gateway(config))
+    app = App(Gateway(config), path)
     gw = config.gateway
     tls = gw.tls
     uvicorn.run(
