@@ -23,6 +23,7 @@ lint:
 bench:
 	scripts/setup.sh bench
 	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/auth_bench.py $(AUTH_BENCH_ARGS)
 
 clean:
 	rm -rf .venv .venv-mlserver .failwell-demo
