@@ -43,6 +43,7 @@ class App:
         self.limit = BodyLimits.from_config(
             gateway.config.gateway.max_body, gateway.config.security.limits
         )
+        gateway.services.append(self.limit.watch)
         self._openapi = encode(openapi(gateway.routes, self.guard.required))
         register_status(gateway)
         register_drain(gateway, self.guard)

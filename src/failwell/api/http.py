@@ -36,22 +36,27 @@ async def read_body(scope: Scope, receive: Receive, limits: BodyLimits) -> bytes
         raise BodyTooLarge(f"body of {int(length)} bytes is over the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0
+    watch = limits.watch
+    task = watch.begin()
     try:
-        async with asyncio.timeout(limits.timeout):
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise ClientDisconnected()
-                chunk = message.get("body", b"")
-                if chunk:
-                    size += len(chunk)
-                    if size > limit:
-                        raise BodyTooLarge(f"body is over the {limit}-byte limit")
-                    chunks.append(chunk)
-                if not message.get("more_body", False):
-                    break
-    except TimeoutError:
-        raise SlowClient(f"the body did not arrive within {limits.timeout:g}s") from None
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected()
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge(f"body is over the {limit}-byte limit")
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+    except asyncio.CancelledError:
+        if watch.cut_off(task):
+            raise SlowClient(f"the body did not arrive within {limits.timeout:g}s") from None
+        raise
+    finally:
+        watch.end(task)
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if header(scope, b"inference-header-content-length") is None:
         limits.check_json(body)

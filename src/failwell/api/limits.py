@@ -8,8 +8,9 @@ could exceed a limit is scanned exactly, with a regex that skips over strings wh
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from failwell.api.slowclients import SlowClientWatch
 from failwell.config.security import RequestLimits
 from failwell.errors import HeadersTooLarge, InvalidInput
 
@@ -22,10 +23,17 @@ class BodyLimits:
     timeout: float = 10.0
     max_depth: int = 32
     max_elements: int = 200_000
+    watch: SlowClientWatch = field(default_factory=lambda: SlowClientWatch(10.0))
 
     @classmethod
     def from_config(cls, max_body: int, limits: RequestLimits) -> BodyLimits:
-        return cls(max_body, limits.body_timeout, limits.max_json_depth, limits.max_json_elements)
+        return cls(
+            max_body,
+            limits.body_timeout,
+            limits.max_json_depth,
+            limits.max_json_elements,
+            SlowClientWatch(limits.body_timeout),
+        )
 
     def check_json(self, body: bytes) -> None:
         """Raise InvalidInput (400) when ``body`` nests deeper or holds more values than allowed.
