@@ -1,5 +1,6 @@
 """Admission policies without I/O: GCRA, the concurrency limit's queue and shedding, and
-admission scaled to a standby's capacity. Time is a fake clock; nothing sleeps."""
+admission scaled to a standby's capacity, JSON shape limits, the Redis limiter's fallback.
+Rates run on a fake clock; no assertion depends on timing."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import asyncio
 import pytest
 
 from failwell.admission.concurrency import ConcurrencyLimit
-from failwell.admission.rate import Gcra
+from failwell.admission.rate import Gcra, RedisGcra
 from failwell.admission.standby import capacity_scale
+from failwell.api.limits import BodyLimits
 from failwell.config.security import Priority
-from failwell.errors import Overloaded
+from failwell.errors import InvalidInput, Overloaded
 from failwell.resilience.breaker import Breaker
 from failwell.resilience.retry import RetryPolicy
 from failwell.routing.pool import Pool, Replica
@@ -129,3 +131,27 @@ def test_admission_scales_to_the_standby_capacity() -> None:
     assert scale() == pytest.approx(0.25) and limit.capacity() == 10
     b.healthy = True
     assert scale() == 1.0
+
+
+def test_json_shape_limits_skip_strings() -> None:
+    limits = BodyLimits(1024, max_depth=3, max_elements=5)
+    limits.check_json(b'{"a": "[[[[[[,,,,,,,]]]]]", "b": [1, 2]}')  # brackets inside a string
+    limits.check_json(b'{"a": "\\"[[[[", "b": [[1]]}')  # an escaped quote stays in the string
+    with pytest.raises(InvalidInput, match="nested deeper than 3"):
+        limits.check_json(b'{"a": [[[1]]]}')
+    with pytest.raises(InvalidInput, match="more than 5 values"):
+        limits.check_json(b"[1, 2, 3, 4, 5, 6, 7]")
+
+
+def test_redis_limiter_falls_back_and_backs_off_when_redis_is_down() -> None:
+    async def run() -> None:
+        clock = FakeClock()
+        limiter = RedisGcra("redis://127.0.0.1:1/0", timeout=0.2, clock=clock)
+        try:
+            assert await limiter.acquire("k", rate=1, burst=1) == 0  # local fallback answers
+            assert await limiter.acquire("k", rate=1, burst=1) > 0  # ... and still limits
+            assert limiter.failures == 1  # the second call did not try Redis again
+        finally:
+            await limiter.close()
+
+    asyncio.run(run())

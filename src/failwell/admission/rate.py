@@ -70,21 +70,35 @@ return 0
 
 class RedisGcra:
     """GCRA in Redis: one EVALSHA per request. When Redis cannot be reached the limiter falls
-    back to its in-process twin (each gateway then limits on its own) rather than fail requests.
+    back to its in-process twin (each gateway then limits on its own) rather than fail requests,
+    and leaves Redis alone for ``retry_after`` seconds, so a hung Redis does not add its timeout
+    to every request.
     """
 
-    def __init__(self, url: str, prefix: str = "failwell:rate:", timeout: float = 0.05) -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "failwell:rate:",
+        timeout: float = 0.05,
+        retry_after: float = 1.0,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         from redis.asyncio import Redis
 
         self._redis = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self._script = self._redis.register_script(_LUA)
         self._prefix = prefix
-        self.fallback = Gcra()
+        self._clock = clock
+        self._retry_after = retry_after
+        self._down_until = 0.0
+        self.fallback = Gcra(clock)
         self.failures = 0
 
     async def acquire(self, key: str, rate: float, burst: int) -> float:
         from redis.exceptions import RedisError
 
+        if self._down_until and self._clock.now() < self._down_until:
+            return self.fallback.check(key, rate, burst)
         interval = 1_000_000 / rate
         try:
             wait = await self._script(
@@ -92,7 +106,9 @@ class RedisGcra:
             )
         except (RedisError, OSError):
             self.failures += 1
+            self._down_until = self._clock.now() + self._retry_after
             return self.fallback.check(key, rate, burst)
+        self._down_until = 0.0
         return int(wait) / 1_000_000
 
     async def close(self) -> None:
