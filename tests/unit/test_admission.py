@@ -1,4 +1,4 @@
-"""Admission policies without I/O: GCRA, the concurrency limit's queue and shedding, and
+"""Admission policies: GCRA, the concurrency limit's queue and shedding, and
 admission scaled to a standby's capacity, JSON shape limits, the Redis limiter's fallback.
 Rates run on a fake clock; no assertion depends on timing."""
 
