@@ -40,6 +40,7 @@ if [ "$what" = test ]; then
   ensure_apt redis-server redis-server     # shared stores and rate limits, tested for real
   ensure_apt promtool prometheus           # alerting rules checked, a real scrape tested
   ensure_apt chromium chromium             # dashboard and reports checked in a real browser
+  ensure_apt openssl openssl               # TLS tests make their own certificates
 fi
 
 if [ "$what" = bench ]; then

@@ -5,7 +5,12 @@
     │   ├── InvalidInput       body or field failed validation (422, or 400 for undecodable bodies)
     │   ├── UnknownRoute       no such route (404)
     │   ├── Conflict           the request clashes with the gateway's state or config (409)
-    │   └── BodyTooLarge       request body over the configured limit (413)
+    │   ├── BodyTooLarge       request body over the configured limit (413)
+    │   ├── Unauthorized       no API key, or an unknown or expired one (401)
+    │   ├── Forbidden          the key lacks the scope the endpoint needs (403)
+    │   ├── RateLimited        over a rate limit (429 + Retry-After)
+    │   ├── SlowClient         the body did not arrive in time (408)
+    │   └── HeadersTooLarge    too many or too large headers (431)
     ├── UpstreamError          a dependency failed; carries backend, replica and attempt
     │   ├── UpstreamTimeout    no answer within the attempt's time
     │   ├── UpstreamUnavailable connection refused, reset or closed mid-response
@@ -17,7 +22,8 @@
     │   ├── NoHealthyReplica   every replica's breaker is open
     │   ├── DeadlineExceeded   the request's time is spent
     │   ├── TierFailed         a local tier (rules, cache, static) could not answer
-    │   └── LogUnavailable     the inference log cannot take the record and the policy is refuse
+    │   ├── LogUnavailable     the inference log cannot take the record and the policy is refuse
+    │   └── Overloaded         shed by admission control (503 + Retry-After)
     ├── AllTiersFailed         every tier failed (503), lists each tier's failure
     ├── RegistryError          the model registry: unknown name/version/alias, corrupt or
     │   │                      missing artifact on every store, a store that cannot be reached
@@ -83,6 +89,35 @@ class MethodNotAllowed(CallerError):
 class BodyTooLarge(CallerError):
     status = 413
     kind = "body_too_large"
+
+
+class Unauthorized(CallerError):
+    status = 401
+    kind = "unauthorized"
+
+
+class Forbidden(CallerError):
+    status = 403
+    kind = "forbidden"
+
+
+class RateLimited(CallerError):
+    status = 429
+    kind = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SlowClient(CallerError):
+    status = 408
+    kind = "request_timeout"
+
+
+class HeadersTooLarge(CallerError):
+    status = 431
+    kind = "headers_too_large"
 
 
 class UpstreamError(FailwellError):
@@ -164,6 +199,17 @@ class LogUnavailable(ShortCircuit):
     """The inference log cannot make the record durable and ``log.on_failure`` is refuse."""
 
     kind = "log_unavailable"
+
+
+class Overloaded(ShortCircuit):
+    """Shed by admission control: the route is at its concurrency limit and its queue is full,
+    or a request waited in the queue too long. Load, not a failure: come back shortly."""
+
+    kind = "overloaded"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ import json
 import re
 import signal
 import socket
+import ssl
 import sys
 import time
 import urllib.request
@@ -176,6 +177,29 @@ class Stack:
         )
         self.procs.append(proc)
         return Gateway(proc, port, path)
+
+    def gateway_process(
+        self, config: dict[str, Any], name: str, ready_url: str, pki: dict[str, Path]
+    ) -> ManagedProcess:
+        """A gateway whose readiness is checked over HTTPS with the test's client certificate."""
+        path = self.tmp / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        proc = ManagedProcess(name, log_file=self.tmp / f"{name}.log")
+        proc.spawn([PY, "-m", "failwell", "serve", "--config", str(path)])
+        self.procs.append(proc)
+        context = ssl.create_default_context(cafile=str(pki["ca"]))
+        context.load_cert_chain(str(pki["client"]), str(pki["client_key"]))
+
+        def ready() -> bool:
+            try:
+                with urllib.request.urlopen(ready_url, context=context, timeout=1) as resp:
+                    return int(resp.status) == 200
+            except (OSError, ValueError):
+                return False
+
+        if not wait_until(ready, timeout=60, interval=0.2):
+            raise RuntimeError(f"{name} did not answer on {ready_url}: {proc.output(20)}")
+        return proc
 
     def redis(self, *args: str) -> RedisServer:
         """A real redis-server on a free loopback port, stopped with the stack."""

@@ -7,18 +7,24 @@ the rest of the gateway together (see DESIGN §6). Every exception becomes a JSO
 
 from __future__ import annotations
 
+import functools
 import gc
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from failwell.api import chat, predict, v2
+from failwell.api.auth import Guard
 from failwell.api.dashboard import dashboard_endpoints
+from failwell.api.drain import register_drain
 from failwell.api.exchange import Exchange, exchange
 from failwell.api.health import readiness
 from failwell.api.http import ClientDisconnected, Message, Receive, Scope, Send, read_body, respond
+from failwell.api.limits import BodyLimits
 from failwell.api.openapi import openapi
-from failwell.api.responses import JSON, encode, error_body, v2_error
+from failwell.api.reload import register_reload
+from failwell.api.responses import JSON, encode, error_body, error_headers, v2_error
 from failwell.api.status import register_status
 from failwell.config.models import RouteKind
 from failwell.control.plane import ControlPlane
@@ -32,12 +38,19 @@ _LIVE = encode({"status": "alive"})
 
 
 class App:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, config_path: Path | None = None) -> None:
         self.gateway = gateway
         self.routes = gateway.routes
-        self.limit = gateway.config.gateway.max_body
-        self._openapi = encode(openapi(gateway.routes))
+        self.guard = Guard(gateway)
+        self.limit = BodyLimits.from_config(
+            gateway.config.gateway.max_body, gateway.config.security.limits
+        )
+        gateway.services.append(self.limit.watch)
+        self._openapi = encode(openapi(gateway.routes, self.guard.required))
         register_status(gateway)
+        register_drain(gateway, self.guard)
+        if config_path is not None:
+            register_reload(gateway, self.guard, config_path)
         self._exact: dict[str, tuple[str, Handler]] = {
             "/health/live": ("GET", self._live),
             "/v2/health/live": ("GET", self._live),
@@ -65,19 +78,36 @@ class App:
         ex = exchange(scope)
         if self.gateway.before_respond:
             send = self._held(send, ex)
+        guard = self.guard
         try:
+            who = guard.enter(scope, path, ex)  # limits, key; admin and metrics scopes
             if path.startswith("/v1/predict/"):
                 ex.front_end = "predict"
                 if method != "POST":
                     raise MethodNotAllowed(f"{method} is not allowed on {path}; use POST")
                 ex.route = path[12:]
                 route = predict.find_route(self.routes, ex.route, RouteKind.PREDICT)
-                await predict.predict(route, scope, receive, send, ex, self.limit)
+                slot = await guard.admit(who, route.name)  # scope, rate, concurrency
+                try:
+                    await predict.predict(route, scope, receive, send, ex, self.limit)
+                finally:
+                    if slot is not None:
+                        slot.release()
             elif path.startswith("/v2/models/"):
                 ex.front_end = "v2"
-                await v2.models(
-                    self.routes, path[11:], method, scope, receive, send, ex, self.limit
-                )
+                name = path[11:].split("/", 1)[0]
+                slot = None
+                if path.endswith("/infer"):
+                    slot = await guard.admit(who, name)
+                else:
+                    guard.authorize(who, name)
+                try:
+                    await v2.models(
+                        self.routes, path[11:], method, scope, receive, send, ex, self.limit
+                    )
+                finally:
+                    if slot is not None:
+                        slot.release()
             elif path.startswith("/admin/"):
                 ex.front_end = "admin"
                 await self._admin(scope, receive, send, ex)
@@ -100,7 +130,11 @@ class App:
                 log.warning("request_failed", path=path, error=type(exc).__name__, message=str(exc))
             if path.startswith("/v2"):
                 body = v2_error(body)
-            await respond(send, status, encode(body), _JSON_HEADERS)
+            await respond(send, status, encode(body), error_headers(exc))
+        if path.startswith("/admin/"):
+            self.gateway.audit(
+                "admin_call", {"method": method, "path": path, "status": ex.status}, ex.caller
+            )
         if ex.front_end:
             for observer in self.gateway.observers:
                 try:
@@ -155,6 +189,8 @@ class App:
 
     async def _ready(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
         ok, detail = readiness(self.gateway)
+        if self.guard.draining:
+            ok, detail = False, {**detail, "draining": True}
         await respond(send, 200 if ok else 503, encode(detail), _JSON_HEADERS)
 
     async def _metrics(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
@@ -166,7 +202,8 @@ class App:
 
     async def _chat(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
         ex.front_end = "openai"
-        await chat.chat(self.routes, scope, receive, send, ex, self.limit)
+        admit = functools.partial(self.guard.admit, self.guard.keys.named(ex.caller))
+        await chat.chat(self.routes, scope, receive, send, ex, self.limit, admit)
 
     async def _models(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
         await chat.list_models(self.routes, send)

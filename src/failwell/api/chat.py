@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, Protocol
 
 import msgspec
 
 from failwell.api.exchange import Exchange
 from failwell.api.http import Receive, Scope, Send, read_body, respond
+from failwell.api.limits import BodyLimits
 from failwell.api.predict import find_route
 from failwell.api.responses import answer_headers, encode
 from failwell.backends.openai import PASSTHROUGH
@@ -44,6 +46,13 @@ class ChatRequest(msgspec.Struct, forbid_unknown_fields=False):
 
 
 _decode = msgspec.json.Decoder(ChatRequest).decode
+
+
+class Slot(Protocol):
+    def release(self) -> None: ...
+
+
+Admit = Callable[[str], Awaitable["Slot | None"]]  # route → a slot to release, or refuse
 
 
 def _text(message: Message) -> str:
@@ -107,14 +116,21 @@ async def chat(
     receive: Receive,
     send: Send,
     ex: Exchange,
-    limit: int,
+    limit: BodyLimits,
+    admit: Admit | None = None,
 ) -> None:
     body = await read_body(scope, receive, limit)
     model, inputs = decode_chat(body)
     ex.route = model
     route = find_route(routes, model, RouteKind.CHAT)
     ex.inputs = inputs
-    ex.answer = answer = await route.answer(inputs, ex.request_id, "openai", ex.upstream_headers)
+    slot = await admit(route.name) if admit is not None else None
+    try:
+        answer = await route.answer(inputs, ex.request_id, "openai", ex.upstream_headers)
+    finally:
+        if slot is not None:
+            slot.release()
+    ex.answer = answer
     extra = {
         "tier": answer.tier,
         "quality": answer.quality,

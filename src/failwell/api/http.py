@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from failwell.errors import BodyTooLarge
+from failwell.api.limits import BodyLimits
+from failwell.errors import BodyTooLarge, SlowClient
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -24,25 +26,41 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+async def read_body(scope: Scope, receive: Receive, limits: BodyLimits) -> bytes:
+    """The whole body, within ``limits``: size (413), time to arrive (408), and for JSON bodies
+    nesting depth and element count (400). A V2 binary body's tensors are not JSON: its decoder
+    bounds the JSON header."""
+    limit = limits.max_body
     length = header(scope, b"content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise BodyTooLarge(f"body of {int(length)} bytes is over the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected()
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge(f"body is over the {limit}-byte limit")
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    watch = limits.watch
+    task = watch.begin()
+    try:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected()
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge(f"body is over the {limit}-byte limit")
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+    except asyncio.CancelledError:
+        if watch.cut_off(task):
+            raise SlowClient(f"the body did not arrive within {limits.timeout:g}s") from None
+        raise
+    finally:
+        watch.end(task)
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    if header(scope, b"inference-header-content-length") is None:
+        limits.check_json(body)
+    return body
 
 
 async def respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

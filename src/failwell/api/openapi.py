@@ -54,7 +54,17 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def openapi(routes: dict[str, Route]) -> dict[str, Any]:
+INFERENCE_ERRORS = (400, 401, 403, 404, 408, 413, 422, 429, 431, 503)
+KEYS = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key; the x-api-key header is accepted too.",
+    }
+}
+
+
+def openapi(routes: dict[str, Route], auth: bool = False) -> dict[str, Any]:
     structs: list[Any] = [ChatRequest]
     paths: dict[str, Any] = {}
     for name, route in routes.items():
@@ -76,7 +86,7 @@ def openapi(routes: dict[str, Route]) -> dict[str, Any]:
                     "required": True,
                     "content": {"application/json": {"schema": body}},
                 },
-                "responses": {"200": _json(ANSWER_SCHEMA), **_errors(400, 404, 413, 422, 503)},
+                "responses": {"200": _json(ANSWER_SCHEMA), **_errors(*INFERENCE_ERRORS)},
             }
         }
     _, components = msgspec.json.schema_components(
@@ -93,7 +103,7 @@ def openapi(routes: dict[str, Route]) -> dict[str, Any]:
                     "application/json": {"schema": {"$ref": "#/components/schemas/ChatRequest"}}
                 },
             },
-            "responses": {"200": _json({"type": "object"}), **_errors(400, 404, 413, 422, 503)},
+            "responses": {"200": _json({"type": "object"}), **_errors(*INFERENCE_ERRORS)},
         }
     }
     for path, summary in (("/health/live", "Liveness"), ("/v2/health/live", "V2 liveness")):
@@ -101,7 +111,8 @@ def openapi(routes: dict[str, Route]) -> dict[str, Any]:
             "get": {
                 "summary": summary,
                 "operationId": path.strip("/").replace("/", "_"),
-                "responses": {"200": _json({"type": "object"})},
+                "responses": {"200": _json({"type": "object"}), **_errors(431)},
+                "security": [],
             }
         }
     for path, summary in (("/health/ready", "Readiness"), ("/v2/health/ready", "V2 readiness")):
@@ -112,7 +123,9 @@ def openapi(routes: dict[str, Route]) -> dict[str, Any]:
                 "responses": {
                     "200": _json({"type": "object"}),
                     "503": _json({"type": "object"}, "not ready"),
+                    **_errors(431),
                 },
+                "security": [],
             }
         }
     paths["/metrics"] = {
@@ -123,13 +136,18 @@ def openapi(routes: dict[str, Route]) -> dict[str, Any]:
                 "200": {
                     "description": "OK",
                     "content": {"text/plain": {"schema": {"type": "string"}}},
-                }
+                },
+                **_errors(401, 403, 431),
             },
         }
     }
-    return {
+    doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "failwell gateway", "version": __version__},
         "paths": paths,
         "components": {"schemas": components},
     }
+    if auth:
+        doc["components"]["securitySchemes"] = KEYS
+        doc["security"] = [{"bearer": []}]
+    return doc

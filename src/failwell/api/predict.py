@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from failwell.api.exchange import Exchange
 from failwell.api.http import Receive, Scope, Send, read_body, respond
+from failwell.api.limits import BodyLimits
 from failwell.api.responses import answer_headers, encode
 from failwell.config.models import RouteKind
 from failwell.errors import UnknownRoute
@@ -21,7 +22,7 @@ def find_route(routes: dict[str, Route], name: str, kind: RouteKind) -> Route:
 
 
 async def predict(
-    route: Route, scope: Scope, receive: Receive, send: Send, ex: Exchange, limit: int
+    route: Route, scope: Scope, receive: Receive, send: Send, ex: Exchange, limit: BodyLimits
 ) -> None:
     body = await read_body(scope, receive, limit)
     ex.inputs = inputs = route.decode_predict(body)

@@ -6,7 +6,15 @@ from typing import Any
 
 import msgspec
 
-from failwell.errors import AllTiersFailed, CallerError, FailwellError, InvalidInput
+from failwell.errors import (
+    AllTiersFailed,
+    CallerError,
+    FailwellError,
+    InvalidInput,
+    Overloaded,
+    RateLimited,
+    Unauthorized,
+)
 from failwell.routing.chain import Answer
 
 encode = msgspec.json.Encoder().encode
@@ -28,6 +36,16 @@ def error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, FailwellError):
         return 503, {"error": {"type": exc.kind, "message": exc.message}}
     return 500, {"error": {"type": "internal", "message": "internal error; see the gateway log"}}
+
+
+def error_headers(exc: BaseException) -> Headers:
+    """Headers an error response carries: Retry-After when refused for load, WWW-Authenticate
+    when a key is missing or wrong."""
+    if isinstance(exc, RateLimited | Overloaded):
+        return [JSON, (b"retry-after", str(max(1, round(exc.retry_after))).encode())]
+    if isinstance(exc, Unauthorized):
+        return [JSON, (b"www-authenticate", b'Bearer realm="failwell"')]
+    return [JSON]
 
 
 def v2_error(body: dict[str, Any]) -> dict[str, Any]:

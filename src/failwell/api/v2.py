@@ -8,6 +8,7 @@ from typing import Any
 
 from failwell.api.exchange import Exchange
 from failwell.api.http import Receive, Scope, Send, header, read_body, respond
+from failwell.api.limits import BodyLimits
 from failwell.api.predict import find_route
 from failwell.api.responses import answer_headers, encode
 from failwell.api.v2codec import decode_infer_request, encode_infer_response
@@ -54,7 +55,7 @@ def model_metadata(route: Route) -> dict[str, Any]:
 
 
 async def infer(
-    route: Route, scope: Scope, receive: Receive, send: Send, ex: Exchange, limit: int
+    route: Route, scope: Scope, receive: Receive, send: Send, ex: Exchange, limit: BodyLimits
 ) -> None:
     body = await read_body(scope, receive, limit)
     raw_len = header(scope, b"inference-header-content-length")
@@ -90,7 +91,7 @@ async def models(
     receive: Receive,
     send: Send,
     ex: Exchange,
-    limit: int,
+    limit: BodyLimits,
 ) -> None:
     name, action = split_model_path(rest)
     ex.route = name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import uvicorn
@@ -18,8 +19,9 @@ def run(config: FailwellConfig, log_level: str = "info", path: Path | None = Non
     gateway = Gateway(config)
     if path is not None:  # reload on SIGHUP or a change of the file
         attach_reloader(gateway, path)
-    app = App(gateway)
+    app = App(gateway, path)
     gw = config.gateway
+    tls = gw.tls
     uvicorn.run(
         app,
         host=gw.host,
@@ -32,4 +34,8 @@ def run(config: FailwellConfig, log_level: str = "info", path: Path | None = Non
         server_header=False,
         date_header=False,
         timeout_graceful_shutdown=5,
+        ssl_certfile=tls.cert if tls else None,
+        ssl_keyfile=tls.key if tls else None,
+        ssl_ca_certs=tls.client_ca if tls else None,
+        ssl_cert_reqs=ssl.CERT_REQUIRED if tls and tls.client_ca else ssl.CERT_NONE,
     )

@@ -19,6 +19,7 @@ from failwell.errors import ConfigError, ConfigIssue
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 CHAT_KEY_FIELDS = frozenset({"prompt", "messages"})
+SECRET_KEYS = frozenset({"api_key", "secret"})  # keys whose value may be file:PATH
 
 
 def key_path(loc: tuple[int | str, ...]) -> str:
@@ -49,7 +50,7 @@ def _expand(
         return env[name]
 
     value = _ENV.sub(sub, node)
-    if value.startswith("file:") and loc and loc[-1] == "api_key":
+    if value.startswith("file:") and loc and loc[-1] in SECRET_KEYS:
         path = Path(value[5:])
         try:
             return path.read_text().strip()
@@ -124,10 +125,24 @@ def _cross_check(cfg: FailwellConfig, resolve: bool) -> list[ConfigIssue]:
             for f in fields:
                 if f not in allowed:
                     issues.append(ConfigIssue(f"{base}.cache.key", f"unknown input field {f!r}"))
+    issues += scope_issues(cfg)
     if resolve:
         for bname, backend in cfg.backends.items():
             if backend.target:
                 issues.extend(_check_import(f"backends.{bname}.target", backend.target))
+    return issues
+
+
+def scope_issues(cfg: FailwellConfig) -> list[ConfigIssue]:
+    """Keys whose predict scopes name routes that do not exist."""
+    issues = []
+    for i, key in enumerate(cfg.security.keys):
+        for j, scope in enumerate(key.scopes):
+            route = scope.removeprefix("predict:")
+            if route != scope and route != "*" and route not in cfg.routes:
+                issues.append(
+                    ConfigIssue(f"security.keys[{i}].scopes[{j}]", f"unknown route {route!r}")
+                )
     return issues
 
 

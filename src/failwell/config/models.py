@@ -15,6 +15,7 @@ from failwell.config.control import ControlConfig
 from failwell.config.log import InputPolicy, LogConfig
 from failwell.config.observe import AlertsConfig, CanaryConfig, HealthConfig, SloConfig
 from failwell.config.registry import RegistryConfig
+from failwell.config.security import AdmissionConfig, ListenerTls, SecurityConfig, UpstreamTls
 from failwell.config.units import Duration, Size
 
 
@@ -43,6 +44,9 @@ class GatewayConfig(Frozen):
         default_factory=CacheStoreConfig, description="Answer cache store."
     )
     access_log: bool = Field(False, description="Log every request (costs CPU on the hot path).")
+    tls: ListenerTls | None = Field(
+        None, description="TLS for the listener (HTTPS, optional mTLS)."
+    )
 
     @field_validator("listen")
     @classmethod
@@ -72,6 +76,11 @@ class ReplicaConfig(Frozen):
         0, ge=0, description="Priority group: 0 serves first; higher groups are standbys."
     )
     name: str | None = Field(None, description="Replica name in metrics; defaults to host:port.")
+    capacity: float = Field(
+        1.0,
+        gt=0,
+        description="Declared capacity (relative); admission scales to the serving group's.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -148,6 +157,7 @@ class BackendConfig(Frozen):
         None,
         description="python: serve NAME@ALIAS or NAME@VERSION from the registry; the artifact's path goes to the factory as model_dir.",
     )
+    tls: UpstreamTls | None = Field(None, description="TLS to https:// replicas (CA, client cert).")
 
     @model_validator(mode="after")
     def _by_protocol(self) -> BackendConfig:
@@ -261,6 +271,9 @@ class RouteConfig(Frozen):
     log_input: InputPolicy = Field(
         InputPolicy.FULL, description="Inputs in the inference log: full, hashed or omitted."
     )
+    admission: AdmissionConfig = Field(
+        default_factory=AdmissionConfig, description="Rate and concurrency limits of the route."
+    )
 
     @field_validator("input")
     @classmethod
@@ -305,6 +318,9 @@ class FailwellConfig(Frozen):
     )
     registry: RegistryConfig = Field(
         default_factory=RegistryConfig, description="The model registry (docs/registry.md)."
+    )
+    security: SecurityConfig = Field(
+        default_factory=SecurityConfig, description="API keys, limits and admission."
     )
 
 

@@ -32,16 +32,28 @@ from failwell.config.observe import (
     SloConfig,
 )
 from failwell.config.registry import RegistryConfig, StoreConfig
+from failwell.config.security import (
+    AdmissionConfig,
+    ApiKeyConfig,
+    ConcurrencyConfig,
+    ListenerTls,
+    RateConfig,
+    RequestLimits,
+    SecurityConfig,
+    UpstreamTls,
+)
 from failwell.config.units import format_duration
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("(top level)", FailwellConfig),
     ("gateway", GatewayConfig),
     ("gateway.cache", CacheStoreConfig),
+    ("gateway.tls", ListenerTls),
     ("backends.NAME", BackendConfig),
     ("backends.NAME.replicas[i]", ReplicaConfig),
     ("backends.NAME.retry", RetryConfig),
     ("backends.NAME.breaker", BreakerConfig),
+    ("backends.NAME.tls", UpstreamTls),
     ("routes.NAME", RouteConfig),
     ("routes.NAME.cache", RouteCacheConfig),
     ("routes.NAME.tiers[i]", TierConfig),
@@ -57,6 +69,12 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("control.canary_drill", CanaryDrillConfig),
     ("registry", RegistryConfig),
     ("registry.replicas[i]", StoreConfig),
+    ("routes.NAME.admission", AdmissionConfig),
+    ("routes.NAME.admission.concurrency", ConcurrencyConfig),
+    ("security", SecurityConfig),
+    ("security.keys[i]", ApiKeyConfig),
+    ("security.limits", RequestLimits),
+    ("(any) rate", RateConfig),
 ]
 BEGIN = "<!-- BEGIN GENERATED: python -m failwell.config.reference -->"
 END = "<!-- END GENERATED -->"
@@ -80,6 +98,8 @@ _DURATIONS = {
     "duration",
     "first_after",
     "watch",
+    "queue_timeout",
+    "body_timeout",
 }
 
 

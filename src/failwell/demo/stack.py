@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import secrets
 import signal
 import socket
 import sys
@@ -57,11 +58,29 @@ def _url(port: int) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def demo_config(workdir: Path, gateway_port: int = 8080, base_port: int = 9001) -> dict[str, Any]:
-    """The demo gateway config (plain data, as it is written to YAML)."""
+def demo_key(workdir: Path) -> tuple[str, Path]:
+    """A fresh API key for this demo run, written (mode 600) to ``<workdir>/api-key``."""
+    key = "fw_" + secrets.token_urlsafe(32)
+    path = workdir / "api-key"
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(key + "\n")
+    return key, path
+
+
+def demo_config(
+    workdir: Path, gateway_port: int = 8080, base_port: int = 9001, key_file: Path | None = None
+) -> dict[str, Any]:
+    """The demo gateway config (plain data, as it is written to YAML). With ``key_file``, the
+    key in it may call everything (predict, admin, metrics); without, the gateway is open."""
     ports = DemoPorts.from_base(gateway_port, base_port)
     east_a, east_b = ports.ranker_east
+    security: dict[str, Any] = {}
+    if key_file is not None:
+        scopes = ["predict:*", "admin", "metrics"]
+        security = {"keys": [{"name": "demo", "secret": f"file:{key_file}", "scopes": scopes}]}
     return {
+        "security": security,
         "gateway": {
             "listen": f"127.0.0.1:{gateway_port}",
             "cache": {"path": str(workdir / "cache.sqlite")},
@@ -238,9 +257,11 @@ class _Signals:
             raise KeyboardInterrupt
 
 
-def _print_usage(workdir: Path, ports: DemoPorts, procs: Sequence[ManagedProcess]) -> None:
+def _print_usage(
+    workdir: Path, ports: DemoPorts, procs: Sequence[ManagedProcess], key: str
+) -> None:
     gw = _url(ports.gateway)
-    json_header = "-H 'content-type: application/json'"
+    json_header = f"-H 'content-type: application/json' -H 'authorization: Bearer {key}'"
     predict = '{"inputs": {"user_id": "u0042", "country": "DE", "category": "books"}}'
     chat = '{"model": "chat", "messages": [{"role": "user", "content": "What should I read?"}]}'
     east_a, east_b = ports.ranker_east
@@ -249,6 +270,7 @@ def _print_usage(workdir: Path, ports: DemoPorts, procs: Sequence[ManagedProcess
         f"""
 failwell demo is up; Ctrl-C stops everything.
   gateway   {gw}   (config {workdir / "failwell.yaml"}, logs {workdir / "logs"})
+  API key   {key}   (also in {workdir / "api-key"}; scopes predict:*, admin, metrics)
   ranker    {_url(east_a)} {_url(east_b)} (east)   {_url(ports.ranker_west)} (west, standby)
   chat      {_url(ports.chat_large)} (demo-large)   {_url(ports.chat_small)} (demo-small)
   pids      {pids}
@@ -256,6 +278,7 @@ failwell demo is up; Ctrl-C stops everything.
 Ask:
   curl -s {gw}/v1/predict/recommend {json_header} -d '{predict}'
   curl -s {gw}/v1/chat/completions {json_header} -d '{chat}'
+  curl -s {gw}/admin/status -H 'authorization: Bearer {key}'    # without a key: 401
 Break a model server, then ask again and watch the tier change:
   curl -s {_url(east_a)}/_control -d '{{"mode": "error"}}'      # 500s; also malformed, close, hang
   curl -s {_url(east_b)}/_control -d '{{"mode": "slow", "delay_ms": 200}}'
@@ -315,7 +338,8 @@ def run_demo(
     try:
         _ensure_models(workdir / "models", seed)
         config_path = workdir / "failwell.yaml"
-        config = demo_config(workdir, gateway_port, base_port)
+        key, key_file = demo_key(workdir)
+        config = demo_config(workdir, gateway_port, base_port, key_file)
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         for name, cmd in _servers(workdir, ports):
             proc = ManagedProcess(name, log_file=workdir / "logs" / f"{name}.log")
@@ -334,7 +358,7 @@ def run_demo(
             timeout=START_TIMEOUT,
         )
         signals.starting = False
-        _print_usage(workdir, ports, procs)
+        _print_usage(workdir, ports, procs, key)
         code = _watch(signals, gateway, servers)
         if code == 0:
             print("stopping ...", flush=True)

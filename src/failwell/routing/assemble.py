@@ -22,6 +22,7 @@ from failwell.config.models import (
     WireProtocol,
 )
 from failwell.config.registry import RegistryConfig
+from failwell.config.security import upstream_context
 from failwell.observe.metrics import Metrics
 from failwell.resilience.breaker import Breaker, BreakerState
 from failwell.resilience.retry import RetryPolicy
@@ -78,8 +79,9 @@ def build_pool(
     else:
         headers = {"authorization": f"Bearer {cfg.api_key}"} if cfg.api_key else None
         replicas = []
+        tls = upstream_context(cfg.tls) if cfg.tls is not None else None
         for rc in cfg.replicas:
-            http = HttpUpstream(name, cfg.max_connections, headers)
+            http = HttpUpstream(name, cfg.max_connections, headers, tls)
             if cfg.protocol is WireProtocol.V2:
                 adapter = V2Adapter(http, rc.url, model, rc.label, cfg.version)
             else:

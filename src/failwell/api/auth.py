@@ -1,0 +1,144 @@
+"""Who is calling and what they may do: API keys → ``Principal`` → scopes → admission.
+
+Keys are stored as SHA-256 digests. A lookup hashes the presented key once and looks the
+digest up in a dict; the digest found is compared again with ``hmac.compare_digest``. Timing
+can at most reveal how much of a *digest* matched, which says nothing useful about any key.
+Keys come from ``Authorization: Bearer <key>`` or ``x-api-key: <key>`` and are never logged:
+``Exchange.caller`` holds the key's name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from failwell.admission.admit import Admission, Caller
+from failwell.admission.concurrency import RETRY_AFTER, ConcurrencyLimit
+from failwell.api.exchange import Exchange
+from failwell.api.http import Scope
+from failwell.api.limits import check_headers
+from failwell.clock import SYSTEM_CLOCK, Clock
+from failwell.config.security import ApiKeyConfig, SecurityConfig
+from failwell.errors import Forbidden, Overloaded, Unauthorized
+from failwell.routing.assemble import Gateway
+
+ADMIN, METRICS, ALL_ROUTES = "admin", "metrics", "predict:*"
+OPEN_PATHS = frozenset(
+    {"/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready", "/openapi.json"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    digest: bytes
+    caller: Caller
+    scopes: frozenset[str]
+    expires: float | None  # wall-clock seconds
+
+    @property
+    def name(self) -> str:
+        return self.caller.name
+
+    def may(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def may_predict(self, route: str) -> bool:
+        return ALL_ROUTES in self.scopes or f"predict:{route}" in self.scopes
+
+
+def principal(key: ApiKeyConfig) -> Principal:
+    assert key.sha256 is not None
+    return Principal(
+        bytes.fromhex(key.sha256),
+        Caller(key.name, key.priority, key.rate),
+        frozenset(key.scopes),
+        key.expires.timestamp() if key.expires is not None else None,
+    )
+
+
+class KeyRing:
+    """Every valid key (several at once, for rotation), looked up by digest."""
+
+    def __init__(self, keys: Sequence[ApiKeyConfig], clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
+        self.replace(keys)
+
+    def replace(self, keys: Sequence[ApiKeyConfig]) -> None:
+        self._by_digest = {p.digest: p for p in map(principal, keys)}
+        self._by_name = {p.name: p for p in self._by_digest.values()}
+
+    def named(self, name: str | None) -> Principal | None:
+        """The principal already authenticated as ``name`` (None: no key was needed)."""
+        return None if name is None else self._by_name[name]
+
+    def __len__(self) -> int:
+        return len(self._by_digest)
+
+    def authenticate(self, headers: list[tuple[bytes, bytes]]) -> Principal:
+        token = presented_key(headers)
+        if token is None:
+            raise Unauthorized("an API key is required: 'Authorization: Bearer <key>' or x-api-key")
+        digest = hashlib.sha256(token).digest()
+        found = self._by_digest.get(digest)
+        if found is None or not hmac.compare_digest(found.digest, digest):
+            raise Unauthorized("the API key is not valid")
+        if found.expires is not None and self._clock.wall() >= found.expires:
+            raise Unauthorized(f"the API key {found.name!r} has expired")
+        return found
+
+
+def presented_key(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    for key, value in headers:
+        if key == b"authorization":
+            scheme, _, token = value.partition(b" ")
+            if scheme.lower() == b"bearer" and token.strip():
+                return token.strip()
+        elif key == b"x-api-key" and value:
+            return value
+    return None
+
+
+class Guard:
+    """The edge's gatekeeper: request limits, authentication, scopes, admission."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        security: SecurityConfig = gateway.config.security
+        self.limits = security.limits
+        self.required = security.auth_required
+        self.keys = KeyRing(security.keys, gateway.clock)
+        self.admission = Admission(gateway)
+        gateway.services.append(self.admission)
+        self.draining = False
+
+    def enter(self, scope: Scope, path: str, ex: Exchange) -> Principal | None:
+        """Check limits and the key for ``path``; the scopes of admin and metrics endpoints.
+        Predict scopes are checked by ``admit`` once the route is known."""
+        headers = scope["headers"]
+        check_headers(headers, self.limits)
+        if not self.required or path in OPEN_PATHS:
+            return None
+        who = self.keys.authenticate(headers)
+        ex.caller = who.name
+        if path.startswith("/admin/"):
+            self.require(who, ADMIN)
+        elif path == "/metrics":
+            self.require(who, METRICS)
+        return who
+
+    @staticmethod
+    def require(who: Principal, scope: str) -> None:
+        if not who.may(scope):
+            raise Forbidden(f"the key {who.name!r} lacks the {scope!r} scope")
+
+    def authorize(self, who: Principal | None, route: str) -> None:
+        if who is not None and not who.may_predict(route):
+            raise Forbidden(f"the key {who.name!r} lacks the 'predict:{route}' scope")
+
+    async def admit(self, who: Principal | None, route: str) -> ConcurrencyLimit | None:
+        """Scope check and admission for one inference on ``route``; release the slot after."""
+        self.authorize(who, route)
+        if self.draining:
+            raise Overloaded("the gateway is draining; use another instance", RETRY_AFTER)
+        return await self.admission.admit(route, who.caller if who is not None else None)

@@ -1,0 +1,72 @@
+"""Limits on what a request may be: header count and size, body size, time to send the body
+(slow clients), and JSON nesting depth and element count — checked before any decoding.
+
+The JSON checks are cheap upper bounds first, computed in C (``bytes.count``); only a body that
+could exceed a limit is scanned exactly, with a regex that skips over strings whole.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from failwell.api.slowclients import SlowClientWatch
+from failwell.config.security import RequestLimits
+from failwell.errors import HeadersTooLarge, InvalidInput
+
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]')
+
+
+@dataclass(frozen=True, slots=True)
+class BodyLimits:
+    max_body: int
+    timeout: float = 10.0
+    max_depth: int = 32
+    max_elements: int = 200_000
+    watch: SlowClientWatch = field(default_factory=lambda: SlowClientWatch(10.0))
+
+    @classmethod
+    def from_config(cls, max_body: int, limits: RequestLimits) -> BodyLimits:
+        return cls(
+            max_body,
+            limits.body_timeout,
+            limits.max_json_depth,
+            limits.max_json_elements,
+            SlowClientWatch(limits.body_timeout),
+        )
+
+    def check_json(self, body: bytes) -> None:
+        """Raise InvalidInput (400) when ``body`` nests deeper or holds more values than allowed.
+        Bodies that are not JSON pass: their decoder rejects them."""
+        opens = body.count(b"[") + body.count(b"{")
+        if opens <= self.max_depth and body.count(b",") < self.max_elements:
+            return
+        depth = deepest = values = 0
+        for m in _TOKENS.finditer(body):
+            token = m.group()
+            if token == b"[" or token == b"{":
+                depth += 1
+                if depth > deepest:
+                    deepest = depth
+                    if deepest > self.max_depth:
+                        raise InvalidInput(
+                            f"JSON is nested deeper than {self.max_depth} levels", status=400
+                        )
+            elif token == b"]" or token == b"}":
+                depth -= 1
+            elif token == b",":
+                values += 1
+                if values >= self.max_elements:
+                    raise InvalidInput(
+                        f"JSON holds more than {self.max_elements} values", status=400
+                    )
+
+
+def check_headers(headers: list[tuple[bytes, bytes]], limits: RequestLimits) -> None:
+    if len(headers) > limits.max_headers:
+        raise HeadersTooLarge(f"more than {limits.max_headers} headers")
+    size = 0
+    for key, value in headers:
+        size += len(key) + len(value)
+    if size > limits.max_header_bytes:
+        raise HeadersTooLarge(f"headers are over the {limits.max_header_bytes}-byte limit")
