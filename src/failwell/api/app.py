@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import gc
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -23,7 +22,6 @@ from failwell.api.health import readiness
 from failwell.api.http import ClientDisconnected, Message, Receive, Scope, Send, read_body, respond
 from failwell.api.limits import BodyLimits
 from failwell.api.openapi import openapi
-from failwell.api.reload import register_reload
 from failwell.api.responses import JSON, encode, error_body, error_headers, v2_error
 from failwell.api.status import register_status
 from failwell.config.models import RouteKind
@@ -38,7 +36,7 @@ _LIVE = encode({"status": "alive"})
 
 
 class App:
-    def __init__(self, gateway: Gateway, config_path: Path | None = None) -> None:
+    def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.routes = gateway.routes
         self.guard = Guard(gateway)
@@ -49,8 +47,8 @@ class App:
         self._openapi = encode(openapi(gateway.routes, self.guard.required))
         register_status(gateway)
         register_drain(gateway, self.guard)
-        if config_path is not None:
-            register_reload(gateway, self.guard, config_path)
+        # a config reload (SIGHUP, file change, POST /admin/config/reload) swaps the key set too
+        gateway.reload_hooks.append(lambda config: self.guard.keys.replace(config.security.keys))
         self._exact: dict[str, tuple[str, Handler]] = {
             "/health/live": ("GET", self._live),
             "/v2/health/live": ("GET", self._live),

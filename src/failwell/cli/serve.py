@@ -19,7 +19,7 @@ def run(config: FailwellConfig, log_level: str = "info", path: Path | None = Non
     gateway = Gateway(config)
     if path is not None:  # reload on SIGHUP or a change of the file
         attach_reloader(gateway, path)
-    app = App(gateway, path)
+    app = App(gateway)
     gw = config.gateway
     tls = gw.tls
     uvicorn.run(

@@ -68,6 +68,8 @@ async def swap_config(gateway: Gateway, config: FailwellConfig) -> dict[str, lis
     gateway.routes.clear()
     gateway.routes.update(routes)
     gateway.config = config
+    for hook in gateway.reload_hooks:  # e.g. the API key set
+        hook(config)
     loop = asyncio.get_running_loop()
     for name, pool in old_pools.items():
         if gateway.pools.get(name) is not pool:
@@ -80,10 +82,10 @@ async def swap_config(gateway: Gateway, config: FailwellConfig) -> dict[str, lis
 
 async def _follow_registry(gateway: Gateway) -> None:
     models = [
-        r.adapter
+        r.base
         for p in gateway.pools.values()
         for r in p.replicas
-        if isinstance(r.adapter, RegistryModel)
+        if isinstance(r.base, RegistryModel)
     ]
     watcher = next((s for s in gateway.services if isinstance(s, RegistryWatcher)), None)
     if watcher is not None:

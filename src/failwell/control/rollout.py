@@ -152,9 +152,7 @@ class Rollouts:
         pool = stable.pool
         version = model = adapter = None
         if "@" in spec.candidate:
-            model = next(
-                (r.adapter for r in pool.replicas if isinstance(r.adapter, RegistryModel)), None
-            )
+            model = next((r.base for r in pool.replicas if isinstance(r.base, RegistryModel)), None)
             if model is None:
                 raise InvalidInput(
                     f"candidate: tier {spec.tier!r} does not serve from the registry; "

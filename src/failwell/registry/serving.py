@@ -232,10 +232,10 @@ class RegistryWatcher:
 def attach_registry(gateway: Gateway) -> None:
     """Add the watcher for every registry-backed backend of ``gateway`` (none: no watcher)."""
     models = [
-        r.adapter
+        r.base
         for pool in gateway.pools.values()
         for r in pool.replicas
-        if isinstance(r.adapter, RegistryModel)
+        if isinstance(r.base, RegistryModel)
     ]
     if models:
         gateway.services.append(

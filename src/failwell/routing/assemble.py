@@ -147,6 +147,7 @@ class Gateway:
         self.services: list[Service] = []
         self.observers: list[Observer] = []
         self.audit_sinks: list[AuditSink] = []
+        self.reload_hooks: list[Callable[[FailwellConfig], None]] = []  # see control/config_reload
         self.before_respond: list[BeforeRespond] = []
         self.readiness_checks: list[ReadinessCheck] = []
         self.admin = AdminApi()

@@ -22,7 +22,16 @@ from failwell.resilience.retry import RetryPolicy
 
 
 class Replica:
-    __slots__ = ("adapter", "breaker", "healthy", "label", "outstanding", "priority", "zone")
+    __slots__ = (
+        "adapter",
+        "base",
+        "breaker",
+        "healthy",
+        "label",
+        "outstanding",
+        "priority",
+        "zone",
+    )
 
     def __init__(
         self,
@@ -34,6 +43,7 @@ class Replica:
     ) -> None:
         self.label = label
         self.adapter = adapter
+        self.base = adapter  # the adapter as built, under any wrapper (fault injection)
         self.breaker = breaker
         self.priority = priority
         self.zone = zone
