@@ -26,7 +26,7 @@ def test_yaml_examples_in_docs_validate() -> None:
                 blocks.append((doc.name, data))
     assert blocks
     for name, data in blocks:
-        parse_config(data, env={"LLM_KEY": "x"}, resolve=False), name
+        parse_config(data, env={"LLM_KEY": "x", "WEB_KEY": "k" * 32, "OPS_KEY": "o" * 32}, resolve=False)
 
 
 def test_example_configs_validate() -> None:
