@@ -23,6 +23,24 @@ from failwell.demo.train import train
 PY = sys.executable
 
 
+# Debian's Chromium, headless, with the flags that keep it off the network (the machine has none)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """A real headless Chromium driven by Playwright (its own browser download is not used)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

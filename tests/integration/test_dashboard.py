@@ -12,21 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Gateway, Stack
+from tests.integration.conftest import Gateway, Stack, launch_chromium
 from tests.integration.observed import observed_config
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @contextmanager
@@ -65,7 +55,7 @@ def test_dashboard_shows_routes_and_tier_shift(stack: Stack, tmp_path: Path) -> 
     gw = stack.gateway(observed_config(stack, [m1, m2]))
     errors: list[str] = []
     with steady_load(gw), playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

@@ -12,19 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.conftest import PY, Stack, http_json
+from tests.integration.conftest import PY, Stack, http_json, launch_chromium
 from tests.integration.test_failover import ranker_config
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def drill(tmp: Path, models: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
@@ -128,7 +117,7 @@ def test_the_report_opens_in_chromium_and_shows_the_fault_windows(
     _, out = demo_run
     errors: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1000, "height": 1400})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

@@ -8,6 +8,7 @@ import yaml
 
 from failwell.config import parse_config
 from failwell.config.reference import reference
+from failwell.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,8 +26,12 @@ def test_yaml_examples_in_docs_validate() -> None:
             if isinstance(data, dict) and "routes" in data:
                 blocks.append((doc.name, data))
     assert blocks
+    env = {"LLM_KEY": "x", "WEB_KEY": "k" * 32, "OPS_KEY": "o" * 32}
     for name, data in blocks:
-        parse_config(data, env={"LLM_KEY": "x", "WEB_KEY": "k" * 32, "OPS_KEY": "o" * 32}, resolve=False)
+        try:
+            parse_config(data, env=env, resolve=False)
+        except ConfigError as exc:
+            raise AssertionError(f"a YAML example in {name} does not validate: {exc}") from None
 
 
 def test_example_configs_validate() -> None:
