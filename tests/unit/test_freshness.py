@@ -4,12 +4,14 @@ both turn freshness events bad; config checks name key paths."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
+from failwell.api.app import App
 from failwell.api.exchange import Exchange
 from failwell.config import parse_config
 from failwell.config.observe import FreshnessConfig, SloConfig
@@ -22,8 +24,11 @@ from failwell.observe.freshness import (
     RouteFreshness,
     parse_time,
 )
+from failwell.registry import Registry
 from failwell.registry.artifacts import Version
 from failwell.registry.serving import RegistryModel
+from failwell.registry.stores import LocalStore
+from failwell.routing.assemble import Gateway
 from failwell.routing.chain import Answer
 from failwell.testing import FakeClock
 
@@ -187,3 +192,36 @@ def test_freshness_config_errors_name_key_paths() -> None:
     assert message.startswith(f"{where}.max_model_age")
     [message] = issues({}, model_created="last tuesday")
     assert message.startswith("backends.ranker.model_created")
+
+
+def test_a_registry_backend_ages_from_its_version_created_time(tmp_path: Path) -> None:
+    registry = tmp_path / "reg"
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "tunable.json").write_text("{}")
+    reg = Registry(LocalStore(registry), [])
+    version = reg.push("m", model)
+    reg.set_alias("m", "production", version.version)
+    cfg = parse_config(
+        {
+            "gateway": {"cache": {"path": ":memory:"}},
+            "registry": {"path": str(registry), "checkouts": str(tmp_path / "co")},
+            "backends": {
+                "m": {
+                    "protocol": "python",
+                    "target": "failwell.testing.models:Tunable",
+                    "model_ref": "m@production",
+                    "model_created": "2000-01-01T00:00:00",  # the registry's time wins
+                }
+            },
+            "routes": {"r": {"input": {"x": "float"}, "tiers": [{"name": "t", "backend": "m"}]}},
+        },
+        env={},
+    )
+    gateway = Gateway(cfg)
+    ages = App(gateway).control.model_ages
+    created = parse_time(version.created)
+    assert created is not None
+    assert ages.created("m", "m@v1") == created
+    [(backend, age)] = list(ages.current())  # before any traffic: the serving version
+    assert backend == "m" and 0 <= age < 3600

@@ -69,6 +69,7 @@ class ModelAges:
         self.backends = set(configured) | set(registry)
         self.seen: dict[str, dict[str | None, float]] = {}
         self.latest: dict[str, str | None] = {}
+        self._registered: dict[str, float] = {}  # registry version ref -> created, parsed once
 
     @classmethod
     def of(cls, gateway: Gateway) -> ModelAges:
@@ -95,7 +96,11 @@ class ModelAges:
         """Creation time (epoch seconds) of ``version`` as served by ``backend``."""
         model = self.registry.get(backend)
         if model is not None and (version is None or model.version.ref == version):
-            t = parse_time(model.version.created)
+            t = self._registered.get(model.version.ref)
+            if t is None:
+                t = parse_time(model.version.created)
+                if t is not None and len(self._registered) < MAX_VERSIONS:
+                    self._registered[model.version.ref] = t
             if t is not None:
                 return t
         configured = self.configured.get(backend)
