@@ -14,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from failwell.config.models import FailwellConfig, RouteKind, TierKind
-from failwell.config.observe import canary_issues
+from failwell.config.observe import canary_issues, freshness_issues
 from failwell.errors import ConfigError, ConfigIssue
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -166,7 +166,7 @@ def parse_config(
         cfg = FailwellConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(issues + _pydantic_issues(exc)) from None
-    issues += _cross_check(cfg, resolve) + canary_issues(cfg)
+    issues += _cross_check(cfg, resolve) + canary_issues(cfg) + freshness_issues(cfg)
     if issues:
         raise ConfigError(issues)
     return cfg

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from failwell.config.control import ControlConfig
 from failwell.config.log import InputPolicy, LogConfig
-from failwell.config.observe import AlertsConfig, CanaryConfig, HealthConfig, SloConfig
+from failwell.config.observe import AlertsConfig, CanaryConfig, HealthConfig, SloConfig, Timestamp
 from failwell.config.registry import RegistryConfig
 from failwell.config.security import AdmissionConfig, ListenerTls, SecurityConfig, UpstreamTls
 from failwell.config.units import Duration, Size
@@ -153,6 +153,10 @@ class BackendConfig(Frozen):
         None, description="Model version reported in answers when the upstream does not say."
     )
     health: HealthConfig | None = Field(None, description="Active health probes per replica.")
+    model_created: Timestamp | None = Field(
+        None,
+        description="When the served model was created (ISO 8601, UTC without a zone), for its age; default: when the gateway first saw its model_version. model_ref backends use the registry's time.",
+    )
     model_ref: str | None = Field(
         None,
         description="python: serve NAME@ALIAS or NAME@VERSION from the registry; the artifact's path goes to the factory as model_dir.",

@@ -3,16 +3,25 @@ inferences and SLOs per route (``canary:``, ``slo:``) and where alerts go (``ale
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from failwell.config.units import Duration
 from failwell.errors import ConfigIssue
 
 if TYPE_CHECKING:
     from failwell.config.models import FailwellConfig
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+# An ISO 8601 time; UTC when no zone is given.
+Timestamp = Annotated[dt.datetime, AfterValidator(_utc)]
 
 
 class Frozen(BaseModel):  # models.py imports this module, so the base is restated here
@@ -96,6 +105,26 @@ DEFAULT_WINDOWS = (
 )
 
 
+class FreshnessConfig(Frozen):
+    max_model_age: Duration | None = Field(
+        None,
+        description="Freshness objective: a tier-1 answer from a model version older than this is a bad event.",
+    )
+    features: dict[str, Duration] = Field(
+        default_factory=dict,
+        description="Input field → bound: the field holds when the feature was computed (float epoch seconds or ISO 8601 str); an answer whose feature is older than the bound is a bad event.",
+    )
+
+    @model_validator(mode="after")
+    def _positive(self) -> FreshnessConfig:
+        if self.max_model_age is not None and self.max_model_age <= 0:
+            raise ValueError("max_model_age must be positive")
+        for field, bound in self.features.items():
+            if bound <= 0:
+                raise ValueError(f"features.{field}: the bound must be positive")
+        return self
+
+
 class SloConfig(Frozen):
     availability: float | None = Field(
         0.999, gt=0, lt=1, description="Objective: share of requests answered by any tier."
@@ -115,6 +144,9 @@ class SloConfig(Frozen):
     max_stale_age: Duration | None = Field(
         None,
         description="Freshness objective: 99% of answers younger than this (stale cache answers count their age).",
+    )
+    freshness: FreshnessConfig | None = Field(
+        None, description="Freshness objective: model age and staleness of declared features."
     )
     period: Duration = Field(2592000.0, description="Error budget period (default 30 days).")
     windows: tuple[BurnWindow, ...] = Field(
@@ -182,4 +214,33 @@ def canary_issues(config: FailwellConfig) -> list[ConfigIssue]:
             for field, kind in route.input.items():
                 if field in check.inputs and not _fits(kind, check.inputs[field]):
                     issues.append(ConfigIssue(f"{where}.{field}", f"expected {kind}"))
+    return issues
+
+
+_TIMESTAMP_KINDS = ("float", "str")
+
+
+def freshness_issues(config: FailwellConfig) -> list[ConfigIssue]:
+    """Cross-checks of the freshness objectives: every declared feature is a field of the
+    route's input holding a timestamp (float epoch seconds or str ISO 8601), and a model-age
+    bound needs a model tier 1."""
+    issues = []
+    for name, route in config.routes.items():
+        fresh = route.slo.freshness
+        if fresh is None:
+            continue
+        where = f"routes.{name}.slo.freshness"
+        if fresh.max_model_age is not None and route.tiers[0].backend is None:
+            issues.append(ConfigIssue(f"{where}.max_model_age", "tier 1 is not a model tier"))
+        for field in fresh.features:
+            kind = route.input.get(field)
+            if kind is None:
+                issues.append(ConfigIssue(f"{where}.features.{field}", "not in the route's input"))
+            elif kind not in _TIMESTAMP_KINDS:
+                issues.append(
+                    ConfigIssue(
+                        f"{where}.features.{field}",
+                        f"the input field is {kind}; a feature timestamp must be float (epoch seconds) or str (ISO 8601)",
+                    )
+                )
     return issues

@@ -28,6 +28,7 @@ from failwell.config.observe import (
     BurnWindow,
     CanaryCheck,
     CanaryConfig,
+    FreshnessConfig,
     HealthConfig,
     SloConfig,
 )
@@ -62,6 +63,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("routes.NAME.canary.checks[i]", CanaryCheck),
     ("routes.NAME.slo", SloConfig),
     ("routes.NAME.slo.windows[i]", BurnWindow),
+    ("routes.NAME.slo.freshness", FreshnessConfig),
     ("alerts", AlertsConfig),
     ("log", LogConfig),
     ("log.retention", RetentionConfig),

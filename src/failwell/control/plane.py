@@ -14,6 +14,12 @@ from failwell.control.canary import CanaryRunner
 from failwell.control.prober import HealthBoard, HealthProber
 from failwell.control.slo import RouteSlo, SloEventsCollector, SloTracker
 from failwell.observe.answers import AnswerMetrics
+from failwell.observe.freshness import (
+    ModelAgeCollector,
+    ModelAges,
+    RouteFreshness,
+    feature_histogram,
+)
 from failwell.observe.requestlog import request_logger
 from failwell.observe.tracing import span_observer
 from failwell.observe.traffic import Traffic
@@ -47,15 +53,32 @@ class ControlPlane:
         self.board = HealthBoard(gateway.pools, registry)
         self.prober = HealthProber(self.board, dict(config.backends), registry)
         self.canaries = CanaryRunner(gateway.routes, self.board, registry)
+        self.model_ages = ModelAges.of(gateway)
+        features = feature_histogram(gateway)
         self.slo = SloTracker(
-            {name: RouteSlo(name, rc.slo, gateway.clock) for name, rc in config.routes.items()}
+            {
+                name: RouteSlo(
+                    name,
+                    rc.slo,
+                    gateway.clock,
+                    None
+                    if rc.slo.freshness is None
+                    else RouteFreshness(
+                        name, rc.slo.freshness, self.model_ages, features, gateway.clock
+                    ),
+                )
+                for name, rc in config.routes.items()
+            }
         )
         self.evaluator = SloEvaluator(self.slo, config.alerts, registry, gateway.clock)
         self.traffic = Traffic(gateway.routes, gateway.clock)
         registry.register(SloEventsCollector(self.slo))
         registry.register(QueueCollector(gateway))
+        registry.register(ModelAgeCollector(self.model_ages))
         gateway.services += [self.prober, self.canaries, self.evaluator]
         gateway.observers += [self.slo, self.traffic, AnswerMetrics(gateway.routes, registry)]
+        gateway.observers.append(self.model_ages)
+        gateway.reload_hooks.append(lambda _config: self.model_ages.refresh(gateway))
         if config.gateway.access_log:
             gateway.observers.append(request_logger)
         spans = span_observer()

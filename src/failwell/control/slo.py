@@ -5,8 +5,9 @@ Objectives (``routes.NAME.slo``):
 - availability: answered by any tier;
 - quality: answered by tier 1 or 2;
 - latency: tier-1 answers within ``latency_p99`` (objective 99%);
-- freshness: answers younger than ``max_stale_age`` (stale cache answers count their age;
-  objective 99%).
+- freshness: answers younger than ``max_stale_age`` (stale cache answers count their age),
+  and, with ``freshness:``, answers whose declared features are within their bounds and tier-1
+  answers from a model no older than ``max_model_age`` (observe/freshness.py); objective 99%.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -22,6 +24,9 @@ from failwell.api.exchange import Exchange
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.observe import SloConfig
 from failwell.observe.window import Windowed
+
+if TYPE_CHECKING:
+    from failwell.observe.freshness import RouteFreshness
 
 
 class Sli(enum.IntEnum):
@@ -66,8 +71,15 @@ class BurnFigure:
 class RouteSlo:
     """Counters for one route's objectives, over sliding windows and since start."""
 
-    def __init__(self, route: str, config: SloConfig, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        route: str,
+        config: SloConfig,
+        clock: Clock = SYSTEM_CLOCK,
+        freshness: RouteFreshness | None = None,
+    ) -> None:
         self.route = route
+        self.freshness = freshness
         self.config = config
         self.clock = clock
         self.objectives: dict[Sli, float] = {}
@@ -77,7 +89,7 @@ class RouteSlo:
             self.objectives[Sli.QUALITY] = config.quality
         if config.latency_p99 is not None:
             self.objectives[Sli.LATENCY] = _P99
-        if config.max_stale_age is not None:
+        if config.max_stale_age is not None or freshness is not None:
             self.objectives[Sli.FRESHNESS] = _P99
         shortest = min(w.short for w in config.windows)
         self.span = max(w.long for w in config.windows)
@@ -93,11 +105,14 @@ class RouteSlo:
         slots: tuple[int, ...]
         if answer is None:
             slots = _FAILED
-        elif answer.tier_index == 0:
-            slots = _TIER1_SLOW if answer.latency > self._slow else _TIER1
         else:
-            slots = _TIER2 if answer.tier_index == 1 else _LOWER
-            if answer.age is not None and answer.age > self._stale:
+            if answer.tier_index == 0:
+                slots = _TIER1_SLOW if answer.latency > self._slow else _TIER1
+            else:
+                slots = _TIER2 if answer.tier_index == 1 else _LOWER
+            if (answer.age is not None and answer.age > self._stale) or (
+                self.freshness is not None and self.freshness.stale(ex)
+            ):
                 slots = (*slots, 7)
         row = self.counts.row(self.clock.now())
         for slot in slots:

@@ -261,6 +261,18 @@ PANELS: list[tuple[str, list[tuple[str, str]], str]] = [
         "table",
     ),
     (
+        "Freshness: model age and feature age p90",
+        [
+            ("max by (backend) (failwell_model_age_seconds)", "model {{backend}}"),
+            (
+                "histogram_quantile(0.9, sum by (route, feature, le) "
+                '(rate(failwell_feature_age_seconds_bucket{route=~"$route"}[5m])))',
+                "p90 {{route}} {{feature}}",
+            ),
+        ],
+        "timeseries",
+    ),
+    (
         "Alerts firing",
         [("max by (route, slo, severity) (failwell_alert_firing) == 1", "")],
         "table",
