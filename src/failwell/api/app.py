@@ -26,7 +26,7 @@ from failwell.api.responses import JSON, encode, error_body, error_headers, v2_e
 from failwell.api.status import register_status
 from failwell.config.models import RouteKind
 from failwell.control.plane import ControlPlane
-from failwell.errors import CallerError, MethodNotAllowed, NotFound
+from failwell.errors import CallerError, MethodNotAllowed, NotFound, Overloaded
 from failwell.observe.logging import log
 from failwell.routing.assemble import Gateway
 
@@ -124,7 +124,7 @@ class App:
             ex.status, ex.error = status, body["error"]["type"]
             if status == 500:
                 log.error("internal_error", path=path, exc_info=exc)
-            elif not isinstance(exc, CallerError):
+            elif not isinstance(exc, CallerError | Overloaded):  # shedding is counted, not logged
                 log.warning("request_failed", path=path, error=type(exc).__name__, message=str(exc))
             if path.startswith("/v2"):
                 body = v2_error(body)
