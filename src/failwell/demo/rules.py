@@ -1,12 +1,13 @@
 """Rule tiers: plain functions of the input, no ML and no files.
 
-``popular`` reads a popularity table computed once from the deterministic generator (the same
-seed the demo trains with); ``canned_reply`` answers a chat with a fixed template.
+``popular`` reads a popularity table computed once, at import, from the deterministic generator
+(the same seed the demo trains with): the gateway imports rules when it loads its config, so no
+request pays for building the table on the event loop. ``canned_reply`` answers a chat with a
+fixed template.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,16 +17,14 @@ TOP_K = 10
 _SNIPPET = 80
 
 
-@functools.cache
-def _table() -> PopularityTable:
-    return popularity_table(generate(DEFAULT_SEED))
+_TABLE: PopularityTable = popularity_table(generate(DEFAULT_SEED))
 
 
 def popular(inputs: Mapping[str, Any]) -> dict[str, list[int]]:
     """The 10 most clicked items in the user's country and category; falls back to the
     category (unknown country), the country (unknown category), then every item."""
     country, category = inputs.get("country"), inputs.get("category")
-    return {"items": _table().top(str(country), str(category), TOP_K)}
+    return {"items": _TABLE.top(str(country), str(category), TOP_K)}
 
 
 def _last_user_message(messages: Any) -> str:
