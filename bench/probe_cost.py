@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from failwell.api.app import App
-from failwell.api.exchange import Exchange
 from failwell.config import parse_config
+from failwell.contracts import Answer, Exchange
 from failwell.demo.procs import ManagedProcess
-from failwell.routing.assemble import Gateway
-from failwell.routing.chain import Answer
+from failwell.gateway import Gateway
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +49,7 @@ def config(port: int) -> dict[str, Any]:
 
 
 async def measure(app: App, n: int) -> dict[str, float]:
-    plane = app.control
+    plane = app.gateway.health
     prober, canaries = plane.prober, plane.canaries
     await prober.start()
     for task in prober._tasks:  # drive probes by hand, back to back

@@ -135,6 +135,13 @@ class UpstreamError(FailwellError):
         self.replica = replica
         self.attempt = attempt
 
+    def labelled(self, backend: str, replica: str, attempt: int) -> UpstreamError:
+        """This error, naming where it happened (keeps a backend or replica already set)."""
+        self.backend = self.backend or backend
+        self.replica = self.replica or replica
+        self.attempt = attempt
+        return self
+
 
 class UpstreamTimeout(UpstreamError):
     kind = "timeout"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from failwell.control.config_history import config_version
+from failwell.reload.history import config_version
 from tests.integration.conftest import Stack, http_json, wait_until
 from tests.integration.test_rollout import steady_load
 

@@ -91,7 +91,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory, models: Path) -> Iterator[Rig]
             [
                 PY,
                 "-m",
-                "failwell.control.fault_proxy",
+                "failwell.drills.proxy",
                 "--upstream",
                 f"127.0.0.1:{a.port}",
                 "--listen",

@@ -16,10 +16,10 @@ import aiohttp
 import pytest
 
 from failwell.config.log import LogConfig
-from failwell.store.log_query import Filter, scan, select
-from failwell.store.log_records import verify
-from failwell.store.redis_log import RedisStreamLog
-from failwell.store.segments import SegmentLog
+from failwell.log.query import Filter, scan, select
+from failwell.log.records import verify
+from failwell.log.redis_stream import RedisStreamLog
+from failwell.log.segments import SegmentLog
 from tests.integration.conftest import PY, Stack, http_json, wait_until
 
 pytestmark = pytest.mark.integration

@@ -8,12 +8,8 @@ from typing import Any
 
 import pytest
 
-from failwell.api.admin import AdminCall
-from failwell.api.exchange import Exchange
-from failwell.backends.base import Request, Result
 from failwell.config import parse_config
-from failwell.control.faults import FaultBook, FaultKind, FaultSpec, FaultyAdapter
-from failwell.control.flags import Flags, FlagTarget
+from failwell.contracts import AdminCall, Exchange, Request, Result
 from failwell.errors import (
     ConfigError,
     Conflict,
@@ -23,8 +19,10 @@ from failwell.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from failwell.faults.flags import Flags, FlagTarget
+from failwell.faults.injection import FaultBook, FaultKind, FaultSpec, FaultyAdapter
+from failwell.gateway import Gateway
 from failwell.resilience.deadline import Deadline
-from failwell.routing.assemble import Gateway
 from failwell.testing import FakeAdapter, FakeClock
 
 
@@ -241,7 +239,7 @@ def test_a_broken_flags_file_is_a_config_error(tmp_path: Path) -> None:
 
 def test_canary_drill_skips_the_tier_for_its_share_and_reports(tmp_path: Path) -> None:
     gw = _gateway(tmp_path, canary_drill={"enabled": True, "route": "r", "share": 0.5})
-    canary = gw.control.canary
+    canary = gw.faults.canary
     assert canary is not None and canary.tier == "primary"
     assert canary in gw.services and canary.observe in gw.observers
     canary.open_window()

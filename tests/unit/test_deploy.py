@@ -11,8 +11,8 @@ from pathlib import Path
 
 from failwell.api.app import App
 from failwell.config import parse_config
+from failwell.gateway import Gateway
 from failwell.observe.deploy import FILES, dashboard, rules
-from failwell.routing.assemble import Gateway
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = {

@@ -5,11 +5,11 @@ from typing import Any
 
 import pytest
 
-from failwell.control.drill_analysis import Window, analyse, detection, recovery
-from failwell.control.drill_demo import demo_drill
-from failwell.control.drill_load import Shot
-from failwell.control.drill_report import render_html
-from failwell.control.drill_spec import parse_drill
+from failwell.drills.analysis import Window, analyse, detection, recovery
+from failwell.drills.demo import demo_drill
+from failwell.drills.load import Shot
+from failwell.drills.report import render_html
+from failwell.drills.spec import parse_drill
 from failwell.errors import ConfigError
 
 TIERS = ["primary", "fallback", "rules", "cache", "static"]

@@ -7,9 +7,9 @@ import asyncio
 from typing import Any
 
 from failwell.api.app import App
-from failwell.api.exchange import Exchange
 from failwell.config import parse_config
-from failwell.routing.assemble import Gateway
+from failwell.contracts import Exchange
+from failwell.gateway import Gateway
 from failwell.testing.asgi import asgi_call
 
 ADMIN, APP = "admin-key-0123456789abcdef", "app-key-0123456789abcdefg"

@@ -11,25 +11,23 @@ from typing import Any, cast
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
-from failwell.api.app import App
-from failwell.api.exchange import Exchange
 from failwell.config import parse_config
 from failwell.config.observe import FreshnessConfig, SloConfig
-from failwell.control.slo import RouteSlo, Sli
+from failwell.contracts import Answer, Exchange
 from failwell.errors import ConfigError
-from failwell.observe.answers import AGE_BUCKETS
-from failwell.observe.freshness import (
+from failwell.gateway import Gateway
+from failwell.health.answers import AGE_BUCKETS
+from failwell.health.freshness import (
     ModelAgeCollector,
     ModelAges,
     RouteFreshness,
     parse_time,
 )
+from failwell.health.slo import RouteSlo, Sli
 from failwell.registry import Registry
 from failwell.registry.artifacts import Version
 from failwell.registry.serving import RegistryModel
 from failwell.registry.stores import LocalStore
-from failwell.routing.assemble import Gateway
-from failwell.routing.chain import Answer
 from failwell.testing import FakeClock
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
@@ -219,7 +217,7 @@ def test_a_registry_backend_ages_from_its_version_created_time(tmp_path: Path) -
         env={},
     )
     gateway = Gateway(cfg)
-    ages = App(gateway).control.model_ages
+    ages = gateway.health.model_ages
     created = parse_time(version.created)
     assert created is not None
     assert ages.created("m", "m@v1") == created

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from failwell.api.app import App
 from failwell.api.chat import decode_chat
-from failwell.api.v2codec import decode_infer_request
 from failwell.config import parse_config
 from failwell.errors import ConfigError, InvalidInput
-from failwell.routing.assemble import Gateway
+from failwell.gateway import Gateway
+from failwell.protocols.v2codec import decode_infer_request
 from failwell.testing.asgi import asgi_call
 
 FUZZED: Counter[str] = Counter()
@@ -201,7 +201,7 @@ def test_the_edge_never_answers_5xx(
     body: bytes,
 ) -> None:
     loop, app = edge
-    app.guard.draining = False
+    app.gateway.guard.draining = False
     headers = [(k.lower(), v) for k, v in extra] + auth
     response = loop.run_until_complete(asgi_call(app, method, path, headers, body, chunk=7))
     FUZZED["edge requests"] += 1

@@ -9,12 +9,12 @@ from failwell.api.exchange import exchange
 from failwell.api.health import readiness
 from failwell.config import parse_config
 from failwell.config.observe import CanaryCheck, HealthConfig
-from failwell.control.canary import mismatch
-from failwell.control.prober import HealthBoard, HealthProber
 from failwell.errors import ConfigError
+from failwell.gateway import Gateway
+from failwell.health.canary import mismatch
+from failwell.health.prober import HealthBoard, HealthProber
 from failwell.resilience.breaker import Breaker
 from failwell.resilience.retry import RetryPolicy
-from failwell.routing.assemble import Gateway
 from failwell.routing.pool import Pool, Replica
 from failwell.testing import FakeAdapter
 
@@ -38,8 +38,9 @@ async def _never(request: object, timeout: float) -> object:
 def test_probe_thresholds_tell_a_hiccup_from_an_outage() -> None:
     replica = Replica("a", FakeAdapter(_never), Breaker())  # type: ignore[arg-type]
     pools = {"m": Pool("m", [replica], RetryPolicy(1, 0, 0), 1.0)}
-    board = HealthBoard(pools, CollectorRegistry())
-    prober = HealthProber(board, {}, CollectorRegistry())
+    board = HealthBoard(CollectorRegistry())
+    board.bind(pools)
+    prober = HealthProber(board, CollectorRegistry())
     cfg = HealthConfig(down_after=3, up_after=2)
     health = board.get("m", "a")
     for _ in range(2):
@@ -82,9 +83,9 @@ def _gateway(fallback_only_ready: bool) -> Gateway:
 def test_readiness_needs_tier_one_unless_fallback_only_is_accepted() -> None:
     for accepted in (False, True):
         gw = _gateway(accepted)
-        assert readiness(gw)[0] is True
+        assert readiness(gw.routes, gw.cache, gw.readiness_checks)[0] is True
         gw.pools["m"].replicas[0].healthy = False
-        ok, detail = readiness(gw)
+        ok, detail = readiness(gw.routes, gw.cache, gw.readiness_checks)
         assert ok is accepted
         check = detail["checks"]["route:r"]
         assert check.get("fallback_only", False) is accepted
@@ -107,8 +108,8 @@ def test_spans_follow_the_request_trace_when_opentelemetry_is_configured() -> No
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+    from failwell.contracts import Answer
     from failwell.observe.tracing import span_observer
-    from failwell.routing.chain import Answer
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()

@@ -13,8 +13,8 @@ import pytest
 from failwell.api.app import App
 from failwell.config import parse_config
 from failwell.errors import LogUnavailable
-from failwell.routing.assemble import Gateway
-from failwell.store.segments import SegmentLog
+from failwell.gateway import Gateway
+from failwell.log.segments import SegmentLog
 
 
 def gateway(tmp_path: Path, **log: Any) -> Gateway:

@@ -12,13 +12,13 @@ from typer.testing import CliRunner
 
 from failwell.cli.main import app
 from failwell.config.log import InputPolicy
-from failwell.effects.inference_log import inference_record
-from failwell.effects.log_metrics import LogMetrics
-from failwell.effects.log_writer import LogWriter
 from failwell.errors import LogUnavailable
-from failwell.store.log_query import Consumer, scan
-from failwell.store.log_records import GENESIS, seal, verify
-from failwell.store.segments import LogLocked, SegmentLog
+from failwell.log.metrics import LogMetrics
+from failwell.log.query import Consumer, scan
+from failwell.log.recorder import inference_record
+from failwell.log.records import GENESIS, seal, verify
+from failwell.log.segments import LogLocked, SegmentLog
+from failwell.log.writer import LogWriter
 
 
 def chain(n: int) -> list[bytes]:
@@ -174,7 +174,7 @@ def test_writer_fails_futures_then_recovers() -> None:
 
 
 def test_input_policies() -> None:
-    from failwell.api.exchange import Exchange
+    from failwell.contracts import Exchange
 
     ex = Exchange("rid", {}, "/v1/predict/r", front_end="predict", route="r")
     ex.inputs, ex.status, ex.error = {"b": 1, "a": "x"}, 422, "invalid_input"

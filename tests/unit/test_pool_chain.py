@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from failwell.backends.base import Request, Result
+from failwell.contracts import Request, Result
 from failwell.errors import (
     AllTiersFailed,
     NoHealthyReplica,

@@ -117,7 +117,7 @@ def test_drill_restores_a_scratch_copy_and_reports_lost_versions(tmp_path: Path)
 def test_a_model_ref_that_cannot_be_served_is_a_config_error(tmp_path: Path) -> None:
     from failwell.config import parse_config
     from failwell.errors import ConfigError
-    from failwell.routing.assemble import Gateway
+    from failwell.gateway import Gateway
 
     cfg = parse_config(
         {
@@ -139,7 +139,7 @@ def test_a_model_ref_that_cannot_be_served_is_a_config_error(tmp_path: Path) -> 
 
 
 def test_config_version_ignores_layout_and_comments() -> None:
-    from failwell.control.config_history import config_version
+    from failwell.reload.history import config_version
 
     a = "routes:\n  r: {input: {x: str}}\n"
     b = "# a comment\nroutes:\n  r:\n    input:\n      x: str\n"

@@ -7,14 +7,14 @@ import random
 
 import pytest
 
-from failwell.backends.base import Request, Result
-from failwell.control.rollout_admin import parse_spec
-from failwell.control.rollout_judge import Gates, Outcome, judge
-from failwell.control.rollout_split import ArmStats, SplitTier, numbers
+from failwell.contracts import Request, Result
 from failwell.errors import InvalidInput, UpstreamStatus
 from failwell.resilience.breaker import Breaker
 from failwell.resilience.deadline import Deadline
 from failwell.resilience.retry import RetryPolicy
+from failwell.rollout.admin import parse_spec
+from failwell.rollout.judge import Gates, Outcome, judge
+from failwell.rollout.split import ArmStats, SplitTier, numbers
 from failwell.routing.pool import Pool, Replica
 from failwell.routing.tiers import ModelTier
 from failwell.testing import FakeAdapter, FakeClock

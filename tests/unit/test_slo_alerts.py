@@ -8,12 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from failwell.api.exchange import Exchange
 from failwell.config.observe import AlertsConfig, BurnWindow, SloConfig
-from failwell.control.alerts import SloEvaluator
-from failwell.control.slo import RouteSlo, Sli, SloTracker
+from failwell.contracts import Answer, Exchange
+from failwell.health.alerts import SloEvaluator
+from failwell.health.slo import RouteSlo, Sli, SloTracker
 from failwell.observe.window import Windowed
-from failwell.routing.chain import Answer
 from failwell.testing import FakeClock
 
 WINDOWS = (BurnWindow(long=60.0, short=10.0, burn_rate=2.0),)

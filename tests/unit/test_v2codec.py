@@ -13,8 +13,9 @@ import tritonclient.http as triton
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from failwell.api.v2binary import tensor_of
-from failwell.api.v2codec import (
+from failwell.errors import InvalidInput, UpstreamMalformed
+from failwell.protocols.v2binary import tensor_of
+from failwell.protocols.v2codec import (
     V2Request,
     decode_infer_request,
     decode_infer_response,
@@ -22,7 +23,6 @@ from failwell.api.v2codec import (
     encode_infer_response,
     encode_upstream_request,
 )
-from failwell.errors import InvalidInput, UpstreamMalformed
 
 SCHEMA = {
     "user_id": "str",

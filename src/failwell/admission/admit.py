@@ -5,18 +5,19 @@ concurrency limit. Refusals are counted in metrics; the queue depth is a gauge p
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from failwell.admission.concurrency import ConcurrencyLimit
 from failwell.admission.rate import Gcra, RateLimiter, RedisGcra
 from failwell.admission.standby import capacity_scale
-from failwell.config.models import FailwellConfig, TierKind
-from failwell.config.security import Priority, RateConfig
+from failwell.clock import Clock
+from failwell.config.models import BackendConfig, FailwellConfig, TierKind
+from failwell.config.security import AdmissionConfig, Priority, RateConfig, SecurityConfig
 from failwell.errors import Overloaded, RateLimited
-from failwell.routing.assemble import Gateway
+from failwell.routing.pool import Pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,62 +40,90 @@ def _full() -> float:
     return 1.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """What a route's policy is made of: when it is unchanged on reload, the policy (and the
+    slots it has handed out) is kept."""
+
+    admission: AdmissionConfig
+    pool: Pool | None
+    backend: BackendConfig | None
+
+
 class Admission:
-    def __init__(self, gateway: Gateway) -> None:
-        config = gateway.config
-        self.key_rate = config.security.key_rate
-        self.limiter: RateLimiter = (
-            RedisGcra(config.security.redis) if config.security.redis else Gcra(gateway.clock)
-        )
-        self.routes = {name: self._policy(gateway, config, name) for name in config.routes}
-        r = gateway.metrics.registry
+    """Built once per gateway; ``bind`` sets the route policies of each config."""
+
+    def __init__(self, security: SecurityConfig, registry: CollectorRegistry, clock: Clock) -> None:
+        self.key_rate = security.key_rate
+        self.limiter: RateLimiter = RedisGcra(security.redis) if security.redis else Gcra(clock)
+        self.routes: dict[str, RoutePolicy] = {}
+        self._sources: dict[str, _Source] = {}
         self.refused = Counter(
             "failwell_admission_refused",
             "Requests refused by admission: rate_limited (429) or shed (503), by route.",
             ["route", "reason", "priority"],
-            registry=r,
+            registry=registry,
         )
-        queue = Gauge(
+        self._queue = Gauge(
             "failwell_admission_queue_depth",
             "Requests waiting for a concurrency slot, by route.",
             ["route"],
-            registry=r,
+            registry=registry,
         )
-        active = Gauge(
+        self._active = Gauge(
             "failwell_admission_active",
             "Requests holding a concurrency slot, by route.",
             ["route"],
-            registry=r,
+            registry=registry,
         )
-        scale = Gauge(
+        self._scale = Gauge(
             "failwell_admission_capacity_scale",
             "Share of the route's limits admitted now (below 1 while a standby serves).",
             ["route"],
-            registry=r,
+            registry=registry,
         )
-        for name, policy in self.routes.items():
-            scale.labels(name).set_function(policy.scale)
-            limit = policy.concurrency
-            if limit is not None:
-                queue.labels(name).set_function(limit.queue_depth)
-                active.labels(name).set_function(limit.in_use)
+
+    def bind(self, config: FailwellConfig, pools: Mapping[str, Pool]) -> None:
+        """The route policies of ``config`` from now on; a route whose admission config, tier-1
+        pool and backend are unchanged keeps its policy (and the slots in use)."""
+        routes, sources = {}, {}
+        for name, rc in config.routes.items():
+            first = next((t for t in rc.tiers if t.kind is TierKind.MODEL), None)
+            backend = first.backend if first is not None else None
+            source = _Source(
+                rc.admission,
+                pools.get(backend) if backend else None,
+                config.backends.get(backend) if backend else None,
+            )
+            kept = self.routes.get(name)
+            if kept is not None and self._sources.get(name) == source:
+                routes[name] = kept
+            else:
+                routes[name] = self._policy(name, source)
+                self._export(name, routes[name])
+            sources[name] = source
+        self.routes, self._sources = routes, sources
 
     @staticmethod
-    def _policy(gateway: Gateway, config: FailwellConfig, name: str) -> RoutePolicy:
-        rc = config.routes[name]
-        first = next((t for t in rc.tiers if t.kind is TierKind.MODEL), None)
+    def _policy(name: str, source: _Source) -> RoutePolicy:
         scale = _full
-        if first is not None and first.backend in gateway.pools:
-            backend = config.backends[first.backend]
-            capacities = {r.label: r.capacity for r in backend.replicas}
-            scale = capacity_scale(gateway.pools[first.backend], capacities)
-        cc = rc.admission.concurrency
+        if source.pool is not None and source.backend is not None:
+            capacities = {r.label: r.capacity for r in source.backend.replicas}
+            scale = capacity_scale(source.pool, capacities)
+        cc = source.admission.concurrency
         limit = (
             ConcurrencyLimit(name, cc.limit, cc.queue, cc.queue_timeout, scale)
             if cc is not None
             else None
         )
-        return RoutePolicy(rc.admission.rate, limit, scale)
+        return RoutePolicy(source.admission.rate, limit, scale)
+
+    def _export(self, name: str, policy: RoutePolicy) -> None:
+        self._scale.labels(name).set_function(policy.scale)
+        limit = policy.concurrency
+        if limit is not None:
+            self._queue.labels(name).set_function(limit.queue_depth)
+            self._active.labels(name).set_function(limit.in_use)
 
     async def admit(self, route: str, caller: Caller | None) -> ConcurrencyLimit | None:
         """Admit a request to ``route``: the concurrency slot to release afterwards (or None).

@@ -4,35 +4,11 @@ a JSON-able body; errors go through the edge's one error mapping."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-import msgspec
-
-from failwell.api.exchange import Exchange
-from failwell.errors import InvalidInput, MethodNotAllowed, NotFound
-
-
-@dataclass(slots=True)
-class AdminCall:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    body: bytes
-    exchange: Exchange
-
-    def json(self) -> Any:
-        if not self.body:
-            return {}
-        try:
-            return msgspec.json.decode(self.body)
-        except msgspec.DecodeError as exc:
-            raise InvalidInput(f"body is not valid JSON: {exc}", status=400) from None
-
-
-AdminHandler = Callable[[AdminCall], Awaitable[tuple[int, Any]]]
+from failwell.contracts import AdminCall, AdminHandler, Exchange
+from failwell.errors import MethodNotAllowed, NotFound
 
 
 class AdminApi:

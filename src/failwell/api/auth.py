@@ -16,13 +16,12 @@ from dataclasses import dataclass
 
 from failwell.admission.admit import Admission, Caller
 from failwell.admission.concurrency import RETRY_AFTER, ConcurrencyLimit
-from failwell.api.exchange import Exchange
 from failwell.api.http import Scope
 from failwell.api.limits import check_headers
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.security import ApiKeyConfig, SecurityConfig
+from failwell.contracts import Exchange
 from failwell.errors import Forbidden, Overloaded, Unauthorized
-from failwell.routing.assemble import Gateway
 
 ADMIN, METRICS, ALL_ROUTES = "admin", "metrics", "predict:*"
 OPEN_PATHS = frozenset(
@@ -103,13 +102,11 @@ def presented_key(headers: list[tuple[bytes, bytes]]) -> bytes | None:
 class Guard:
     """The edge's gatekeeper: request limits, authentication, scopes, admission."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        security: SecurityConfig = gateway.config.security
+    def __init__(self, security: SecurityConfig, keys: KeyRing, admission: Admission) -> None:
         self.limits = security.limits
         self.required = security.auth_required
-        self.keys = KeyRing(security.keys, gateway.clock)
-        self.admission = Admission(gateway)
-        gateway.services.append(self.admission)
+        self.keys = keys
+        self.admission = admission
         self.draining = False
 
     def enter(self, scope: Scope, path: str, ex: Exchange) -> Principal | None:
@@ -142,3 +139,24 @@ class Guard:
         if self.draining:
             raise Overloaded("the gateway is draining; use another instance", RETRY_AFTER)
         return await self.admission.admit(route, who.caller if who is not None else None)
+
+
+class Pass:
+    """One request's way through admission, the same for every front end: ``authorize`` a
+    route (metadata), or ``admit`` an inference on it and ``release`` the slot afterwards."""
+
+    __slots__ = ("guard", "who")
+
+    def __init__(self, guard: Guard, who: Principal | None) -> None:
+        self.guard, self.who = guard, who
+
+    def authorize(self, route: str) -> None:
+        self.guard.authorize(self.who, route)
+
+    async def admit(self, route: str) -> ConcurrencyLimit | None:
+        return await self.guard.admit(self.who, route)
+
+    @staticmethod
+    def release(slot: ConcurrencyLimit | None) -> None:
+        if slot is not None:
+            slot.release()

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal, Protocol
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import msgspec
 
-from failwell.api.exchange import Exchange
+from failwell.api.auth import Pass
 from failwell.api.http import Receive, Scope, Send, read_body, respond
+from failwell.api.layers import FrontEnd
 from failwell.api.limits import BodyLimits
 from failwell.api.predict import find_route
 from failwell.api.responses import answer_headers, encode
 from failwell.backends.openai import PASSTHROUGH
 from failwell.config.models import RouteKind
+from failwell.contracts import Exchange
 from failwell.errors import InvalidInput
 from failwell.routing.route import Route, invalid_from_msgspec
 
@@ -46,13 +48,6 @@ class ChatRequest(msgspec.Struct, forbid_unknown_fields=False):
 
 
 _decode = msgspec.json.Decoder(ChatRequest).decode
-
-
-class Slot(Protocol):
-    def release(self) -> None: ...
-
-
-Admit = Callable[[str], Awaitable["Slot | None"]]  # route → a slot to release, or refuse
 
 
 def _text(message: Message) -> str:
@@ -110,26 +105,35 @@ def completion(
     }
 
 
+def front_end(routes: Mapping[str, Route], limit: BodyLimits) -> FrontEnd:
+    """POST /v1/chat/completions; ``model`` names the route."""
+
+    async def serve(scope: Scope, receive: Receive, send: Send, ex: Exchange, gate: Pass) -> None:
+        ex.front_end = "openai"
+        await chat(routes, scope, receive, send, ex, limit, gate)
+
+    return serve
+
+
 async def chat(
-    routes: dict[str, Route],
+    routes: Mapping[str, Route],
     scope: Scope,
     receive: Receive,
     send: Send,
     ex: Exchange,
     limit: BodyLimits,
-    admit: Admit | None = None,
+    gate: Pass,
 ) -> None:
     body = await read_body(scope, receive, limit)
     model, inputs = decode_chat(body)
     ex.route = model
     route = find_route(routes, model, RouteKind.CHAT)
     ex.inputs = inputs
-    slot = await admit(route.name) if admit is not None else None
+    slot = await gate.admit(route.name)
     try:
         answer = await route.answer(inputs, ex.request_id, "openai", ex.upstream_headers)
     finally:
-        if slot is not None:
-            slot.release()
+        gate.release(slot)
     ex.answer = answer
     extra = {
         "tier": answer.tier,
@@ -141,7 +145,7 @@ async def chat(
     await respond(send, 200, payload, answer_headers(answer, ex.request_id))
 
 
-async def list_models(routes: dict[str, Route], send: Send) -> None:
+async def list_models(routes: Mapping[str, Route], send: Send) -> None:
     data = [
         {"id": name, "object": "model", "created": 0, "owned_by": "failwell"}
         for name, r in routes.items()

@@ -3,19 +3,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from importlib import resources
 from urllib.parse import parse_qs
 
-from failwell.api.exchange import Exchange
+from failwell.api.auth import Pass
 from failwell.api.health import inference_health
+from failwell.api.host import Host
 from failwell.api.http import Receive, Scope, Send, respond
+from failwell.api.layers import FrontEnd
 from failwell.api.responses import JSON, encode
 from failwell.api.status import feed
-from failwell.control.plane import ControlPlane
+from failwell.contracts import Exchange
 from failwell.errors import InvalidInput
 
-Handler = Callable[[Scope, Receive, Send, Exchange], Awaitable[None]]
 _HTML = [(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store")]
 _JSON = [JSON, (b"cache-control", b"no-store")]
 
@@ -32,18 +32,24 @@ def _window(scope: Scope) -> float:
     return window
 
 
-def dashboard_endpoints(plane: ControlPlane) -> dict[str, tuple[str, Handler]]:
+def dashboard_endpoints(host: Host) -> dict[str, tuple[str, FrontEnd]]:
     page = resources.files("failwell.api").joinpath("dashboard.html").read_bytes()
 
-    async def inference(scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
-        ok, detail = inference_health(plane.canaries)
+    async def inference(
+        scope: Scope, receive: Receive, send: Send, ex: Exchange, gate: Pass
+    ) -> None:
+        ok, detail = inference_health(host.health.canaries)
         await respond(send, 200 if ok else 503, encode(detail), _JSON)
 
-    async def dashboard(scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
+    async def dashboard(
+        scope: Scope, receive: Receive, send: Send, ex: Exchange, gate: Pass
+    ) -> None:
         await respond(send, 200, page, _HTML)
 
-    async def dashboard_feed(scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
-        await respond(send, 200, encode(feed(plane, _window(scope))), _JSON)
+    async def dashboard_feed(
+        scope: Scope, receive: Receive, send: Send, ex: Exchange, gate: Pass
+    ) -> None:
+        await respond(send, 200, encode(feed(host, _window(scope))), _JSON)
 
     return {
         "/health/inference": ("GET", inference),

@@ -5,21 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from failwell.api.admin import AdminCall
 from failwell.api.auth import Guard
-from failwell.routing.assemble import Gateway
+from failwell.contracts import AdminCall, AdminRoute, AuditSink
 
 
-def register_drain(gateway: Gateway, guard: Guard) -> None:
+def drain_routes(guard: Guard, audit: AuditSink) -> list[AdminRoute]:
     async def drain(call: AdminCall) -> tuple[int, Any]:
         guard.draining = True
-        gateway.audit("drain", {}, call.exchange.caller)
+        audit("drain", {}, call.exchange.caller)
         return 200, {"draining": True}
 
     async def undrain(call: AdminCall) -> tuple[int, Any]:
         guard.draining = False
-        gateway.audit("undrain", {}, call.exchange.caller)
+        audit("undrain", {}, call.exchange.caller)
         return 200, {"draining": False}
 
-    gateway.admin.add("POST", "/admin/drain", drain)
-    gateway.admin.add("POST", "/admin/undrain", undrain)
+    return [
+        AdminRoute("POST", "/admin/drain", drain),
+        AdminRoute("POST", "/admin/undrain", undrain),
+    ]

@@ -7,33 +7,15 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import time
-from dataclasses import dataclass, field
-from typing import Any
 
 from failwell.api.http import Scope
-from failwell.routing.chain import Answer
+from failwell.contracts import Exchange
 
 _REQUEST_ID = re.compile(rb"^[\x21-\x7e]{1,128}$")
 # Request ids: a random per-process prefix and a counter; unique across restarts and
 # instances without a syscall per request.
 _PREFIX = os.urandom(6).hex()
 _COUNTER = itertools.count(1)
-
-
-@dataclass(slots=True)
-class Exchange:
-    request_id: str
-    upstream_headers: dict[str, str]  # propagated to upstreams
-    path: str = ""
-    started: float = field(default_factory=time.time)  # wall clock
-    front_end: str = ""
-    route: str | None = None
-    inputs: dict[str, Any] | None = None
-    answer: Answer | None = None
-    status: int = 0
-    error: str | None = None  # the error kind when the exchange failed
-    caller: str | None = None  # the caller's identity, when known
 
 
 def exchange(scope: Scope) -> Exchange:

@@ -3,19 +3,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from failwell.config.models import TierKind
-from failwell.control.canary import CanaryRunner
-from failwell.routing.assemble import Gateway
+from failwell.contracts import ReadinessCheck
+from failwell.health.canary import CanaryRunner
+from failwell.routing.route import Route
 from failwell.routing.tiers import ModelTier
+from failwell.store.cache import AnswerCache
 
 
-def readiness(gateway: Gateway) -> tuple[bool, dict[str, Any]]:
+def readiness(
+    routes: Mapping[str, Route], cache: AnswerCache, extras: Sequence[ReadinessCheck]
+) -> tuple[bool, dict[str, Any]]:
     """Ready when the config is loaded, every route has a usable tier 1 (or its SLO policy
     accepts answering from later tiers only, and one of them is ready) and the stores answer."""
-    checks: dict[str, Any] = {"config": {"ok": True, "routes": len(gateway.routes)}}
-    for name, route in gateway.routes.items():
+    checks: dict[str, Any] = {"config": {"ok": True, "routes": len(routes)}}
+    for name, route in routes.items():
         first = route.chain.tiers[0]
         if first.kind is TierKind.MODEL and isinstance(first, ModelTier):
             pool = first.pool
@@ -36,11 +41,11 @@ def readiness(gateway: Gateway) -> tuple[bool, dict[str, Any]]:
         else:
             checks[f"route:{name}"] = {"ok": True, "tier": first.name}
     try:
-        gateway.cache.ping()
+        cache.ping()
         checks["cache"] = {"ok": True}
     except Exception as exc:  # any store failure makes the gateway unready
         checks["cache"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-    for extra in gateway.readiness_checks:
+    for extra in extras:
         checks.update(extra())
     ok = all(c["ok"] for c in checks.values())
     return ok, {"status": "ready" if ok else "not_ready", "checks": checks}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -64,7 +65,7 @@ KEYS = {
 }
 
 
-def openapi(routes: dict[str, Route], auth: bool = False) -> dict[str, Any]:
+def openapi(routes: Mapping[str, Route], auth: bool = False) -> dict[str, Any]:
     structs: list[Any] = [ChatRequest]
     paths: dict[str, Any] = {}
     for name, route in routes.items():

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from failwell.api.exchange import Exchange
+from collections.abc import Mapping
+
+from failwell.api.auth import Pass
 from failwell.api.http import Receive, Scope, Send, read_body, respond
+from failwell.api.layers import FrontEnd
 from failwell.api.limits import BodyLimits
 from failwell.api.responses import answer_headers, encode
 from failwell.config.models import RouteKind
-from failwell.errors import UnknownRoute
+from failwell.contracts import Exchange
+from failwell.errors import MethodNotAllowed, UnknownRoute
 from failwell.routing.route import Route
 
 
-def find_route(routes: dict[str, Route], name: str, kind: RouteKind) -> Route:
+def find_route(routes: Mapping[str, Route], name: str, kind: RouteKind) -> Route:
     route = routes.get(name)
     if route is None:
         raise UnknownRoute(f"no route named {name!r}")
@@ -38,3 +42,22 @@ async def predict(
         }
     )
     await respond(send, 200, payload, answer_headers(answer, ex.request_id))
+
+
+def front_end(routes: Mapping[str, Route], limit: BodyLimits) -> FrontEnd:
+    """POST /v1/predict/{route}."""
+
+    async def serve(scope: Scope, receive: Receive, send: Send, ex: Exchange, gate: Pass) -> None:
+        ex.front_end = "predict"
+        path, method = ex.path, scope["method"]
+        if method != "POST":
+            raise MethodNotAllowed(f"{method} is not allowed on {path}; use POST")
+        ex.route = path[12:]
+        route = find_route(routes, ex.route, RouteKind.PREDICT)
+        slot = await gate.admit(route.name)  # scope, rate, concurrency
+        try:
+            await predict(route, scope, receive, send, ex, limit)
+        finally:
+            gate.release(slot)
+
+    return serve

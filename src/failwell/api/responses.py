@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 
+from failwell.contracts import Answer
 from failwell.errors import (
     AllTiersFailed,
     CallerError,
@@ -15,7 +16,6 @@ from failwell.errors import (
     RateLimited,
     Unauthorized,
 )
-from failwell.routing.chain import Answer
 
 encode = msgspec.json.Encoder().encode
 Headers = list[tuple[bytes, bytes]]

@@ -4,20 +4,17 @@ richer feed behind the dashboard and ``failwell status`` (traffic, canaries, SLO
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from failwell.api.admin import AdminCall
 from failwell.api.health import readiness
-from failwell.routing.assemble import Gateway
+from failwell.api.host import Host
+from failwell.contracts import AdminCall, AdminRoute
 from failwell.routing.tiers import ModelTier
 
-if TYPE_CHECKING:
-    from failwell.control.plane import ControlPlane
 
-
-def status(gateway: Gateway) -> dict[str, Any]:
+def status(host: Host) -> dict[str, Any]:
     routes = {}
-    for name, route in gateway.routes.items():
+    for name, route in host.routes.items():
         routes[name] = {
             "kind": route.kind.value,
             "deadline_ms": round(route.deadline * 1000, 3),
@@ -45,22 +42,22 @@ def status(gateway: Gateway) -> dict[str, Any]:
                 for r in pool.replicas
             ]
         }
-        for name, pool in gateway.pools.items()
+        for name, pool in host.pools.items()
     }
     return {"routes": routes, "backends": backends}
 
 
-def register_status(gateway: Gateway) -> None:
+def status_routes(host: Host) -> list[AdminRoute]:
     async def handler(call: AdminCall) -> tuple[int, Any]:
-        return 200, status(gateway)
+        return 200, status(host)
 
-    gateway.admin.add("GET", "/admin/status", handler)
+    return [AdminRoute("GET", "/admin/status", handler)]
 
 
-def feed(plane: ControlPlane, window: float = 300.0) -> dict[str, Any]:
+def feed(host: Host, window: float = 300.0) -> dict[str, Any]:
     """Everything the dashboard and ``failwell status`` show, in one JSON document."""
-    gateway = plane.gateway
-    doc = status(gateway)
+    plane = host.health
+    doc = status(host)
     points = int(window / 2)
     for name, traffic in plane.traffic.routes.items():
         route = doc["routes"][name]
@@ -90,7 +87,7 @@ def feed(plane: ControlPlane, window: float = 300.0) -> dict[str, Any]:
                     "canary": health.canary,
                     "last_error": health.last_error,
                 }
-    ready, _ = readiness(gateway)
+    ready, _ = readiness(host.routes, host.cache, host.readiness_checks)
     doc["ready"] = ready
     doc["alerts"] = {
         "firing": plane.evaluator.firing(),

@@ -4,16 +4,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from failwell.api.exchange import Exchange
+from failwell.api.auth import Pass
 from failwell.api.http import Receive, Scope, Send, header, read_body, respond
+from failwell.api.layers import FrontEnd
 from failwell.api.limits import BodyLimits
 from failwell.api.predict import find_route
 from failwell.api.responses import answer_headers, encode
-from failwell.api.v2codec import decode_infer_request, encode_infer_response
 from failwell.config.models import RouteKind
+from failwell.contracts import Exchange
 from failwell.errors import InvalidInput, NotFound
+from failwell.protocols.v2codec import decode_infer_request, encode_infer_response
 from failwell.routing.route import Route
 
 V2_DATATYPE = {
@@ -83,22 +86,35 @@ async def infer(
     await respond(send, 200, payload, headers)
 
 
-async def models(
-    routes: dict[str, Route],
-    rest: str,
-    method: str,
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    ex: Exchange,
-    limit: BodyLimits,
+def front_end(routes: Mapping[str, Route], limit: BodyLimits) -> FrontEnd:
+    """/v2/models/{route}[/versions/{v}][/ready|/infer]."""
+
+    async def serve(scope: Scope, receive: Receive, send: Send, ex: Exchange, gate: Pass) -> None:
+        ex.front_end = "v2"
+        rest = ex.path[11:]
+        name, action = split_model_path(rest)
+        ex.route = name
+        if action != "infer":
+            gate.authorize(name)
+            await metadata(routes, name, action, rest, scope["method"], send)
+            return
+        slot = await gate.admit(name)
+        try:
+            route = find_route(routes, name, RouteKind.PREDICT)
+            if scope["method"] != "POST":
+                raise NotFound(f"no such endpoint: {scope['method']} /v2/models/{rest}")
+            await infer(route, scope, receive, send, ex, limit)
+        finally:
+            gate.release(slot)
+
+    return serve
+
+
+async def metadata(
+    routes: Mapping[str, Route], name: str, action: str, rest: str, method: str, send: Send
 ) -> None:
-    name, action = split_model_path(rest)
-    ex.route = name
     route = find_route(routes, name, RouteKind.PREDICT)
-    if action == "infer" and method == "POST":
-        await infer(route, scope, receive, send, ex, limit)
-    elif action == "" and method == "GET":
+    if (action == "" and method == "GET") or (action == "" and method == "GET"):
         await respond(send, 200, encode(model_metadata(route)), JSON_HEADERS)
     elif action == "ready" and method == "GET":
         await respond(send, 200, b"", JSON_HEADERS)

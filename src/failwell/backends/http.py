@@ -228,10 +228,3 @@ class HttpUpstream:
             for conn in target.idle:
                 conn.close()
             target.idle.clear()
-
-
-def label_error(exc: UpstreamError, backend: str, replica: str, attempt: int) -> UpstreamError:
-    exc.backend = exc.backend or backend
-    exc.replica = exc.replica or replica
-    exc.attempt = attempt
-    return exc

@@ -6,8 +6,8 @@ from typing import Any
 
 import msgspec
 
-from failwell.backends.base import Request, Result
 from failwell.backends.http import HttpUpstream
+from failwell.contracts import Request, Result
 from failwell.errors import UpstreamMalformed
 
 

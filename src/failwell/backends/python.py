@@ -12,8 +12,8 @@ import concurrent.futures
 from collections.abc import Mapping
 from typing import Any
 
-from failwell.backends.base import Request, Result
 from failwell.config.load import resolve_import
+from failwell.contracts import Request, Result
 from failwell.errors import UpstreamBusy, UpstreamMalformed, UpstreamTimeout, UpstreamUnavailable
 
 QUEUE_PER_WORKER = 4

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from failwell.api.v2codec import decode_upstream_response, encode_upstream_request
-from failwell.backends.base import Request, Result
 from failwell.backends.http import HttpUpstream
+from failwell.contracts import Request, Result
 from failwell.errors import UpstreamMalformed
+from failwell.protocols.v2codec import decode_upstream_response, encode_upstream_request
 
 
 class V2Adapter:

@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from failwell.config import parse_config
-from failwell.control.config_history import ConfigHistory, config_version
 from failwell.errors import ConfigError
+from failwell.reload.history import ConfigHistory, config_version
 
 app = typer.Typer(help="Config as code: versions, history, rollback.", no_args_is_help=True)
 out, err = Console(highlight=False), Console(stderr=True, highlight=False)

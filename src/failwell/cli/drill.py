@@ -28,9 +28,9 @@ def drill(
     ] = None,
 ) -> None:
     """Run a drill: open-loop load, the steps' faults, per-second measurement, a verdict."""
-    from failwell.control.drill_demo import demo_drill
-    from failwell.control.drill_run import run_drill, summary, write_result
-    from failwell.control.drill_spec import load_drill
+    from failwell.drills.demo import demo_drill
+    from failwell.drills.run import run_drill, summary, write_result
+    from failwell.drills.spec import load_drill
 
     if (file is None) == (not demo):
         out_console.print("give a drill FILE or --demo (one of them)")

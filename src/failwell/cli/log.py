@@ -14,10 +14,10 @@ from rich.console import Console
 from rich.table import Table
 
 from failwell.config.log import LogConfig
-from failwell.store.log_query import Consumer, Filter, parse_when, select
-from failwell.store.log_records import GENESIS
-from failwell.store.log_records import verify as verify_lines
-from failwell.store.log_store import STREAMS, LogStore, open_store
+from failwell.log.query import Consumer, Filter, parse_when, select
+from failwell.log.records import GENESIS
+from failwell.log.records import verify as verify_lines
+from failwell.log.store import STREAMS, LogStore, open_store
 
 app = typer.Typer(help="Read, verify, export and replay the inference and audit log.")
 out = Console()

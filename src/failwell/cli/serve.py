@@ -7,19 +7,14 @@ from pathlib import Path
 
 import uvicorn
 
-from failwell.api.app import App
 from failwell.config.models import FailwellConfig
-from failwell.control.config_reload import attach_reloader
+from failwell.gateway import build
 from failwell.observe.logging import configure
-from failwell.routing.assemble import Gateway
 
 
 def run(config: FailwellConfig, log_level: str = "info", path: Path | None = None) -> None:
     configure(log_level)
-    gateway = Gateway(config)
-    if path is not None:  # reload on SIGHUP or a change of the file
-        attach_reloader(gateway, path)
-    app = App(gateway)
+    app = build(config, path).app()  # with a path: reload on SIGHUP or a change of the file
     gw = config.gateway
     tls = gw.tls
     uvicorn.run(

@@ -3,7 +3,7 @@ CPU on the hot path, so it is opt-in): request id, route, tier, status, latency.
 
 from __future__ import annotations
 
-from failwell.api.exchange import Exchange
+from failwell.contracts import Exchange
 from failwell.observe.logging import log
 
 

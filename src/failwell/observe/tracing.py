@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from failwell.api.exchange import Exchange
+from failwell.contracts import Exchange
 
 
 def span_observer() -> Any | None:

@@ -13,25 +13,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import Gauge
 
-from failwell.backends.base import Request, Result
 from failwell.backends.python import PythonAdapter
 from failwell.config.models import BackendConfig
 from failwell.config.registry import RegistryConfig
+from failwell.contracts import Request, Result
 from failwell.errors import ConfigError, ConfigIssue, FailwellError, RegistryError
 from failwell.observe.logging import log
 from failwell.registry import Registry, open_registry
 from failwell.registry.artifacts import Version
 from failwell.resilience.deadline import Deadline
-
-if TYPE_CHECKING:
-    from failwell.routing.assemble import Gateway
+from failwell.routing.pool import Pool
 
 WARM_TIMEOUT = 10.0
 DRAIN_TIMEOUT = 30.0
@@ -229,17 +227,11 @@ class RegistryWatcher:
         return swap
 
 
-def attach_registry(gateway: Gateway) -> None:
-    """Add the watcher for every registry-backed backend of ``gateway`` (none: no watcher)."""
-    models = [
+def registry_models(pools: Mapping[str, Pool]) -> list[RegistryModel]:
+    """The registry-backed models among ``pools``' replicas."""
+    return [
         r.base
-        for pool in gateway.pools.values()
+        for pool in pools.values()
         for r in pool.replicas
         if isinstance(r.base, RegistryModel)
     ]
-    if models:
-        gateway.services.append(
-            RegistryWatcher(
-                models, gateway.config.registry.watch, gateway.audit, gateway.metrics.registry
-            )
-        )

@@ -8,12 +8,11 @@ now (every replica open) is skipped at once. A tier-1 answer is stored for the c
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from failwell.backends.base import Request
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.models import TierKind
+from failwell.contracts import Answer, Request
 from failwell.errors import (
     AllTiersFailed,
     DeadlineExceeded,
@@ -28,20 +27,6 @@ from failwell.routing.tiers import Tier
 StoreAnswer = Callable[[Request, Any, str | None], None]
 # Raises a FailwellError to skip a tier for this request (a flag switched it off, a drill).
 TierGate = Callable[[Tier, Request], None]
-
-
-@dataclass(slots=True)
-class Answer:
-    outputs: Any
-    tier: str
-    quality: str
-    backend: str
-    model_version: str | None
-    latency: float
-    tier_index: int
-    replica: str | None = None
-    age: float | None = None
-    failures: list[TierFailure] = field(default_factory=list)
 
 
 class TierChain:

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
-from failwell.backends.base import Adapter, Request, Result
-from failwell.backends.http import label_error
 from failwell.clock import SYSTEM_CLOCK, Clock
+from failwell.contracts import Adapter, Request, Result
 from failwell.errors import DeadlineExceeded, NoHealthyReplica, UpstreamError
 from failwell.resilience.breaker import Breaker
 from failwell.resilience.retry import RetryPolicy
+
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class Replica:
@@ -65,6 +66,7 @@ class Pool:
         retry: RetryPolicy,
         timeout: float,
         clock: Clock = SYSTEM_CLOCK,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.backend = backend
         self.replicas = list(replicas)
@@ -75,6 +77,7 @@ class Pool:
         self.retry = retry
         self.timeout = timeout
         self._clock = clock
+        self._sleep = sleep  # the backoff between attempts; tests inject a fake
         self._turn = itertools.count()
 
     def available(self) -> bool:
@@ -116,7 +119,7 @@ class Pool:
             try:
                 result = await replica.adapter.call(request, timeout)
             except UpstreamError as exc:
-                last = label_error(exc, self.backend, replica.label, attempt)
+                last = exc.labelled(self.backend, replica.label, attempt)
                 if exc.counts_against_replica:
                     replica.breaker.record_failure()
                 else:
@@ -136,4 +139,4 @@ class Pool:
             if not self.retry.may_retry(attempt, wait, ends_at - clock.now(), self.timeout):
                 raise last
             if wait > 0:
-                await asyncio.sleep(wait)
+                await self._sleep(wait)

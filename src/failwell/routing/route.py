@@ -8,11 +8,11 @@ from typing import Any
 
 import msgspec
 
-from failwell.backends.base import Request
 from failwell.config.models import RouteConfig, RouteKind
+from failwell.contracts import Answer, Request
 from failwell.errors import InvalidInput
 from failwell.resilience.deadline import Deadline
-from failwell.routing.chain import Answer, TierChain
+from failwell.routing.chain import TierChain
 
 MAX_LIST = 100_000
 _TYPES: dict[str, Any] = {
@@ -55,7 +55,7 @@ class Route:
         self.deadline = config.deadline
         self._key_template = config.cache.key
         if self.kind is RouteKind.PREDICT:
-            inputs = input_struct(name, self.schema)
+            self._inputs = inputs = input_struct(name, self.schema)
             body = msgspec.defstruct(
                 f"{name}_body", [("inputs", inputs)], forbid_unknown_fields=True
             )
@@ -89,6 +89,18 @@ class Route:
         except msgspec.DecodeError as exc:
             raise invalid_from_msgspec(exc) from None
         return msgspec.structs.asdict(parsed.inputs)  # type: ignore[attr-defined]
+
+    def validate(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate inputs given as Python values (the in-process API) like a decoded body."""
+        if self.kind is RouteKind.CHAT:
+            if not isinstance(inputs.get("messages"), list):
+                raise InvalidInput("messages: expected a list of messages", field="messages")
+            return dict(inputs)
+        try:
+            parsed = msgspec.convert(dict(inputs), self._inputs)
+        except msgspec.ValidationError as exc:
+            raise invalid_from_msgspec(exc) from None
+        return msgspec.structs.asdict(parsed)
 
     def cache_key(self, request: Request) -> str:
         inputs = request.inputs

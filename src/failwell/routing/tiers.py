@@ -8,13 +8,13 @@ once) and ``answer(request, budget)`` which returns a ``TierAnswer`` or raises a
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from failwell.backends.base import Request
+from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.models import TierKind
+from failwell.contracts import Request
 from failwell.errors import TierFailed
 from failwell.routing.pool import Pool
 from failwell.store.cache import AnswerCache
@@ -98,9 +98,10 @@ class CacheTier:
         cache: AnswerCache,
         key: Callable[[Request], str],
         ttl: float,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.name, self.quality, self.reserve = name, quality, reserve
-        self._cache, self._key, self._ttl = cache, key, ttl
+        self._cache, self._key, self._ttl, self._clock = cache, key, ttl, clock
 
     def ready(self) -> bool:
         return True
@@ -115,7 +116,7 @@ class CacheTier:
                 raise TierFailed("cache store did not answer in time", "cache_timeout") from None
         if entry is None:
             raise TierFailed("no cached answer for this key", "cache_miss")
-        age = entry.age(time.time())
+        age = entry.age(self._clock.wall())
         if age > self._ttl:
             raise TierFailed(f"cached answer is {age:.0f}s old, over the TTL", "cache_expired")
         return TierAnswer(entry.outputs, "cache", entry.model_version, age=age)

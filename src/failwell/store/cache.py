@@ -8,13 +8,14 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
+
+from failwell.clock import SYSTEM_CLOCK, Clock
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -32,9 +33,15 @@ class CachedAnswer:
 
 class AnswerCache:
     def __init__(
-        self, path: str, max_entries: int = 100_000, batch: int = 256, linger: float = 0.05
+        self,
+        path: str,
+        max_entries: int = 100_000,
+        batch: int = 256,
+        linger: float = 0.05,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.path = path
+        self.clock = clock  # stored_at and ages are its wall-clock seconds
         self.max_entries = max_entries
         self._lru: OrderedDict[str, CachedAnswer] = OrderedDict()
         self._pending: dict[str, CachedAnswer] = {}  # newest answer per key, not yet on disk
@@ -68,7 +75,7 @@ class AnswerCache:
 
     def put(self, key: str, outputs: Any, model_version: str | None) -> None:
         """Store an answer. Cheap and synchronous; the disk write happens later, in batches."""
-        entry = CachedAnswer(outputs, model_version, time.time())
+        entry = CachedAnswer(outputs, model_version, self.clock.wall())
         lru = self._lru
         lru[key] = entry
         lru.move_to_end(key)

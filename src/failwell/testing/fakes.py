@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from failwell.backends.base import Request, Result
+from failwell.contracts import Request, Result
 
 
 class FakeClock:

@@ -1,0 +1,133 @@
+"""The shared contracts: the values and call signatures every layer composes through.
+
+This module sits at the bottom of the house (it imports only ``errors`` and the deadline
+value), so the edge, the tier chain, the adapters and every control plane can name the same
+types without importing each other:
+
+- ``Request`` travels the tier chain; an ``Adapter`` turns it into a ``Result``;
+- the chain labels the winning result as an ``Answer``;
+- the edge records one ``Exchange`` per HTTP request, which ``Observer``\\s see when it ends;
+- a ``Service`` is a long-lived task beside the request path; ``AdminCall`` is one call of
+  the admin API, and an ``AdminRoute`` is how a part offers a handler for one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
+
+import msgspec
+
+from failwell.errors import InvalidInput, TierFailure
+from failwell.resilience.deadline import Deadline
+
+
+@dataclass(slots=True)
+class Request:
+    """One inference request as it travels the tier chain."""
+
+    route: str
+    inputs: dict[str, Any]
+    deadline: Deadline
+    request_id: str = ""
+    front_end: str = "predict"
+    schema: Mapping[str, str] = field(default_factory=dict)  # the route's input types
+    headers: dict[str, str] = field(default_factory=dict)  # propagated upstream (traceparent)
+
+
+@dataclass(slots=True)
+class Result:
+    outputs: Any
+    model_version: str | None = None
+
+
+class Adapter(Protocol):
+    """The one seam every backend sits behind: an async call (request in, result or a failwell
+    error out) plus close. Pools, breakers and retries wrap it; they never reach inside."""
+
+    async def call(self, request: Request, timeout: float) -> Result:
+        """Answer within ``timeout`` seconds or raise an ``UpstreamError``."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class Answer:
+    """What the tier chain returns: the outputs and where they came from."""
+
+    outputs: Any
+    tier: str
+    quality: str
+    backend: str
+    model_version: str | None
+    latency: float
+    tier_index: int
+    replica: str | None = None
+    age: float | None = None
+    failures: list[TierFailure] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One request/response exchange at the edge: what the edge reads from the request's
+    headers (request id, trace context), what the front end learns (route, inputs, answer)
+    and how it ended."""
+
+    request_id: str
+    upstream_headers: dict[str, str]  # propagated to upstreams
+    path: str = ""
+    started: float = field(default_factory=time.time)  # wall clock
+    front_end: str = ""
+    route: str | None = None
+    inputs: dict[str, Any] | None = None
+    answer: Answer | None = None
+    status: int = 0
+    error: str | None = None  # the error kind when the exchange failed
+    caller: str | None = None  # the caller's identity, when known
+
+
+class Service(Protocol):
+    """A long-lived task beside the request path (prober, log writer, SLO evaluator ...)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+Observer = Callable[[Exchange], None]  # sees every finished exchange, after its response
+AuditSink = Callable[[str, dict[str, Any], str | None], None]  # (action, detail, caller)
+BeforeRespond = Callable[[Exchange], Awaitable[None]]  # may raise a FailwellError
+ReadinessCheck = Callable[[], dict[str, dict[str, Any]]]  # name → {"ok": bool, ...}
+
+
+@dataclass(slots=True)
+class AdminCall:
+    """One call of the admin API (a path under /admin/)."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: bytes
+    exchange: Exchange
+
+    def json(self) -> Any:
+        if not self.body:
+            return {}
+        try:
+            return msgspec.json.decode(self.body)
+        except msgspec.DecodeError as exc:
+            raise InvalidInput(f"body is not valid JSON: {exc}", status=400) from None
+
+
+AdminHandler = Callable[[AdminCall], Awaitable[tuple[int, Any]]]
+
+
+class AdminRoute(NamedTuple):
+    """A handler a part offers for ``METHOD /admin/...``; the composition root mounts it."""
+
+    method: str
+    path: str
+    handler: AdminHandler

@@ -1,1 +1,0 @@
-"""Control plane beside the request path: fault injection, flags, drills."""

@@ -1,0 +1,243 @@
+"""SLO burn alerts: a service that evaluates every route's objectives on a schedule, sets the
+SLO gauges, and notifies on changes only (firing, resolved, and a reminder after
+``repeat_after`` while an alert holds), to the log and to a webhook.
+
+An alert is one (route, objective, severity). It fires when any of its burn windows has both
+its long and its short window over the burn rate (the SRE workbook's multi-window,
+multi-burn-rate rule); the short window makes it resolve soon after the burning stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from failwell.clock import SYSTEM_CLOCK, Clock
+from failwell.config.observe import AlertsConfig
+from failwell.config.units import format_duration
+from failwell.health.slo import RouteSlo, SloTracker
+from failwell.observe.logging import log
+
+TIER1_FLOOR = "tier1_floor"
+FLOOR_MIN_EVENTS = 5  # fewer requests than this in the window say nothing about the share
+
+
+@dataclass(slots=True)
+class Alert:
+    route: str
+    slo: str
+    severity: str
+    firing: bool = False
+    since: float = 0.0
+    last_sent: float = 0.0
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def event(self, state: str, at: float) -> dict[str, Any]:
+        return {
+            "alert": f"failwell_{self.slo}_burn"
+            if self.slo != TIER1_FLOOR
+            else "failwell_tier1_floor",
+            "state": state,
+            "route": self.route,
+            "slo": self.slo,
+            "severity": self.severity,
+            "since": self.since,
+            "at": at,
+            **self.detail,
+        }
+
+
+class SloMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.objective = Gauge(
+            "failwell_slo_objective_ratio", "SLO objective.", ["route", "slo"], registry=r
+        )
+        self.sli = Gauge(
+            "failwell_slo_sli_ratio",
+            "Share of good events over a window.",
+            ["route", "slo", "window"],
+            registry=r,
+        )
+        self.burn = Gauge(
+            "failwell_slo_burn_rate",
+            "Error budget burn rate over a window (1: spends the budget exactly in the period).",
+            ["route", "slo", "window"],
+            registry=r,
+        )
+        self.budget = Gauge(
+            "failwell_slo_error_budget_remaining_ratio",
+            "Error budget left over the longest window (1: untouched, below 0: overspent).",
+            ["route", "slo"],
+            registry=r,
+        )
+        self.firing = Gauge(
+            "failwell_alert_firing",
+            "1 while an SLO alert fires.",
+            ["route", "slo", "severity"],
+            registry=r,
+        )
+        self.notifications = Counter(
+            "failwell_alert_notifications",
+            "Alert notifications sent, by state and delivery result.",
+            ["state", "result"],
+            registry=r,
+        )
+
+
+class SloEvaluator:
+    """The service (``Gateway.services``) that turns SLO counters into gauges and alerts."""
+
+    def __init__(
+        self,
+        tracker: SloTracker,
+        config: AlertsConfig,
+        registry: CollectorRegistry,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.tracker = tracker
+        self.config = config
+        self.clock = clock
+        self.metrics = SloMetrics(registry)
+        self.alerts: dict[tuple[str, str, str], Alert] = {}
+        self.recent: deque[dict[str, Any]] = deque(maxlen=50)
+        self._task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self.bind()
+
+    def bind(self) -> None:
+        """Publish the objectives of the routes the tracker follows now."""
+        for name, slo in self.tracker.routes.items():
+            for sli, objective in slo.objectives.items():
+                self.metrics.objective.labels(name, sli.name.lower()).set(objective)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="slo-evaluator")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for task in list(self._deliveries):
+            task.cancel()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.evaluate_every)
+            try:
+                self.evaluate()
+            except Exception as exc:  # keep evaluating; a bug here must not stop alerts
+                log.error("slo_evaluation_failed", exc_info=exc)
+
+    def evaluate(self) -> list[dict[str, Any]]:
+        """Update the gauges and alert states; return the notifications sent."""
+        sent = []
+        for name, slo in self.tracker.routes.items():
+            for key, firing, detail in self._verdicts(name, slo):
+                event = self._update(key, firing, detail)
+                if event is not None:
+                    sent.append(event)
+        return sent
+
+    def _verdicts(
+        self, name: str, slo: RouteSlo
+    ) -> list[tuple[tuple[str, str, str], bool, dict[str, Any]]]:
+        m = self.metrics
+        out = []
+        for sli in slo.objectives:
+            label = sli.name.lower()
+            by_severity: dict[str, tuple[bool, dict[str, Any]]] = {}
+            for w in slo.config.windows:
+                long_f, short_f = slo.figure(sli, w.long), slo.figure(sli, w.short)
+                for f in (long_f, short_f):
+                    window = format_duration(f.window)
+                    m.burn.labels(name, label, window).set(f.burn_rate)
+                    if f.ratio is not None:
+                        m.sli.labels(name, label, window).set(f.ratio)
+                burning = long_f.burn_rate > w.burn_rate and short_f.burn_rate > w.burn_rate
+                already = by_severity.get(w.severity, (False, {}))
+                if burning and not already[0]:
+                    detail = {
+                        "burn_rate_long": round(long_f.burn_rate, 3),
+                        "burn_rate_short": round(short_f.burn_rate, 3),
+                        "window": f"{format_duration(w.long)}/{format_duration(w.short)}",
+                        "threshold": w.burn_rate,
+                    }
+                    by_severity[w.severity] = (True, detail)
+                else:
+                    by_severity.setdefault(w.severity, already)
+            m.budget.labels(name, label).set(slo.budget_remaining(sli))
+            for severity, (firing, detail) in by_severity.items():
+                out.append(((name, label, severity), firing, detail))
+        floor = slo.config.tier1_floor
+        if floor is not None:
+            events, share = slo.tier1_share(min(w.short for w in slo.config.windows))
+            low = events >= FLOOR_MIN_EVENTS and share is not None and share < floor
+            detail = {"tier1_share": None if share is None else round(share, 4), "floor": floor}
+            out.append(((name, TIER1_FLOOR, "page"), low, detail))
+        return out
+
+    def _update(
+        self, key: tuple[str, str, str], firing: bool, detail: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        alert = self.alerts.get(key)
+        if alert is None:
+            alert = self.alerts[key] = Alert(*key)
+        now = self.clock.wall()
+        self.metrics.firing.labels(*key).set(1 if firing else 0)
+        if firing:
+            alert.detail = detail
+        if firing and not alert.firing:
+            alert.firing, alert.since, state = True, now, "firing"
+        elif not firing and alert.firing:
+            alert.firing, state = False, "resolved"
+        elif firing and now - alert.last_sent >= self.config.repeat_after:
+            state = "firing"
+        else:
+            return None
+        alert.last_sent = now
+        event = alert.event(state, now)
+        self._notify(event)
+        return event
+
+    def firing(self) -> list[dict[str, Any]]:
+        return [a.event("firing", a.last_sent) for a in self.alerts.values() if a.firing]
+
+    def _notify(self, event: dict[str, Any]) -> None:
+        self.recent.appendleft(event)
+        if event["state"] == "firing":
+            log.warning("alert", **event)
+        else:
+            log.info("alert", **event)
+        if self.config.webhook is None:
+            self.metrics.notifications.labels(event["state"], "log").inc()
+            return
+        task = asyncio.get_running_loop().create_task(self._post(event))
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+
+    async def _post(self, event: dict[str, Any]) -> None:
+        assert self.config.webhook is not None
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        result = "ok"
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                async with self._session.post(self.config.webhook, json=event) as resp:
+                    await resp.read()
+                    if resp.status >= 300:
+                        result = "rejected"
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            result = "failed"
+            log.warning("alert_webhook_failed", webhook=self.config.webhook, error=repr(exc))
+        self.metrics.notifications.labels(event["state"], result).inc()

@@ -1,0 +1,70 @@
+"""Metrics read off finished answers (an observer, O(1) per request): cache-tier hits and
+misses, the age of stale answers served, and the model version answering per route."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from failwell.config.models import TierKind
+from failwell.contracts import Exchange
+from failwell.routing.route import Route
+
+AGE_BUCKETS = (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0, 7 * 86400.0)
+
+
+class AnswerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.cache_tiers: dict[str, set[str]] = {}
+        self.lookups = Counter(
+            "failwell_cache_lookups",
+            "Cache-tier lookups by route and result (hit, or the miss reason).",
+            ["route", "result"],
+            registry=registry,
+        )
+        self.stale_age = Histogram(
+            "failwell_stale_answer_age_seconds",
+            "Age of the cached answers served by the cache tier.",
+            ["route"],
+            buckets=AGE_BUCKETS,
+            registry=registry,
+        )
+        self.version = Gauge(
+            "failwell_model_version_info",
+            "1 for the model version that last answered a route from a model tier.",
+            ["route", "backend", "version"],
+            registry=registry,
+        )
+        self._versions: dict[str, tuple[str, str]] = {}
+
+    def bind(self, routes: Mapping[str, Route]) -> None:
+        self.cache_tiers = {
+            name: {t.name for t in route.chain.tiers if t.kind is TierKind.CACHE}
+            for name, route in routes.items()
+        }
+
+    def __call__(self, ex: Exchange) -> None:
+        route = ex.route
+        if route is None or route not in self.cache_tiers:
+            return
+        caches = self.cache_tiers[route]
+        answer = ex.answer
+        if caches:
+            if answer is not None and answer.tier in caches:
+                self.lookups.labels(route, "hit").inc()
+                if answer.age is not None:
+                    self.stale_age.labels(route).observe(answer.age)
+            else:
+                failures = answer.failures if answer is not None else []
+                for failure in failures:
+                    if failure.tier in caches:
+                        self.lookups.labels(route, failure.kind).inc()
+        if answer is not None and answer.model_version and answer.tier not in caches:
+            seen = (answer.backend, answer.model_version)
+            if self._versions.get(route) != seen:
+                old = self._versions.get(route)
+                if old is not None:
+                    self.version.remove(route, *old)
+                self._versions[route] = seen
+                self.version.labels(route, *seen).set(1)

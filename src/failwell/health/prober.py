@@ -1,0 +1,222 @@
+"""Active health probes per replica, and the verdict that takes a replica out of rotation.
+
+A replica is in rotation (``Replica.healthy``) while both of its signals say so:
+- liveness: a GET on the backend's health path every ``interval``; ``down_after``
+  consecutive failures mark it down, ``up_after`` consecutive passes mark it up again;
+- canary: ``down_after`` consecutive failed canaries (health/canary.py) mark it down, one
+  pass brings it back.
+The passive signal of live traffic stays with the replica's breaker; the pool needs both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from failwell.config.models import BackendConfig, WireProtocol
+from failwell.config.observe import HealthConfig
+from failwell.observe.logging import log
+from failwell.routing.pool import Pool, Replica
+
+PROBE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+DEFAULT_PATH = {WireProtocol.V2: "/v2/health/ready", WireProtocol.OPENAI: "/v1/models"}
+
+
+@dataclass(slots=True)
+class ReplicaHealth:
+    """The two active signals for one replica and the counts behind them."""
+
+    backend: str
+    replica: Replica
+    live: bool = True
+    canary: bool = True
+    passes: int = 0
+    failures: int = 0
+    canary_failures: int = 0
+    last_error: str | None = None
+    last_probe: float = 0.0  # wall clock
+
+    def apply(self) -> bool:
+        """Set the replica's rotation flag; True when it changed."""
+        healthy = self.live and self.canary
+        changed = self.replica.healthy is not healthy
+        self.replica.healthy = healthy
+        return changed
+
+
+class HealthBoard:
+    """Every replica's ReplicaHealth, shared by the prober, the canary runner and status."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.replicas: dict[tuple[str, str], ReplicaHealth] = {}
+        self.healthy = Gauge(
+            "failwell_replica_healthy",
+            "1 while a replica is in rotation (active probes and canaries pass).",
+            ["backend", "replica"],
+            registry=registry,
+        )
+        self.changes = Counter(
+            "failwell_replica_health_changes",
+            "Replicas taken out of or put back into rotation, by reason.",
+            ["backend", "replica", "to", "reason"],
+            registry=registry,
+        )
+
+    def bind(self, pools: Mapping[str, Pool]) -> None:
+        """Track the replicas of ``pools``: a replica already tracked keeps its record (a pool
+        kept across a reload keeps its probe counts), a new one starts healthy."""
+        old = self.replicas
+        self.replicas = {}
+        for name, pool in pools.items():
+            for r in pool.replicas:
+                known = old.get((name, r.label))
+                if known is None or known.replica is not r:
+                    known = ReplicaHealth(name, r)
+                    self.healthy.labels(name, r.label).set(1)
+                self.replicas[(name, r.label)] = known
+        for backend, label in old.keys() - self.replicas.keys():
+            with contextlib.suppress(KeyError):
+                self.healthy.remove(backend, label)
+
+    def get(self, backend: str, replica: str) -> ReplicaHealth:
+        return self.replicas[(backend, replica)]
+
+    def update(self, health: ReplicaHealth, reason: str) -> None:
+        if health.apply():
+            to = "up" if health.replica.healthy else "down"
+            self.healthy.labels(health.backend, health.replica.label).set(
+                1 if health.replica.healthy else 0
+            )
+            self.changes.labels(health.backend, health.replica.label, to, reason).inc()
+            log.warning(
+                "replica_health_changed",
+                backend=health.backend,
+                replica=health.replica.label,
+                to=to,
+                reason=reason,
+                error=health.last_error,
+            )
+
+
+class HealthProber:
+    """The service that probes every replica of the backends with a ``health:`` section."""
+
+    def __init__(self, board: HealthBoard, registry: CollectorRegistry) -> None:
+        self.board = board
+        self.targets: list[tuple[ReplicaHealth, str, HealthConfig]] = []
+        self.headers: dict[str, dict[str, str]] = {}
+        self.duration = Histogram(
+            "failwell_probe_duration_seconds",
+            "Time of one active health probe, by backend.",
+            ["backend"],
+            buckets=PROBE_BUCKETS,
+            registry=registry,
+        )
+        self.probes = Counter(
+            "failwell_probes",
+            "Active health probes by backend and result.",
+            ["backend", "result"],
+            registry=registry,
+        )
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+        self._running = False
+
+    def bind(self, backends: Mapping[str, BackendConfig]) -> None:
+        """Probe the replicas of ``backends`` (the board already tracks them); a running
+        prober restarts its loops on the new set."""
+        targets = []
+        for name, bc in backends.items():
+            if bc.health is None or not bc.health.enabled or bc.protocol is WireProtocol.PYTHON:
+                continue
+            path = bc.health.path or DEFAULT_PATH[bc.protocol]
+            for rc in bc.replicas:
+                targets.append((self.board.get(name, rc.label), rc.url + path, bc.health))
+        self.headers = {
+            name: {"authorization": f"Bearer {bc.api_key}"} if bc.api_key else {}
+            for name, bc in backends.items()
+        }
+        for task in self._tasks:  # a running prober restarts on the new set
+            task.cancel()
+        self._tasks = []
+        self.targets = targets
+        if self._running:
+            self._spawn()
+
+    async def start(self) -> None:
+        self._running = True
+        self._spawn()
+
+    def _spawn(self) -> None:
+        if self.targets and self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, limit_per_host=2),
+                skip_auto_headers=("User-Agent",),
+            )
+        for health, url, cfg in self.targets:
+            self._tasks.append(
+                asyncio.create_task(self._loop(health, url, cfg), name=f"probe-{url}")
+            )
+
+    async def _cancel(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def stop(self) -> None:
+        self._running = False
+        await self._cancel()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _loop(self, health: ReplicaHealth, url: str, cfg: HealthConfig) -> None:
+        while True:
+            await self.probe(health, url, cfg)
+            await asyncio.sleep(cfg.interval)
+
+    async def probe(self, health: ReplicaHealth, url: str, cfg: HealthConfig) -> bool:
+        """One probe: GET ``url`` within the timeout; 2xx passes."""
+        assert self._session is not None
+        started = time.perf_counter()
+        error = None
+        try:
+            async with asyncio.timeout(cfg.timeout):
+                async with self._session.get(url, headers=self.headers[health.backend]) as resp:
+                    await resp.read()
+                    if resp.status >= 300:
+                        error = f"HTTP {resp.status}"
+        except TimeoutError:
+            error = f"no answer within {cfg.timeout}s"
+        except aiohttp.ClientError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        self.duration.labels(health.backend).observe(time.perf_counter() - started)
+        self.probes.labels(health.backend, "fail" if error else "pass").inc()
+        health.last_probe = time.time()
+        self.record(health, error, cfg)
+        return error is None
+
+    def record(self, health: ReplicaHealth, error: str | None, cfg: HealthConfig) -> None:
+        """Apply one probe result: N failures to mark down, M passes to mark up."""
+        if error is None:
+            health.failures = 0
+            health.passes += 1
+            if not health.live and health.passes >= cfg.up_after:
+                health.live = True
+                health.last_error = None
+        else:
+            health.passes = 0
+            health.failures += 1
+            health.last_error = error
+            if health.live and health.failures >= cfg.down_after:
+                health.live = False
+        self.board.update(health, "probe")
