@@ -7,10 +7,10 @@ from typing import Any
 
 import msgspec
 
-from failwell import __version__
 from failwell.api.chat import ChatRequest
 from failwell.config.models import RouteKind
 from failwell.routing.route import Route, input_struct
+from failwell.version import __version__
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 ERROR_SCHEMA: dict[str, Any] = {

@@ -45,7 +45,7 @@ def split_model_path(rest: str) -> tuple[str, str]:
 
 def model_metadata(route: Route) -> dict[str, Any]:
     inputs = [
-        {"name": n, "datatype": V2_DATATYPE[t], "shape": [-1] if t.startswith("list") else [1]}
+        {"name": n, "datatype": V2_DATATYPE[t], "shape": [-1] if t.is_list else [1]}
         for n, t in route.schema.items()
     ]
     return {
@@ -123,7 +123,7 @@ async def metadata(
 
 
 def server_metadata() -> bytes:
-    from failwell import __version__
+    from failwell.version import __version__
 
     return encode(
         {"name": "failwell", "version": __version__, "extensions": ["binary_tensor_data"]}

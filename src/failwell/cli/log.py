@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from failwell.cli.configfile import load
 from failwell.config.log import LogConfig
 from failwell.log.query import Consumer, Filter, parse_when, select
 from failwell.log.records import GENESIS
@@ -31,12 +32,11 @@ Until = Annotated[str | None, typer.Option(help="ISO time (UTC if no zone) or '1
 
 
 def _store(config: Path, stream: str) -> tuple[LogConfig, LogStore]:
-    from failwell.cli.main import _load
 
     if stream not in STREAMS:
         err.print(f"[red]error[/red] --stream must be one of {', '.join(STREAMS)}")
         raise typer.Exit(2)
-    cfg = _load(config).log
+    cfg = load(config).log
     return cfg, open_store(cfg, stream)
 
 

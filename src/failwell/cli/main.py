@@ -10,9 +10,8 @@ from rich.console import Console
 
 from failwell.cli import drill as drill_cli
 from failwell.cli import fault as fault_cli
+from failwell.cli.configfile import ConfigOption, load
 from failwell.cli.status import app as status_app
-from failwell.config import load_config
-from failwell.config.models import FailwellConfig
 from failwell.errors import ConfigError
 
 app = typer.Typer(
@@ -25,22 +24,11 @@ app.add_typer(fault_cli.app, name="fault")
 app.command("drill")(drill_cli.drill)
 err = Console(stderr=True)
 
-ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path to failwell.yaml.")]
-
-
-def _load(path: Path) -> FailwellConfig:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            err.print(f"[red]error[/red] {issue}", highlight=False, markup=True)
-        raise typer.Exit(2) from None
-
 
 @app.command()
 def check(config: ConfigOption = Path("failwell.yaml")) -> None:
     """Validate a config and print every problem with its key path (exit code 2 on errors)."""
-    cfg = _load(config)
+    cfg = load(config)
     Console().print(f"{config}: ok ({len(cfg.routes)} routes, {len(cfg.backends)} backends)")
 
 
@@ -53,7 +41,7 @@ def serve(
     from failwell.cli.serve import run
 
     try:
-        run(_load(config), log_level, config)
+        run(load(config), log_level, config)
     except ConfigError as exc:  # found while building: a model_ref that cannot be served
         for issue in exc.issues:
             err.print(f"[red]error[/red] {issue}", highlight=False, markup=True)

@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from failwell.config.checks import canary_issues, freshness_issues
 from failwell.config.models import FailwellConfig, RouteKind, TierKind
-from failwell.config.observe import canary_issues, freshness_issues
 from failwell.errors import ConfigError, ConfigIssue
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

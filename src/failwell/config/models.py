@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from failwell.config.control import ControlConfig
+from failwell.config.fields import FieldType
 from failwell.config.log import InputPolicy, LogConfig
 from failwell.config.observe import AlertsConfig, CanaryConfig, HealthConfig, SloConfig, Timestamp
 from failwell.config.registry import RegistryConfig
@@ -26,7 +27,6 @@ class Frozen(BaseModel):
 _LISTEN = re.compile(r"^(?P<host>[^:]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _MODEL_REF = re.compile(r"^[A-Za-z0-9][\w.-]*@[A-Za-z0-9][\w.-]*$")
-INPUT_TYPES = ("str", "int", "float", "bool", "list[str]", "list[int]", "list[float]")
 
 
 class CacheStoreConfig(Frozen):
@@ -260,7 +260,7 @@ class RouteConfig(Frozen):
     kind: RouteKind = Field(
         RouteKind.PREDICT, description="predict (named inputs) or chat (messages)."
     )
-    input: dict[str, str] = Field(
+    input: dict[str, FieldType] = Field(
         default_factory=dict, description="predict: input field name → type."
     )
     deadline: Duration = Field(1.0, description="Time for the whole request, every tier included.")
@@ -279,14 +279,16 @@ class RouteConfig(Frozen):
         default_factory=AdmissionConfig, description="Rate and concurrency limits of the route."
     )
 
-    @field_validator("input")
+    @field_validator("input", mode="before")
     @classmethod
-    def _input(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, kind in value.items():
-            if kind not in INPUT_TYPES:
-                raise ValueError(
-                    f"field {name!r}: unknown type {kind!r} (use {', '.join(INPUT_TYPES)})"
-                )
+    def _input(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            known = [t.value for t in FieldType]
+            for name, kind in value.items():
+                if kind not in known:
+                    raise ValueError(
+                        f"field {name!r}: unknown type {kind!r} (use {', '.join(known)})"
+                    )
         return value
 
     @field_validator("deadline")

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from failwell.config.units import Duration
-from failwell.errors import ConfigIssue
-
-if TYPE_CHECKING:
-    from failwell.config.models import FailwellConfig
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -174,73 +170,3 @@ class AlertsConfig(Frozen):
         if value is not None and not re.match(r"^https?://[^/\s]+", value):
             raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
         return value
-
-
-_SCALARS: dict[str, tuple[type, ...]] = {
-    "str": (str,),
-    "int": (int,),
-    "float": (int, float),
-    "bool": (bool,),
-}
-
-
-def _fits(kind: str, value: Any) -> bool:
-    if kind.startswith("list["):
-        inner = kind[5:-1]
-        return isinstance(value, list) and all(_fits(inner, v) for v in value)
-    if isinstance(value, bool) and kind != "bool":
-        return False
-    return isinstance(value, _SCALARS[kind])
-
-
-def canary_issues(config: FailwellConfig) -> list[ConfigIssue]:
-    """Cross-checks of the canaries against their routes: tier 1 is a model, and every check's
-    inputs fit the route's input schema (chat routes: a ``messages`` list)."""
-    issues = []
-    for name, route in config.routes.items():
-        if route.canary is None:
-            continue
-        if route.tiers[0].backend is None:
-            issues.append(ConfigIssue(f"routes.{name}.canary", "tier 1 is not a model tier"))
-        for i, check in enumerate(route.canary.checks):
-            where = f"routes.{name}.canary.checks[{i}].inputs"
-            if route.kind.value == "chat":
-                if not isinstance(check.inputs.get("messages"), list):
-                    issues.append(ConfigIssue(where, "a chat canary needs a 'messages' list"))
-                continue
-            for field in sorted(set(route.input) ^ set(check.inputs)):
-                what = "missing" if field in route.input else "not in the route's input"
-                issues.append(ConfigIssue(f"{where}.{field}", what))
-            for field, kind in route.input.items():
-                if field in check.inputs and not _fits(kind, check.inputs[field]):
-                    issues.append(ConfigIssue(f"{where}.{field}", f"expected {kind}"))
-    return issues
-
-
-_TIMESTAMP_KINDS = ("float", "str")
-
-
-def freshness_issues(config: FailwellConfig) -> list[ConfigIssue]:
-    """Cross-checks of the freshness objectives: every declared feature is a field of the
-    route's input holding a timestamp (float epoch seconds or str ISO 8601), and a model-age
-    bound needs a model tier 1."""
-    issues = []
-    for name, route in config.routes.items():
-        fresh = route.slo.freshness
-        if fresh is None:
-            continue
-        where = f"routes.{name}.slo.freshness"
-        if fresh.max_model_age is not None and route.tiers[0].backend is None:
-            issues.append(ConfigIssue(f"{where}.max_model_age", "tier 1 is not a model tier"))
-        for field in fresh.features:
-            kind = route.input.get(field)
-            if kind is None:
-                issues.append(ConfigIssue(f"{where}.features.{field}", "not in the route's input"))
-            elif kind not in _TIMESTAMP_KINDS:
-                issues.append(
-                    ConfigIssue(
-                        f"{where}.features.{field}",
-                        f"the input field is {kind}; a feature timestamp must be float (epoch seconds) or str (ISO 8601)",
-                    )
-                )
-    return issues

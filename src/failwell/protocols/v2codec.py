@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
 
+from failwell.config.fields import FieldType
 from failwell.errors import InvalidInput, UpstreamMalformed
 from failwell.protocols.v2binary import (
     FLOAT_TYPES,
@@ -47,18 +48,15 @@ _DEFAULT_DATATYPE = {"str": "BYTES", "int": "INT64", "float": "FP64", "bool": "B
 _ELEMENT_TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)
 }  # fmt: skip
-FIELD_TYPES: frozenset[str] = frozenset(
-    (*_ACCEPTS, *(f"list[{base}]" for base in ("str", "int", "float")))
-)
+FIELD_TYPES: frozenset[str] = frozenset(t.value for t in FieldType)
 
 
 def _field_type(field_type: str) -> tuple[str, bool]:
     """('int', False) for "int", ('int', True) for "list[int]"."""
     if field_type not in FIELD_TYPES:
         raise ValueError(f"unknown v2 field type {field_type!r}; use one of {sorted(FIELD_TYPES)}")
-    if field_type.startswith("list["):
-        return field_type[5:-1], True
-    return field_type, False
+    kind = FieldType(field_type)
+    return kind.element.value, kind.is_list
 
 
 # --- wire structures (decoded: unknown keys are ignored) ---------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from failwell.config.fields import FieldType
 from failwell.config.models import RouteConfig, RouteKind
 from failwell.contracts import Answer, Request
 from failwell.errors import InvalidInput
@@ -15,20 +16,11 @@ from failwell.resilience.deadline import Deadline
 from failwell.routing.chain import TierChain
 
 MAX_LIST = 100_000
-_TYPES: dict[str, Any] = {
-    "str": str,
-    "int": int,
-    "float": float,
-    "bool": bool,
-    "list[str]": list[str],
-    "list[int]": list[int],
-    "list[float]": list[float],
-}
 _encode = msgspec.json.Encoder(order="deterministic").encode
 
 
-def input_struct(route: str, schema: Mapping[str, str]) -> type[msgspec.Struct]:
-    fields = [(name, _TYPES[kind]) for name, kind in schema.items()]
+def input_struct(route: str, schema: Mapping[str, FieldType]) -> type[msgspec.Struct]:
+    fields = [(name, kind.python) for name, kind in schema.items()]
     return msgspec.defstruct(f"{route}_inputs", fields, forbid_unknown_fields=True)
 
 
