@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from failwell.config.checks import canary_issues, freshness_issues
 from failwell.config.models import FailwellConfig, RouteKind, TierKind
+from failwell.config.paths import anchor_files, anchor_stores
 from failwell.errors import ConfigError, ConfigIssue
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -175,7 +176,7 @@ def parse_config(
 def load_config(
     path: str | Path, *, env: Mapping[str, str] | None = None, resolve: bool = True
 ) -> FailwellConfig:
-    """Read and validate a YAML config file."""
+    """Read and validate a YAML config file; its relative paths mean "beside the file"."""
     try:
         text = Path(path).read_text()
     except OSError as exc:
@@ -188,4 +189,5 @@ def load_config(
         raise ConfigError(
             [ConfigIssue("", f"invalid YAML at {where}: {getattr(exc, 'problem', exc)}")]
         ) from None
-    return parse_config(data, env=env, resolve=resolve)
+    base = Path(path).resolve().parent
+    return anchor_stores(parse_config(anchor_files(data, base), env=env, resolve=resolve), base)

@@ -1,0 +1,81 @@
+"""The composition root as a Python API, relative paths, and the keys a reload cannot apply."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import yaml
+
+import failwell
+from failwell.config import load_config, parse_config
+from failwell.errors import InvalidInput, UnknownRoute
+from failwell.gateway.restart import needs_restart
+
+CONFIG = {
+    "gateway": {"cache": {"path": "state/cache.sqlite"}},
+    "log": {"enabled": True, "path": "state/log"},
+    "control": {"flags_path": ":memory:"},
+    "backends": {"echo": {"protocol": "python", "target": "failwell.testing.models:Echo"}},
+    "routes": {
+        "r": {
+            "input": {"x": "float"},
+            "tiers": [{"name": "model", "backend": "echo"}, {"name": "static", "value": 0}],
+        }
+    },
+}
+
+
+def test_relative_paths_mean_beside_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "conf" / "failwell.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump(CONFIG))
+    monkeypatch.chdir(tmp_path)  # the working directory is elsewhere
+    config = load_config(Path("conf/failwell.yaml"))
+    base = path.parent.resolve()
+    assert config.gateway.cache.path == str(base / "state/cache.sqlite")
+    assert config.log.path == str(base / "state/log")
+    assert config.registry.path == str(base / ".failwell/registry")  # a default, anchored too
+    assert config.control.flags_path == ":memory:"
+    assert parse_config(CONFIG).log.path == "state/log"  # a dict keeps what it says
+
+
+def test_the_python_api_answers_through_the_same_tiers_and_log(tmp_path: Path) -> None:
+    path = tmp_path / "failwell.yaml"
+    path.write_text(yaml.safe_dump(CONFIG))
+
+    async def run() -> None:
+        async with failwell.open(path) as gw:
+            answer = await gw.predict("r", {"x": 2})
+            assert (answer.tier, answer.quality, answer.outputs) == (
+                "model",
+                "full",
+                {"echo": {"x": 2.0}},
+            )
+            with pytest.raises(InvalidInput) as bad:
+                await gw.predict("r", {"x": "two"})
+            assert bad.value.field == "x"
+            with pytest.raises(UnknownRoute):
+                await gw.predict("nope", {})
+            text = gw.metrics.render().decode()
+            assert 'failwell_requests_total{outcome="ok",route="r",tier="model"} 1.0' in text
+
+    asyncio.run(run())
+    records = list((tmp_path / "state" / "log").glob("inference/*"))
+    assert records and b'"front_end":"python"' in b"".join(p.read_bytes() for p in records)
+
+
+def test_a_reload_names_the_keys_that_need_a_restart() -> None:
+    running = parse_config(CONFIG)
+    changed = parse_config(
+        {
+            **CONFIG,
+            "gateway": {"listen": "127.0.0.1:9999", "cache": {"path": "state/cache.sqlite"}},
+            "routes": {"r": {**CONFIG["routes"]["r"], "deadline": "2s"}},  # applies on reload
+        }
+    )
+    assert needs_restart(running, changed) == ["gateway.listen"]
+    assert needs_restart(running, running) == []
