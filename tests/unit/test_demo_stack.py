@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from failwell.config import RouteKind, TierKind, WireProtocol, load_config, parse_config
+from failwell.config.paths import anchor_stores
 from failwell.demo.stack import DemoPorts, demo_config, run_demo
 
 
@@ -43,7 +44,8 @@ def test_demo_config_is_valid(tmp_path: Path) -> None:
 def test_demo_config_survives_yaml(tmp_path: Path) -> None:
     path = tmp_path / "failwell.yaml"
     path.write_text(yaml.safe_dump(demo_config(tmp_path), sort_keys=False))
-    assert load_config(path) == parse_config(demo_config(tmp_path))
+    expected = anchor_stores(parse_config(demo_config(tmp_path)), tmp_path.resolve())
+    assert load_config(path) == expected  # defaults (registry, flags, log) land beside the file
 
 
 def test_ports_follow_the_base_port() -> None:

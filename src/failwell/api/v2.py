@@ -18,6 +18,7 @@ from failwell.contracts import Exchange
 from failwell.errors import InvalidInput, NotFound
 from failwell.protocols.v2codec import decode_infer_request, encode_infer_response
 from failwell.routing.route import Route
+from failwell.version import __version__
 
 V2_DATATYPE = {
     "str": "BYTES",
@@ -123,7 +124,6 @@ async def metadata(
 
 
 def server_metadata() -> bytes:
-    from failwell.version import __version__
 
     return encode(
         {"name": "failwell", "version": __version__, "extensions": ["binary_tensor_data"]}

@@ -10,7 +10,7 @@ from typing import Any
 
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.contracts import Exchange
-from failwell.observe.metrics import LATENCY_BUCKETS
+from failwell.observe.families import LATENCY_BUCKETS
 from failwell.observe.window import Windowed
 from failwell.routing.route import Route
 

@@ -5,81 +5,28 @@ from __future__ import annotations
 
 from prometheus_client import (
     CollectorRegistry,
-    Counter,
     Gauge,
-    Histogram,
     disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.metrics import MetricWrapperBase
 
+from failwell.observe import families
 from failwell.resilience.breaker import BreakerState
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # the _created series double the exposition for no use here
-
-LATENCY_BUCKETS = (
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.15,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
 
 
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "failwell_requests",
-            "Requests answered or refused, by route, tier and outcome.",
-            ["route", "tier", "outcome"],
-            registry=r,
-        )
-        self.latency = Histogram(
-            "failwell_request_duration_seconds",
-            "Time to answer, by route and answering tier.",
-            ["route", "tier"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.fallbacks = Counter(
-            "failwell_fallbacks",
-            "Tiers passed over, by route, the tier that failed and why.",
-            ["route", "from_tier", "error"],
-            registry=r,
-        )
-        self.breaker_state = Gauge(
-            "failwell_breaker_state",
-            "Breaker state per replica: 0 closed, 1 half-open, 2 open.",
-            ["backend", "replica"],
-            registry=r,
-        )
-        self.breaker_transitions = Counter(
-            "failwell_breaker_transitions",
-            "Breaker state changes per replica.",
-            ["backend", "replica", "to"],
-            registry=r,
-        )
-        self.in_flight = Gauge(
-            "failwell_in_flight_requests",
-            "Requests being answered now, by route.",
-            ["route"],
-            registry=r,
-        )
-        self.cache_dropped = Counter(
-            "failwell_cache_writes_dropped",
-            "Cache writes dropped because the queue was full.",
-            registry=r,
-        )
+        self.requests = families.REQUESTS.counter(r)
+        self.latency = families.REQUEST_DURATION.histogram(r)
+        self.fallbacks = families.FALLBACKS.counter(r)
+        self.breaker_state = families.BREAKER_STATE.gauge(r)
+        self.breaker_transitions = families.BREAKER_TRANSITIONS.counter(r)
+        self.in_flight = families.IN_FLIGHT.gauge(r)
+        self.cache_dropped = families.CACHE_WRITES_DROPPED.counter(r)
         self._children: dict[tuple[str, ...], MetricWrapperBase] = {}
 
     def _child(self, metric: MetricWrapperBase, *labels: str) -> MetricWrapperBase:
