@@ -79,3 +79,20 @@ def test_a_reload_names_the_keys_that_need_a_restart() -> None:
     )
     assert needs_restart(running, changed) == ["gateway.listen"]
     assert needs_restart(running, running) == []
+
+
+def test_check_names_the_keys_a_running_gateway_needs_a_restart_for(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from failwell.cli.main import app
+    from failwell.reload.history import ConfigHistory, config_version
+
+    path = tmp_path / "failwell.yaml"
+    text = yaml.safe_dump(CONFIG)
+    path.write_text(text)
+    ConfigHistory(path).record("applied", config_version(text), text, source="start")
+    edited = {**CONFIG, "gateway": {**CONFIG["gateway"], "listen": "127.0.0.1:9999"}}
+    path.write_text(yaml.safe_dump(edited))
+    shown = CliRunner().invoke(app, ["check", "--config", str(path)])
+    assert shown.exit_code == 0, shown.output
+    assert "needs a restart gateway.listen" in " ".join(shown.output.split())

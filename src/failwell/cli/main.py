@@ -12,7 +12,11 @@ from failwell.cli import drill as drill_cli
 from failwell.cli import fault as fault_cli
 from failwell.cli.configfile import ConfigOption, load
 from failwell.cli.status import app as status_app
+from failwell.config.load import config_from_text
+from failwell.config.models import FailwellConfig
 from failwell.errors import ConfigError
+from failwell.gateway.restart import needs_restart
+from failwell.reload.history import ConfigHistory
 
 app = typer.Typer(
     help="failwell: keep AI services answering when models fail.",
@@ -29,7 +33,26 @@ err = Console(stderr=True)
 def check(config: ConfigOption = Path("failwell.yaml")) -> None:
     """Validate a config and print every problem with its key path (exit code 2 on errors)."""
     cfg = load(config)
-    Console().print(f"{config}: ok ({len(cfg.routes)} routes, {len(cfg.backends)} backends)")
+    out = Console()
+    out.print(f"{config}: ok ({len(cfg.routes)} routes, {len(cfg.backends)} backends)")
+    for key in restart_keys(config, cfg):
+        out.print(
+            f"[yellow]needs a restart[/yellow] {key} (changed since the version applied last)"
+        )
+
+
+def restart_keys(path: Path, config: FailwellConfig) -> list[str]:
+    """Keys of ``config`` that differ from the version a gateway on ``path`` applied last and
+    that a reload cannot apply (none when no gateway has run it)."""
+    history = ConfigHistory(path)
+    applied = history.applied()
+    if not applied:
+        return []
+    try:
+        running = config_from_text(history.text(applied[-1]), path.resolve().parent)
+    except ConfigError:
+        return []
+    return needs_restart(running, config)
 
 
 @app.command()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import typer
 
 _encode = msgspec.json.Encoder().encode
 _NESTED = ("inputs", "outputs", "fallbacks", "detail")
@@ -34,8 +35,13 @@ def _row(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_parquet(rows: Iterable[dict[str, Any]], path: Path) -> int:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    try:  # an optional part: `pip install 'failwell[parquet]'`
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise typer.BadParameter(
+            "parquet export needs pyarrow: pip install 'failwell[parquet]'", param_hint="--format"
+        ) from None
 
     n = 0
     writer: Any = None

@@ -181,6 +181,13 @@ def load_config(
         text = Path(path).read_text()
     except OSError as exc:
         raise ConfigError([ConfigIssue("", f"cannot read {path}: {exc.strerror}")]) from None
+    return config_from_text(text, Path(path).resolve().parent, env=env, resolve=resolve)
+
+
+def config_from_text(
+    text: str, base: Path, *, env: Mapping[str, str] | None = None, resolve: bool = True
+) -> FailwellConfig:
+    """Validate the YAML ``text`` of a config file that lives in the folder ``base``."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -189,5 +196,4 @@ def load_config(
         raise ConfigError(
             [ConfigIssue("", f"invalid YAML at {where}: {getattr(exc, 'problem', exc)}")]
         ) from None
-    base = Path(path).resolve().parent
     return anchor_stores(parse_config(anchor_files(data, base), env=env, resolve=resolve), base)
