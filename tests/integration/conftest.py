@@ -134,7 +134,8 @@ class Gateway:
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as resp:
-            return resp.read().decode()
+            body: bytes = resp.read()
+            return body.decode()
 
 
 class RedisServer:

@@ -82,7 +82,7 @@ def test_tritonclient_through_tier_one_and_fallback(
     ranker.kill()
     result = triton_infer(gw, binary)
     assert result.get_response()["parameters"]["failwell_tier"] == "fallback"
-    assert result.as_numpy("items").shape == (10,)  # type: ignore[union-attr]
+    assert result.as_numpy("items").shape == (10,)
 
 
 def test_tritonclient_bad_input_is_a_clear_error(stack: Stack, models: Path) -> None:

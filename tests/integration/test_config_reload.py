@@ -44,7 +44,8 @@ def test_bad_config_never_replaces_a_good_one_and_rollback_puts_the_old_one_back
     v1 = config_version(path.read_text())
 
     def state() -> dict[str, Any]:
-        return http_json(f"{gw.url}/admin/config")
+        found: dict[str, Any] = http_json(f"{gw.url}/admin/config")
+        return found
 
     assert state()["version"] == v1
     with steady_load(gw.predict_url("r")) as load:

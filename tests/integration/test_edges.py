@@ -168,7 +168,7 @@ def test_openapi_document_describes_routes(echo_gateway: tuple[Stack, Gateway, A
 
 
 def test_check_command_names_key_paths(tmp_path: Path) -> None:
-    bad = {
+    bad: dict[str, Any] = {
         "backends": {"ranker": {"protocol": "v2", "replicas": [{"url": "http://127.0.0.1:1"}]}},
         "routes": {
             "recommend": {

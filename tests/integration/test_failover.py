@@ -193,9 +193,7 @@ def test_broken_answers_fall_back_and_open_the_breaker(
     metrics = gw.metrics()
     assert metric_value(metrics, "failwell_breaker_state", backend="ranker", replica=a.label) == 2.0
     kind = {"error": "status", "malformed": "malformed", "close": "unavailable"}[mode]
-    assert (
-        metric_value(
-            metrics, "failwell_fallbacks_total", route="recommend", from_tier="primary", error=kind
-        )
-        >= 1
+    fallbacks = metric_value(
+        metrics, "failwell_fallbacks_total", route="recommend", from_tier="primary", error=kind
     )
+    assert fallbacks is not None and fallbacks >= 1

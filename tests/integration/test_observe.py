@@ -88,8 +88,8 @@ def test_health_canary_metrics_and_alerts_follow_real_failures(stack: Stack) -> 
         assert wait_until(lambda: inference_status(gw) == "unhealthy", 10)
         answers = [predict(gw, 1000 + i)["tier"] for i in range(40)]
         assert set(answers) == {"static"}
-        assert wait_until(lambda: hook.events("failwell_tier1_floor", "firing"), 10)
-        assert wait_until(lambda: hook.events("failwell_quality_burn", "firing"), 10)
+        assert wait_until(lambda: bool(hook.events("failwell_tier1_floor", "firing")), 10)
+        assert wait_until(lambda: bool(hook.events("failwell_quality_burn", "firing")), 10)
         for i in range(40):  # keep burning across several evaluations: still one notification
             predict(gw, 2000 + i)
         wait_until(lambda: False, 1.5)

@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 import yaml
 
+from failwell.config.registry import ReplicationMode
 from failwell.demo.procs import ManagedProcess
 from failwell.registry import Registry
 from failwell.registry.artifacts import blob_key
 from failwell.registry.recovery import verify_store
-from failwell.registry.replication import ReplicaTarget, ReplicationMode
+from failwell.registry.replication import ReplicaTarget
 from failwell.registry.stores import FsspecStore, LocalStore
 from tests.integration.conftest import free_port
 

@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
+from failwell.config.registry import ReplicationMode
 from failwell.registry import Registry
-from failwell.registry.replication import ReplicaTarget, ReplicationMode
+from failwell.registry.replication import ReplicaTarget
 from failwell.registry.stores import FsspecStore, LocalStore
 from failwell.testing.load import LoadResult, run_load
 from tests.integration.conftest import Gateway, Stack, http_json, metric_value, wait_until
@@ -137,7 +138,7 @@ def rollout(gw: Gateway, candidate: str, **extra: Any) -> dict[str, Any]:
 
     def finished() -> bool:
         found.update(http_json(f"{gw.url}/admin/rollouts?route=score")["rollouts"][-1])
-        return found["state"] != "running"
+        return bool(found["state"] != "running")
 
     assert wait_until(finished, timeout=30, interval=0.1), found
     return found

@@ -44,7 +44,8 @@ def errors_of(data: Any, env: dict[str, str] | None = None) -> list[str]:
 
 
 def with_(path: str, value: Any) -> dict[str, Any]:
-    data = yaml.safe_load(yaml.safe_dump(BASE))
+    data: dict[str, Any] = yaml.safe_load(yaml.safe_dump(BASE))
+    node: Any
     node = data
     parts = path.split(".")
     for p in parts[:-1]:

@@ -14,6 +14,7 @@ from failwell.errors import (
     ConfigError,
     Conflict,
     InvalidInput,
+    UpstreamError,
     UpstreamMalformed,
     UpstreamStatus,
     UpstreamTimeout,
@@ -68,6 +69,7 @@ def test_each_kind_raises_what_the_real_failure_raises(kind: FaultKind, error: t
     book.add(FaultSpec(kind=kind, backend="b"))
     with pytest.raises(error) as info:
         asyncio.run(adapter.call(_request(), 0.001))
+    assert isinstance(info.value, UpstreamError)
     assert info.value.backend == "b" and info.value.replica == "r1"
     assert "injected fault f1" in info.value.message
     assert inner.calls == []

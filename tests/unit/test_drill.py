@@ -38,7 +38,7 @@ def windows(d: Any, starts: list[float], end: float, **fallbacks: Any) -> list[W
     ]
 
 
-HEALTHY_RUN = [
+HEALTHY_RUN: list[tuple[float, float, str | None]] = [
     (0, 3, "primary"),
     (3, 3.1, "primary"),
     (3.1, 7, "fallback"),

@@ -38,11 +38,12 @@ def bearer(key: str) -> list[tuple[bytes, bytes]]:
 
 def test_admin_calls_are_audited_and_callers_named() -> None:
     async def run() -> None:
-        app = App(Gateway(parse_config(CONFIG)))
+        gateway = Gateway(parse_config(CONFIG))
+        app = App(gateway)
         audits: list[tuple[str, dict[str, Any], str | None]] = []
         seen: list[Exchange] = []
-        app.gateway.audit_sinks.append(lambda a, d, c: audits.append((a, d, c)))
-        app.gateway.observers.append(seen.append)
+        gateway.audit_sinks.append(lambda a, d, c: audits.append((a, d, c)))
+        gateway.observers.append(seen.append)
         await app.gateway.start()
         try:
             assert (await asgi_call(app, "GET", "/admin/status", bearer(ADMIN))).status == 200

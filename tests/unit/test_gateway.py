@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -13,7 +14,7 @@ from failwell.config import load_config, parse_config
 from failwell.errors import InvalidInput, UnknownRoute
 from failwell.gateway.restart import needs_restart
 
-CONFIG = {
+CONFIG: dict[str, Any] = {
     "gateway": {"cache": {"path": "state/cache.sqlite"}},
     "log": {"enabled": True, "path": "state/log"},
     "control": {"flags_path": ":memory:"},

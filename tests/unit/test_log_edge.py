@@ -11,9 +11,11 @@ import msgspec
 import pytest
 
 from failwell.api.app import App
+from failwell.api.http import Message
 from failwell.config import parse_config
 from failwell.errors import LogUnavailable
 from failwell.gateway import Gateway
+from failwell.log.records import Record
 from failwell.log.segments import SegmentLog
 
 
@@ -49,7 +51,7 @@ async def post(app: App, seen: list[Any], rid: str, on_start: Any = None) -> int
 
     status = 0
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]
@@ -63,7 +65,7 @@ async def post(app: App, seen: list[Any], rid: str, on_start: Any = None) -> int
 
 def logged_ids(tmp_path: Path) -> list[str]:
     store = SegmentLog(tmp_path, "inference")
-    return [r.fields().get("request_id") for r in store.read(0, 1000)]
+    return [str(r.fields().get("request_id")) for r in store.read(0, 1000)]
 
 
 def test_sync_mode_answers_only_after_the_record_is_durable(tmp_path: Path) -> None:
@@ -90,7 +92,7 @@ def failing(gw: Gateway) -> None:
     store = gw.log.inference.store
     assert store is not None
 
-    def broken(batch: list[dict[str, object]]) -> list[Any]:
+    def broken(batch: list[dict[str, Any] | bytes]) -> list[Record]:
         raise OSError(28, "No space left on device")
 
     store.append = broken  # type: ignore[method-assign]

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from failwell.config.registry import ReplicationMode
 from failwell.errors import ArtifactCorrupt, RegistryError
 from failwell.registry import Registry
 from failwell.registry.artifacts import blob_key
 from failwell.registry.drill import drill
 from failwell.registry.recovery import restore, verify_store
-from failwell.registry.replication import ReplicaTarget, ReplicationMode
+from failwell.registry.replication import ReplicaTarget
 from failwell.registry.stores import FsspecStore, LocalStore
 
 
