@@ -19,8 +19,6 @@ from failwell.reload.history import config_version
 from tests.integration.conftest import Stack, http_json, wait_until
 from tests.integration.test_rollout import steady_load
 
-pytestmark = pytest.mark.integration
-
 
 def routes(static: int, extra: bool) -> dict[str, Any]:
     out: dict[str, Any] = {

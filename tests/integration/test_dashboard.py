@@ -15,7 +15,6 @@ import pytest
 from tests.integration.conftest import Gateway, Stack, launch_chromium
 from tests.integration.observed import observed_config
 
-pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -7,11 +7,7 @@ import datetime as dt
 import time
 from typing import Any
 
-import pytest
-
 from tests.integration.conftest import Gateway, Stack, http_json, metric_value, wait_until
-
-pytestmark = pytest.mark.integration
 
 
 def predict(gw: Gateway, route: str, inputs: dict[str, Any]) -> dict[str, Any]:

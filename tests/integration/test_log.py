@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from failwell.config.log import LogConfig
 from failwell.log.query import Filter, scan, select
@@ -21,8 +20,6 @@ from failwell.log.records import verify
 from failwell.log.redis_stream import RedisStreamLog
 from failwell.log.segments import SegmentLog
 from tests.integration.conftest import PY, Stack, http_json, wait_until
-
-pytestmark = pytest.mark.integration
 
 
 def echo_config(stack: Stack, log: dict[str, Any] | None, name: str = "g") -> dict[str, Any]:

@@ -31,8 +31,6 @@ from failwell.demo.procs import ManagedProcess, ProcessStartError
 from failwell.demo.stack import modelserver_cmd
 from failwell.demo.train import train
 
-pytestmark = pytest.mark.integration
-
 START = 60.0
 SHORT = 0.5
 INFER = "/v2/models/ranker/infer"

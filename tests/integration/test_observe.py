@@ -8,14 +8,11 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-import pytest
 from typer.testing import CliRunner
 
 from failwell.cli.main import app
 from tests.integration.conftest import Gateway, Stack, http_json, metric_value, wait_until
 from tests.integration.observed import feed, observed_config, replica_healthy, webhook
-
-pytestmark = pytest.mark.integration
 
 
 def get(url: str) -> tuple[int, Any]:

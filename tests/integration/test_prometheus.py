@@ -15,7 +15,6 @@ from failwell.demo.procs import ManagedProcess
 from tests.integration.conftest import Stack, free_port, http_json, wait_until
 from tests.integration.observed import observed_config
 
-pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = "/usr/bin/prometheus"
 

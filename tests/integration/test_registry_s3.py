@@ -23,7 +23,6 @@ from failwell.registry.replication import ReplicaTarget
 from failwell.registry.stores import FsspecStore, LocalStore
 from tests.integration.conftest import free_port
 
-pytestmark = pytest.mark.integration
 CREDS = {"key": "testing", "secret": "testing"}
 
 

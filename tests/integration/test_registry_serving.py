@@ -5,14 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import yaml
 
 from failwell.registry import Registry
 from failwell.registry.stores import LocalStore
 from tests.integration.conftest import ModelServer, Stack, http_json
-
-pytestmark = pytest.mark.integration
 
 
 def test_model_server_serves_a_registry_alias(stack: Stack, tmp_path: Path, models: Path) -> None:

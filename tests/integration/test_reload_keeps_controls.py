@@ -11,13 +11,10 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-import pytest
 import yaml
 
 from tests.integration.conftest import Gateway, Stack, http_json, metric_value, wait_until
 from tests.integration.test_rollout import steady_load
-
-pytestmark = pytest.mark.integration
 
 
 def config(stack: Stack, replicas: list[dict[str, Any]], deadline: str, timeout: str) -> Any:

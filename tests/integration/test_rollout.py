@@ -26,7 +26,6 @@ from failwell.registry.stores import FsspecStore, LocalStore
 from failwell.testing.load import LoadResult, run_load
 from tests.integration.conftest import Gateway, Stack, http_json, metric_value, wait_until
 
-pytestmark = pytest.mark.integration
 VERSIONS = {
     "v1": {"offset": 0.0},
     "v2": {"offset": 0.0, "note": "retrained"},

@@ -14,8 +14,6 @@ import pytest
 
 from tests.integration.conftest import Stack, http_json
 
-pytestmark = pytest.mark.integration
-
 
 def openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
