@@ -9,6 +9,7 @@ from failwell.contracts import Request, Result
 from failwell.errors import (
     AllTiersFailed,
     NoHealthyReplica,
+    TierFailed,
     UpstreamRejected,
     UpstreamStatus,
     UpstreamUnavailable,
@@ -74,6 +75,25 @@ def test_retry_goes_to_another_replica_and_failures_open_the_breaker() -> None:
         result, replica = run(p.call(request(clock), 0.5))
         assert replica is live and result.outputs == {"from": "live"}
     assert dead.breaker.state is BreakerState.OPEN
+
+
+def test_backoff_between_attempts_sleeps_on_the_injected_clock() -> None:
+    clock = FakeClock()
+    calls: list[float] = []
+
+    async def flaky(request: Request, timeout: float) -> Result:
+        calls.append(clock.now())
+        if len(calls) < 3:
+            raise UpstreamUnavailable("refused")
+        return Result({"ok": True})
+
+    policy = RetryPolicy(3, backoff=0.010, max_backoff=0.020)
+    replicas = [rep("a", FakeAdapter(flaky), clock, threshold=10)]
+    p = Pool("b", replicas, policy, timeout=0.1, clock=clock, sleep=clock.sleep)
+    result, _ = run(p.call(request(clock), 0.5))
+    assert result.outputs == {"ok": True}
+    assert len(clock.slept) == 2 and all(0 <= s <= 0.020 for s in clock.slept)
+    assert calls[2] - calls[0] == pytest.approx(sum(clock.slept))  # no real time passed
 
 
 def test_caller_error_from_upstream_is_not_retried_nor_counted() -> None:
@@ -186,3 +206,19 @@ def test_tier_one_answer_is_stored_and_all_failed_lists_each_tier() -> None:
     with pytest.raises(AllTiersFailed) as info:
         run(dead.run(request(clock), clock.now()))
     assert [(f.tier, f.kind) for f in info.value.failures] == [("p", "unavailable")]
+
+
+def test_cache_tier_ages_answers_on_the_injected_clock() -> None:
+    from failwell.routing.tiers import CacheTier
+    from failwell.store.cache import AnswerCache
+
+    clock = FakeClock()
+    cache = AnswerCache(":memory:", clock=clock)
+    cache.put("k", {"items": [1]}, "v1")
+    tier = CacheTier("cache", "stale", 0.0, cache, lambda request: "k", ttl=60.0, clock=clock)
+    clock.advance(30)
+    got = run(tier.answer(request(clock), 0.1))
+    assert got.outputs == {"items": [1]} and got.age == pytest.approx(30)
+    clock.advance(31)
+    with pytest.raises(TierFailed, match="over the TTL"):
+        run(tier.answer(request(clock), 0.1))

@@ -12,6 +12,7 @@ class FakeClock:
 
     def __init__(self, start: float = 1000.0) -> None:
         self.t = start
+        self.slept: list[float] = []
 
     def now(self) -> float:
         return self.t
@@ -20,6 +21,11 @@ class FakeClock:
         return self.t
 
     def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        """A sleep for code that takes one (a pool's backoff): moves the clock at once."""
+        self.slept.append(seconds)
         self.t += seconds
 
 
