@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from prometheus_client import CollectorRegistry
 
 from failwell.api.exchange import exchange
-from failwell.api.health import readiness
+from failwell.api.health import inference_health, readiness
 from failwell.config import parse_config
 from failwell.config.observe import CanaryCheck, HealthConfig
 from failwell.errors import ConfigError
 from failwell.gateway import Gateway
 from failwell.health.canary import mismatch
 from failwell.health.prober import HealthBoard, HealthProber
-from failwell.resilience.breaker import Breaker
+from failwell.resilience.breaker import Breaker, BreakerState
 from failwell.resilience.retry import RetryPolicy
 from failwell.routing.pool import Pool, Replica
-from failwell.testing import FakeAdapter
+from failwell.testing import FakeAdapter, FakeClock
 
 
 def test_canary_checks() -> None:
@@ -89,7 +91,10 @@ def test_readiness_needs_tier_one_unless_fallback_only_is_accepted() -> None:
         assert ok is accepted
         check = detail["checks"]["route:r"]
         assert check.get("fallback_only", False) is accepted
-        assert detail["status"] == ("ready" if accepted else "not_ready")
+        assert detail["status"] == ("degraded" if accepted else "not_ready")
+        assert detail["degraded_routes"] == ["r"]
+        # A global balancer asks for tier 1 everywhere, whatever the route accepts.
+        assert readiness(gw.routes, gw.cache, gw.readiness_checks, tier1=True)[0] is False
 
 
 def test_traceparent_is_started_or_propagated() -> None:
@@ -152,3 +157,39 @@ def test_canary_inputs_are_checked_against_the_route_at_load() -> None:
     assert "routes.r.canary.checks[0].inputs.n: missing" in text
     assert "routes.r.canary.checks[0].inputs.extra: not in the route's input" in text
     assert "routes.r.canary.checks[0].inputs.x: expected str" in text
+
+
+def test_http_backends_are_probed_by_default_and_false_turns_it_off() -> None:
+    def backend(**extra: Any) -> Any:
+        config = parse_config(
+            {
+                "backends": {"m": {"protocol": "v2", "replicas": [{"url": "http://h:1"}], **extra}},
+                "routes": {"r": {"input": {"x": "str"}, "tiers": [{"name": "p", "backend": "m"}]}},
+            },
+            resolve=False,
+        )
+        return config.backends["m"].health
+
+    assert backend().enabled and backend().interval == 2.0
+    assert not backend(health=False).enabled
+    assert backend(health={"interval": "1s", "timeout": "200ms"}).interval == 1.0
+
+
+def test_a_half_open_replica_is_not_in_rotation_until_it_passes() -> None:
+    clock = FakeClock()
+    breaker = Breaker(1, 5.0, 1, clock)
+    replica = Replica("a", FakeAdapter(_never), breaker)  # type: ignore[arg-type]
+    breaker.record_failure()
+    clock.advance(6.0)
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert replica.available() and not replica.serving()  # it may take the probe call
+    assert breaker.acquire()
+    breaker.record_success()
+    assert replica.serving()
+
+
+def test_inference_health_without_a_canary_is_unknown_never_healthy() -> None:
+    gw = _gateway(True)
+    ok, detail = inference_health(gw.health.canaries, gw.routes)
+    assert ok and detail["status"] == "unknown"
+    assert detail["routes"]["r"]["status"] == "unknown"

@@ -38,7 +38,7 @@ def dashboard_endpoints(host: Host) -> dict[str, tuple[str, FrontEnd]]:
     async def inference(
         scope: Scope, receive: Receive, send: Send, ex: Exchange, gate: Pass
     ) -> None:
-        ok, detail = inference_health(host.health.canaries)
+        ok, detail = inference_health(host.health.canaries, host.routes)
         await respond(send, 200 if ok else 503, encode(detail), _JSON)
 
     async def dashboard(

@@ -78,7 +78,8 @@ class FrontEnds:
         self, scope: Scope, receive: Receive, send: Send, ex: Exchange, gate: Pass
     ) -> None:
         host = self.host
-        ok, detail = readiness(host.routes, host.cache, host.readiness_checks)
+        tier1 = b"tier1=true" in scope.get("query_string", b"")  # for a global balancer
+        ok, detail = readiness(host.routes, host.cache, host.readiness_checks, tier1)
         if host.guard.draining:
             ok, detail = False, {**detail, "draining": True}
         await respond(send, 200 if ok else 503, encode(detail), _JSON_HEADERS)

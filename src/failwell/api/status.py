@@ -37,6 +37,7 @@ def status(host: Host) -> dict[str, Any]:
                     "priority": r.priority,
                     "breaker": r.breaker.state.name.lower(),
                     "healthy": r.healthy,
+                    "serving": r.serving(),
                     "outstanding": r.outstanding,
                 }
                 for r in pool.replicas

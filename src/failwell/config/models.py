@@ -152,7 +152,17 @@ class BackendConfig(Frozen):
     version: str | None = Field(
         None, description="Model version reported in answers when the upstream does not say."
     )
-    health: HealthConfig | None = Field(None, description="Active health probes per replica.")
+    health: HealthConfig = Field(
+        default_factory=HealthConfig,
+        description="Active health probes per replica: on by default for HTTP backends; "
+        "'false' turns them off.",
+    )
+
+    @field_validator("health", mode="before")
+    @classmethod
+    def _health(cls, value: Any) -> Any:
+        return {"enabled": value} if isinstance(value, bool) else value
+
     model_created: Timestamp | None = Field(
         None,
         description="When the served model was created (ISO 8601, UTC without a zone), for its age; default: when the gateway first saw its model_version. model_ref backends use the registry's time.",

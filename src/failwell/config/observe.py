@@ -149,8 +149,10 @@ class SloConfig(Frozen):
         DEFAULT_WINDOWS, min_length=1, description="Multi-window burn-rate alert rules."
     )
     fallback_only_ready: bool = Field(
-        False,
-        description="Count the route ready when tier 1 has no usable replica but later tiers answer.",
+        True,
+        description="Count the route ready when tier 1 has no usable replica but later tiers "
+        "answer (false: tier 1 down makes the gateway unready). /health/ready?tier1=true "
+        "ignores this and asks for tier 1 on every route.",
     )
 
 

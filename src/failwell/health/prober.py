@@ -134,7 +134,7 @@ class HealthProber:
         prober restarts its loops on the new set."""
         targets = []
         for name, bc in backends.items():
-            if bc.health is None or not bc.health.enabled or bc.protocol is WireProtocol.PYTHON:
+            if not bc.health.enabled or bc.protocol is WireProtocol.PYTHON:
                 continue
             path = bc.health.path or DEFAULT_PATH[bc.protocol]
             for rc in bc.replicas:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.contracts import Adapter, Request, Result
 from failwell.errors import DeadlineExceeded, NoHealthyReplica, UpstreamError
-from failwell.resilience.breaker import Breaker
+from failwell.resilience.breaker import Breaker, BreakerState
 from failwell.resilience.retry import RetryPolicy
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -52,7 +52,13 @@ class Replica:
         self.healthy = True  # set by the active health prober
 
     def available(self) -> bool:
+        """May the pool send it a call now (a half-open breaker admits its probe calls)?"""
         return self.healthy and self.breaker.available()
+
+    def serving(self) -> bool:
+        """In rotation for readiness and status: healthy with its breaker closed (a half-open
+        replica that has not passed its probe call yet does not count)."""
+        return self.healthy and self.breaker.state is BreakerState.CLOSED
 
     def __repr__(self) -> str:
         return f"<Replica {self.label} p{self.priority} out={self.outstanding} {self.breaker!r}>"
