@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,7 +78,18 @@ def test_dashboard_shows_routes_and_tier_shift(stack: Stack, tmp_path: Path) -> 
                 timeout=20_000,
             )
             page.wait_for_selector('[data-canary="unhealthy"]', timeout=10_000)
-            page.wait_for_selector("#ready.bad", timeout=10_000)
+            # Still ready (the cache and static tiers answer), shown as degraded.
+            page.wait_for_selector("#ready.warn", timeout=10_000)
+            assert page.locator("#ready").inner_text() == "degraded"
+            assert (
+                int(
+                    page.locator(
+                        f"{chart[: -len('svg.tier-chart')]}svg.latency-chart"
+                    ).get_attribute("data-points")
+                    or 0
+                )
+                > 0
+            )
             page.wait_for_timeout(2500)
             # the screenshot in docs/ is refreshed on request only, so a test run leaves the tree clean
             shot = (
@@ -86,6 +98,54 @@ def test_dashboard_shows_routes_and_tier_shift(stack: Stack, tmp_path: Path) -> 
                 else tmp_path / "dashboard.png"
             )
             page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert errors == []
+
+
+def test_dashboard_signs_in_with_a_key_for_a_session_cookie(stack: Stack) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    m1 = stack.model_server(label="m1")
+    config = observed_config(stack, [m1])
+    config["security"] = {
+        "keys": [
+            {"name": "ops", "secret": "ops-key-0123456789", "scopes": ["metrics"]},
+            {"name": "app", "secret": "app-key-0123456789", "scopes": ["predict:*"]},
+        ]
+    }
+    gw = stack.gateway(config)
+    feed = f"{gw.url}/dashboard/feed"
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(feed, timeout=5)
+    assert denied.value.code == 401
+    errors: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            page = browser.new_page()
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{gw.url}/dashboard", timeout=15_000)
+            page.wait_for_selector("#signin", state="visible", timeout=10_000)
+            page.fill("#signin-key", "app-key-0123456789")  # a key that may not read the state
+            page.click("#signin button")
+            page.wait_for_function(
+                "() => document.getElementById('signin-error').textContent.includes('scope')",
+                timeout=10_000,
+            )
+            page.fill("#signin-key", "ops-key-0123456789")
+            page.click("#signin button")
+            page.locator('section.route[data-route="echo"]').wait_for(timeout=10_000)
+            assert page.evaluate("document.cookie") == ""  # HttpOnly: no script reads it
+            cookies = page.context.cookies()
+            [session] = [c for c in cookies if c["name"] == "failwell_session"]
+            assert session["httpOnly"] and session["sameSite"] == "Strict"
+            assert session["path"] == "/dashboard"
+            # The session reads the dashboard only, nothing else.
+            status = page.evaluate("fetch('/admin/status').then((r) => r.status)")
+            assert status == 401
+            page.evaluate("fetch('/dashboard/signout', {method: 'POST'})")
+            page.reload()
+            page.wait_for_selector("#signin", state="visible", timeout=10_000)
         finally:
             browser.close()
     assert errors == []

@@ -18,6 +18,7 @@ from failwell.admission.admit import Admission, Caller
 from failwell.admission.concurrency import RETRY_AFTER, ConcurrencyLimit
 from failwell.api.http import Scope
 from failwell.api.limits import check_headers
+from failwell.api.sessions import Sessions
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.security import ApiKeyConfig, SecurityConfig
 from failwell.contracts import Exchange
@@ -25,8 +26,16 @@ from failwell.errors import Forbidden, Overloaded, Unauthorized
 
 ADMIN, METRICS, ALL_ROUTES = "admin", "metrics", "predict:*"
 OPEN_PATHS = frozenset(
-    {"/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready", "/openapi.json"}
+    {
+        "/health/live",
+        "/health/ready",
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/openapi.json",
+        "/dashboard",  # the page alone: no data in it; it signs in for the feed
+    }
 )
+SESSION_PATHS = frozenset({"/dashboard/feed", "/dashboard/signout"})  # a cookie will do
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +111,14 @@ def presented_key(headers: list[tuple[bytes, bytes]]) -> bytes | None:
 class Guard:
     """The edge's gatekeeper: request limits, authentication, scopes, admission."""
 
-    def __init__(self, security: SecurityConfig, keys: KeyRing, admission: Admission) -> None:
+    def __init__(
+        self, security: SecurityConfig, keys: KeyRing, admission: Admission, sessions: Sessions
+    ) -> None:
         self.limits = security.limits
         self.required = security.auth_required
         self.keys = keys
         self.admission = admission
+        self.sessions = sessions
         self.draining = False
 
     def enter(self, scope: Scope, path: str, ex: Exchange) -> Principal | None:
@@ -116,18 +128,32 @@ class Guard:
         check_headers(headers, self.limits)
         if not self.required or path in OPEN_PATHS:
             return None
+        if path in SESSION_PATHS and presented_key(headers) is None:
+            session = self.sessions.find(headers)  # a signed-in browser
+            if session is None:
+                raise Unauthorized("sign in: POST /dashboard/session with a key")
+            ex.caller = session.caller
+            return None
         who = self.keys.authenticate(headers)
         ex.caller = who.name
         if path.startswith("/admin/"):
             self.require(who, ADMIN)
         elif path == "/metrics":
             self.require(who, METRICS)
+        elif path.startswith("/dashboard/"):
+            self.require_reader(who)
         return who
 
     @staticmethod
     def require(who: Principal, scope: str) -> None:
         if not who.may(scope):
             raise Forbidden(f"the key {who.name!r} lacks the {scope!r} scope")
+
+    @staticmethod
+    def require_reader(who: Principal) -> None:
+        """The dashboard is for keys that may read the gateway's state: admin or metrics."""
+        if not (who.may(ADMIN) or who.may(METRICS)):
+            raise Forbidden(f"the key {who.name!r} lacks the 'admin' or 'metrics' scope")
 
     def authorize(self, who: Principal | None, route: str) -> None:
         if who is not None and not who.may_predict(route):

@@ -12,6 +12,7 @@ from failwell.api.host import Host
 from failwell.api.http import Receive, Scope, Send, respond
 from failwell.api.layers import FrontEnd
 from failwell.api.responses import JSON, encode
+from failwell.api.sessions import cleared, cookie
 from failwell.api.status import feed
 from failwell.contracts import Exchange
 from failwell.errors import InvalidInput
@@ -51,7 +52,24 @@ def dashboard_endpoints(host: Host) -> dict[str, tuple[str, FrontEnd]]:
     ) -> None:
         await respond(send, 200, encode(feed(host, _window(scope))), _JSON)
 
+    async def sign_in(scope: Scope, receive: Receive, send: Send, ex: Exchange, gate: Pass) -> None:
+        who = gate.who
+        if who is None:  # keys are off: nothing to sign in to
+            await respond(send, 200, encode({"signed_in": True, "keys": False}), _JSON)
+            return
+        token, max_age = host.guard.sessions.open(who.name, who.expires)
+        headers = [*_JSON, (b"set-cookie", cookie(token, max_age))]
+        await respond(send, 200, encode({"signed_in": True, "expires_in": max_age}), headers)
+
+    async def sign_out(
+        scope: Scope, receive: Receive, send: Send, ex: Exchange, gate: Pass
+    ) -> None:
+        host.guard.sessions.close(scope["headers"])
+        await respond(send, 200, encode({"signed_in": False}), [*_JSON, (b"set-cookie", cleared())])
+
     return {
+        "/dashboard/session": ("POST", sign_in),
+        "/dashboard/signout": ("POST", sign_out),
         "/health/inference": ("GET", inference),
         "/dashboard": ("GET", dashboard),
         "/dashboard/feed": ("GET", dashboard_feed),

@@ -88,8 +88,9 @@ def feed(host: Host, window: float = 300.0) -> dict[str, Any]:
                     "canary": health.canary,
                     "last_error": health.last_error,
                 }
-    ready, _ = readiness(host.routes, host.cache, host.readiness_checks)
+    ready, detail = readiness(host.routes, host.cache, host.readiness_checks)
     doc["ready"] = ready
+    doc["readiness"] = detail["status"]  # ready, degraded or not_ready
     doc["alerts"] = {
         "firing": plane.evaluator.firing(),
         "recent": list(plane.evaluator.recent)[:20],

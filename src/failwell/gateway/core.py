@@ -30,6 +30,7 @@ from failwell.api.drain import drain_routes
 from failwell.api.limits import BodyLimits
 from failwell.api.openapi import openapi
 from failwell.api.responses import encode
+from failwell.api.sessions import Sessions
 from failwell.api.status import status_routes
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.models import BackendConfig, FailwellConfig
@@ -92,7 +93,7 @@ class Gateway:
         self.health = HealthPlane(config, self.pools, registry, clock)
         self.admission = Admission(config.security, registry, clock)
         self.keys = KeyRing(config.security.keys, clock)
-        self.guard = Guard(config.security, self.keys, self.admission)
+        self.guard = Guard(config.security, self.keys, self.admission, Sessions(clock=clock))
         self.limits = BodyLimits.from_config(config.gateway.max_body, config.security.limits)
         self.rollouts = Rollouts(self.routes, self.pools, self.audit, registry)
         self.watcher = RegistryWatcher([], config.registry.watch, self.audit, registry)

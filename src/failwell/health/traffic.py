@@ -18,6 +18,13 @@ WIDTH = 2.0
 SPAN = 600.0
 
 
+def _ms(seconds: float | None) -> float | None:
+    """Milliseconds of a bucket bound (None for no data, and for the open top bucket)."""
+    if seconds is None or seconds == float("inf"):
+        return None
+    return seconds * 1000
+
+
 class RouteTraffic:
     def __init__(self, route: Route, clock: Clock) -> None:
         self.tiers = [t.name for t in route.chain.tiers]
@@ -61,12 +68,13 @@ class RouteTraffic:
             "tiers": self.tiers,
             "window_s": window,
             "by_tier": dict(zip([*self.tiers, "failed"], totals[: self.failed + 1], strict=True)),
-            "latency_ms": {
-                "p50": None if p50 is None else p50 * 1000,
-                "p99": None if p99 is None else p99 * 1000,
-            },
+            "latency_ms": {"p50": _ms(p50), "p99": _ms(p99)},
             "series": [
-                {"t": round(t + wall_offset, 3), "by_tier": row[: self.failed + 1]}
+                {
+                    "t": round(t + wall_offset, 3),
+                    "by_tier": row[: self.failed + 1],
+                    "p99_ms": _ms(self.percentile(row, 0.99)),
+                }
                 for t, row in series
             ],
             "width_s": WIDTH,
