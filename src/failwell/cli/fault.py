@@ -3,43 +3,21 @@ gateway's fault injection and flags through its admin API."""
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from failwell.cli.remote import GatewayOption, KeyOption, call
+
 app = typer.Typer(help="Inject faults into a running gateway; switch tiers and backends.")
 console = Console(highlight=False)
-GatewayOption = Annotated[str, typer.Option("--gateway", "-g", help="The gateway's base URL.")]
-
-
-def _call(gateway: str, method: str, path: str, body: Any = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(
-        gateway.rstrip("/") + path,
-        data=data,
-        method=method,
-        headers={"content-type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        console.print(f"[red]error[/red] {method} {path}: {exc.code} {detail}")
-        raise typer.Exit(1) from None
-    except OSError as exc:
-        console.print(f"[red]error[/red] cannot reach {gateway}: {exc}")
-        raise typer.Exit(1) from None
 
 
 @app.command("list")
-def list_faults(gateway: GatewayOption = "http://127.0.0.1:8080") -> None:
+def list_faults(gateway: GatewayOption = "http://127.0.0.1:8080", key: KeyOption = None) -> None:
     """The active faults."""
-    faults = _call(gateway, "GET", "/admin/faults")["faults"]
+    faults = call(gateway, "GET", "/admin/faults", key=key)["faults"]
     if not faults:
         console.print("no active faults")
     for f in faults:
@@ -64,6 +42,7 @@ def add(
     ),
     status: Annotated[int, typer.Option(help="error: the 5xx status.")] = 500,
     gateway: GatewayOption = "http://127.0.0.1:8080",
+    key: KeyOption = None,
 ) -> None:
     """Add a fault; it expires after its duration."""
     body = {
@@ -77,7 +56,7 @@ def add(
         "distribution": distribution,
         "status": status,
     }
-    fault = _call(gateway, "POST", "/admin/faults", body)["fault"]
+    fault = call(gateway, "POST", "/admin/faults", body, key=key)["fault"]
     console.print(f"added {fault['id']}: {kind} on {backend}, {fault['remaining_s']:.0f}s")
 
 
@@ -86,17 +65,18 @@ def clear(
     fault_id: Annotated[str | None, typer.Option("--id", help="One fault.")] = None,
     backend: Annotated[str | None, typer.Option(help="Every fault of one backend.")] = None,
     gateway: GatewayOption = "http://127.0.0.1:8080",
+    key: KeyOption = None,
 ) -> None:
     """Clear one fault, a backend's faults, or all of them."""
     query = f"?id={fault_id}" if fault_id else f"?backend={backend}" if backend else ""
-    cleared = _call(gateway, "DELETE", "/admin/faults" + query)["cleared"]
+    cleared = call(gateway, "DELETE", "/admin/faults" + query, key=key)["cleared"]
     console.print(f"cleared {', '.join(cleared) or 'nothing'}")
 
 
 @app.command()
-def flags(gateway: GatewayOption = "http://127.0.0.1:8080") -> None:
+def flags(gateway: GatewayOption = "http://127.0.0.1:8080", key: KeyOption = None) -> None:
     """Every tier and backend flag with its state."""
-    for target, on in _call(gateway, "GET", "/admin/flags")["flags"].items():
+    for target, on in call(gateway, "GET", "/admin/flags", key=key)["flags"].items():
         console.print(f"{'on ' if on else '[red]off[/red]'}  {target}")
 
 
@@ -105,10 +85,11 @@ def flag(
     target: Annotated[str, typer.Argument(help="tier:ROUTE/TIER or backend:NAME.")],
     state: Annotated[str, typer.Argument(help="on or off.")],
     gateway: GatewayOption = "http://127.0.0.1:8080",
+    key: KeyOption = None,
 ) -> None:
     """Switch a tier or a backend on or off (persists across restarts)."""
     if state not in ("on", "off"):
         console.print("state must be on or off")
         raise typer.Exit(2)
-    got = _call(gateway, "POST", "/admin/flags", {"target": target, "on": state == "on"})
+    got = call(gateway, "POST", "/admin/flags", {"target": target, "on": state == "on"}, key=key)
     console.print(f"{target} {state}" + ("" if got["changed"] else " (unchanged)"))

@@ -3,42 +3,18 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from failwell.cli.remote import GatewayOption, KeyOption, call
+
 app = typer.Typer(help="Canary rollouts with automatic rollback.", no_args_is_help=True)
 out, err = Console(highlight=False), Console(stderr=True, highlight=False)
 
-GatewayOption = Annotated[
-    str, typer.Option("--gateway", "-g", help="Base URL of the running gateway.")
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-def admin(gateway: str, path: str, body: Any = None) -> Any:
-    """Call the gateway's admin API; a 4xx prints its message and exits 1."""
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(
-        gateway.rstrip("/") + path, data=data, headers={"content-type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = str(exc)
-        err.print(f"[red]error[/red] {message}")
-        raise typer.Exit(1) from None
-    except (urllib.error.URLError, OSError) as exc:
-        err.print(f"[red]error[/red] cannot reach {gateway}: {exc}")
-        raise typer.Exit(1) from None
 
 
 def show(rollout: dict[str, Any]) -> None:
@@ -69,6 +45,7 @@ def start(
         bool, typer.Option(help="Copy traffic to the candidate; discard it.")
     ] = False,
     gateway: GatewayOption = "http://127.0.0.1:8080",
+    key: KeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Start a rollout: step the candidate's share up; promote or roll back on its own."""
@@ -86,7 +63,7 @@ def start(
         "step_time": step_time,
         "shadow": shadow,
     }
-    started = admin(gateway, "/admin/rollouts", body)
+    started = call(gateway, "POST", "/admin/rollouts", body, key)
     if as_json:
         out.print_json(json.dumps(started))
     else:
@@ -97,11 +74,12 @@ def start(
 def status(
     route: Annotated[str | None, typer.Argument()] = None,
     gateway: GatewayOption = "http://127.0.0.1:8080",
+    key: KeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Rollouts of this gateway (running and finished), with each arm's figures."""
     query = f"?route={route}" if route else ""
-    found = admin(gateway, f"/admin/rollouts{query}")["rollouts"]
+    found = call(gateway, "GET", f"/admin/rollouts{query}", key=key)["rollouts"]
     if as_json:
         out.print_json(json.dumps(found))
         return
@@ -118,6 +96,7 @@ def abort(
         str, typer.Option(help="Why; goes to the audit log.")
     ] = "aborted by an operator",
     gateway: GatewayOption = "http://127.0.0.1:8080",
+    key: KeyOption = None,
 ) -> None:
     """Stop the running rollout of ROUTE and put stable back."""
-    show(admin(gateway, "/admin/rollouts/abort", {"route": route, "reason": reason}))
+    show(call(gateway, "POST", "/admin/rollouts/abort", {"route": route, "reason": reason}, key))

@@ -17,12 +17,16 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from failwell.cli.remote import KeyOption
+
 app = typer.Typer(help="Show a running gateway's health at a glance.", add_completion=False)
 _STATE_STYLE = {"healthy": "green", "degraded": "yellow", "unhealthy": "red", "pending": "dim"}
 
 
-def fetch(url: str, window: float, timeout: float = 5.0) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{url}/dashboard/feed?window={window:g}", timeout=timeout) as r:
+def fetch(url: str, window: float, key: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    req = urllib.request.Request(f"{url}/dashboard/feed?window={window:g}", headers=headers)
+    with urllib.request.urlopen(req, timeout=timeout) as r:
         doc: dict[str, Any] = json.loads(r.read())
         return doc
 
@@ -130,18 +134,21 @@ def status(
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh until Ctrl-C.")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 2.0,
     window: Annotated[float, typer.Option(help="Traffic window in seconds (10-600).")] = 300.0,
+    key: KeyOption = None,
 ) -> None:
     """Routes, tier distribution, replicas and breakers, SLO budgets, canaries, alerts."""
     url = url.rstrip("/")
     console = Console()
     try:
         if not watch:
-            console.print(render(fetch(url, window), url))
+            console.print(render(fetch(url, window, key), url))
             return
-        with Live(render(fetch(url, window), url), console=console, auto_refresh=False) as live:
+        with Live(
+            render(fetch(url, window, key), url), console=console, auto_refresh=False
+        ) as live:
             while True:
                 time.sleep(interval)
-                live.update(render(fetch(url, window), url), refresh=True)
+                live.update(render(fetch(url, window, key), url), refresh=True)
     except (urllib.error.URLError, OSError) as exc:
         Console(stderr=True).print(f"[red]error[/red] cannot read {url}/dashboard/feed: {exc}")
         raise typer.Exit(1) from None
