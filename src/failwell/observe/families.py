@@ -230,4 +230,110 @@ ALERT_NOTIFICATIONS = counter(
     "state", "result",
 )  # fmt: skip
 
+# --- admission (admission/admit.py) ---------------------------------------------------------
+ADMISSION_REFUSED = counter(
+    "failwell_admission_refused",
+    "Requests refused by admission: rate_limited (429) or shed (503), by route.",
+    "route", "reason", "priority",
+)  # fmt: skip
+ADMISSION_QUEUE_DEPTH = gauge(
+    "failwell_admission_queue_depth", "Requests waiting for a concurrency slot, by route.", "route"
+)
+ADMISSION_ACTIVE = gauge(
+    "failwell_admission_active", "Requests holding a concurrency slot, by route.", "route"
+)
+ADMISSION_CAPACITY_SCALE = gauge(
+    "failwell_admission_capacity_scale",
+    "Share of the route's limits admitted now (below 1 while a standby serves).",
+    "route",
+)
+
+# --- injected faults (faults/admin.py) ------------------------------------------------------
+FAULTS_INJECTED = counter(
+    "failwell_faults_injected",
+    "Calls that met an injected fault, by backend and fault kind.",
+    "backend", "kind",
+)  # fmt: skip
+
+# --- the scheduled canary drill (faults/canary_drill.py) ------------------------------------
+CANARY_DRILL_ACTIVE = gauge("failwell_canary_drill_active", "1 while a canary drill runs.", "route")
+CANARY_DRILL_REQUESTS = counter(
+    "failwell_canary_drill_requests", "Canary drill requests by outcome.", "route", "outcome"
+)
+CANARY_DRILL_RUNS = counter(
+    "failwell_canary_drill_runs", "Canary drills by result.", "route", "result"
+)
+CANARY_DRILL_LAST_ANSWERED = gauge(
+    "failwell_canary_drill_last_answered_ratio",
+    "Answered share of the canary requests in the last drill.",
+    "route",
+)
+CANARY_DRILL_LAST_PASS = gauge(
+    "failwell_canary_drill_last_pass",
+    "1 if the last canary drill passed, 0 if it failed.",
+    "route",
+)
+
+# --- rollouts (rollout/controller.py) -------------------------------------------------------
+ROLLOUT_CANDIDATE_WEIGHT = gauge(
+    "failwell_rollout_candidate_weight",
+    "Share of a tier's traffic sent to a rollout's candidate (0 when none runs).",
+    "route", "tier",
+)  # fmt: skip
+ROLLOUTS = counter(
+    "failwell_rollouts",
+    "Finished rollouts by route and outcome (promoted, rolled_back, aborted).",
+    "route", "outcome",
+)  # fmt: skip
+
+# --- the model registry: hot swaps and replication (registry/serving.py) --------------------
+MODEL_SWAP = gauge(
+    "failwell_model_swap_seconds",
+    "Duration of the last hot swap (load + warm + switch), by backend.",
+    "backend",
+)
+REGISTRY_REPLICATION_LAG = gauge(
+    "failwell_registry_replication_lag_seconds",
+    "Age of the oldest change not yet on an asynchronous replica, by store.",
+    "store",
+)
+
+# --- the inference and audit log (log/metrics.py) -------------------------------------------
+LOG_LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 5.0)
+LOG_RECORDS = counter("failwell_log_records", "Records made durable, by stream.", "stream")
+LOG_DROPPED_RECORDS = counter(
+    "failwell_log_dropped_records",
+    "Records that could not be written, by stream and reason.",
+    "stream", "reason",
+)  # fmt: skip
+LOG_COMMIT = histogram(
+    "failwell_log_commit_seconds",
+    "Time of one group commit (write + fsync).",
+    "stream",
+    buckets=LOG_LAG_BUCKETS,
+)
+LOG_LAG = histogram(
+    "failwell_log_lag_seconds",
+    "Time from a record being queued to it being durable.",
+    "stream",
+    buckets=LOG_LAG_BUCKETS,
+)
+LOG_LAG_MAX = gauge(
+    "failwell_log_lag_max_seconds",
+    "Longest time a record waited to be durable since start-up.",
+    "stream",
+)
+LOG_PENDING_RECORDS = gauge(
+    "failwell_log_pending_records", "Records queued, not yet durable.", "stream"
+)
+LOG_UP = gauge(
+    "failwell_log_up", "1 while the last write succeeded, 0 after a failed one.", "stream"
+)
+LOG_DISK_FREE = gauge("failwell_log_disk_free_bytes", "Free space on the log's disk.", "stream")
+LOG_RECOVERED_BYTES = counter(
+    "failwell_log_recovered_bytes",
+    "Bytes of an incomplete final record cut off at start-up.",
+    "stream",
+)
+
 FAMILIES: tuple[Family, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Family))
