@@ -51,6 +51,12 @@ class Family:
         """The name of its samples in the exposition (counters end in ``_total``)."""
         return f"{self.name}_total" if self.kind is Kind.COUNTER else self.name
 
+    @property
+    def bucket(self) -> str:
+        """The name of a histogram's bucket samples (``histogram_quantile`` reads them)."""
+        assert self.kind is Kind.HISTOGRAM, self.name
+        return f"{self.name}_bucket"
+
     def counter(self, registry: CollectorRegistry) -> Counter:
         assert self.kind is Kind.COUNTER, self.name
         return Counter(self.name, self.help, self.labels, registry=registry)
