@@ -16,7 +16,6 @@ from failwell.config.observe import FreshnessConfig, SloConfig
 from failwell.contracts import Answer, Exchange
 from failwell.errors import ConfigError
 from failwell.gateway import Gateway
-from failwell.health.answers import AGE_BUCKETS
 from failwell.health.freshness import (
     ModelAgeCollector,
     ModelAges,
@@ -24,6 +23,7 @@ from failwell.health.freshness import (
     parse_time,
 )
 from failwell.health.slo import RouteSlo, Sli
+from failwell.observe import families
 from failwell.registry import Registry
 from failwell.registry.artifacts import Version
 from failwell.registry.serving import RegistryModel
@@ -43,13 +43,7 @@ def exchange(
 
 
 def histogram() -> Histogram:
-    return Histogram(
-        "failwell_feature_age_seconds",
-        "h",
-        ["route", "feature"],
-        buckets=AGE_BUCKETS,
-        registry=CollectorRegistry(),
-    )
+    return families.FEATURE_AGE.histogram(CollectorRegistry())
 
 
 def registry_model(version: str, created: str) -> RegistryModel:

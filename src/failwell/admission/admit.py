@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from failwell.admission.concurrency import ConcurrencyLimit
 from failwell.admission.rate import Gcra, RateLimiter, RedisGcra
@@ -17,6 +17,7 @@ from failwell.clock import Clock
 from failwell.config.models import BackendConfig, FailwellConfig, TierKind
 from failwell.config.security import AdmissionConfig, Priority, RateConfig, SecurityConfig
 from failwell.errors import Overloaded, RateLimited
+from failwell.observe import families
 from failwell.routing.pool import Pool
 
 
@@ -58,30 +59,10 @@ class Admission:
         self.limiter: RateLimiter = RedisGcra(security.redis) if security.redis else Gcra(clock)
         self.routes: dict[str, RoutePolicy] = {}
         self._sources: dict[str, _Source] = {}
-        self.refused = Counter(
-            "failwell_admission_refused",
-            "Requests refused by admission: rate_limited (429) or shed (503), by route.",
-            ["route", "reason", "priority"],
-            registry=registry,
-        )
-        self._queue = Gauge(
-            "failwell_admission_queue_depth",
-            "Requests waiting for a concurrency slot, by route.",
-            ["route"],
-            registry=registry,
-        )
-        self._active = Gauge(
-            "failwell_admission_active",
-            "Requests holding a concurrency slot, by route.",
-            ["route"],
-            registry=registry,
-        )
-        self._scale = Gauge(
-            "failwell_admission_capacity_scale",
-            "Share of the route's limits admitted now (below 1 while a standby serves).",
-            ["route"],
-            registry=registry,
-        )
+        self.refused = families.ADMISSION_REFUSED.counter(registry)
+        self._queue = families.ADMISSION_QUEUE_DEPTH.gauge(registry)
+        self._active = families.ADMISSION_ACTIVE.gauge(registry)
+        self._scale = families.ADMISSION_CAPACITY_SCALE.gauge(registry)
 
     def bind(self, config: FailwellConfig, pools: Mapping[str, Pool]) -> None:
         """The route policies of ``config`` from now on; a route whose admission config, tier-1

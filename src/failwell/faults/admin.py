@@ -14,7 +14,7 @@ from collections.abc import Mapping, Set
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from failwell.clock import Clock
@@ -24,6 +24,7 @@ from failwell.errors import ConfigError, ConfigIssue, Conflict, InvalidInput, Ti
 from failwell.faults.canary_drill import CanaryDrill
 from failwell.faults.flags import Flags, FlagTarget
 from failwell.faults.injection import Fault, FaultBook, FaultSpec, FaultyAdapter
+from failwell.observe import families
 from failwell.routing.chain import TierGate
 from failwell.routing.pool import Pool
 from failwell.routing.route import Route
@@ -56,12 +57,7 @@ class FaultControl:
             self.flags = Flags(path)
         except ValueError as exc:
             raise ConfigError([ConfigIssue("control.flags_path", str(exc))]) from None
-        self.injected = Counter(
-            "failwell_faults_injected",
-            "Calls that met an injected fault, by backend and fault kind.",
-            ["backend", "kind"],
-            registry=registry,
-        )
+        self.injected = families.FAULTS_INJECTED.counter(registry)
         cfg = config.canary_drill
         self.canary = (
             CanaryDrill(cfg, cfg.tier or "", registry) if cfg.enabled and cfg.route else None

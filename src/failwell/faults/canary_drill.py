@@ -16,11 +16,12 @@ import contextlib
 import random
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from failwell.config.control import CanaryDrillConfig
 from failwell.contracts import Request
 from failwell.errors import TierFailed
+from failwell.observe import families
 from failwell.routing.tiers import Tier
 
 if TYPE_CHECKING:
@@ -47,37 +48,11 @@ class CanaryDrill:
         self._failed = 0
         self._rng = random.Random(seed)
         self._task: asyncio.Task[None] | None = None
-        labels = ["route"]
-        self.m_active = Gauge(
-            "failwell_canary_drill_active",
-            "1 while a canary drill runs.",
-            labels,
-            registry=registry,
-        )
-        self.m_requests = Counter(
-            "failwell_canary_drill_requests",
-            "Canary drill requests by outcome.",
-            [*labels, "outcome"],
-            registry=registry,
-        )
-        self.m_runs = Counter(
-            "failwell_canary_drill_runs",
-            "Canary drills by result.",
-            [*labels, "result"],
-            registry=registry,
-        )
-        self.m_ratio = Gauge(
-            "failwell_canary_drill_last_answered_ratio",
-            "Answered share of the canary requests in the last drill.",
-            labels,
-            registry=registry,
-        )
-        self.m_pass = Gauge(
-            "failwell_canary_drill_last_pass",
-            "1 if the last canary drill passed, 0 if it failed.",
-            labels,
-            registry=registry,
-        )
+        self.m_active = families.CANARY_DRILL_ACTIVE.gauge(registry)
+        self.m_requests = families.CANARY_DRILL_REQUESTS.counter(registry)
+        self.m_runs = families.CANARY_DRILL_RUNS.counter(registry)
+        self.m_ratio = families.CANARY_DRILL_LAST_ANSWERED.gauge(registry)
+        self.m_pass = families.CANARY_DRILL_LAST_PASS.gauge(registry)
         self.m_active.labels(self.route).set(0)
 
     # -- the request path -------------------------------------------------------------------

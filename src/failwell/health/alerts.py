@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.observe import AlertsConfig
 from failwell.config.units import format_duration
 from failwell.health.slo import RouteSlo, SloTracker
+from failwell.observe import families
 from failwell.observe.logging import log
 
 TIER1_FLOOR = "tier1_floor"
@@ -56,39 +57,12 @@ class Alert:
 class SloMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         r = registry
-        self.objective = Gauge(
-            "failwell_slo_objective_ratio", "SLO objective.", ["route", "slo"], registry=r
-        )
-        self.sli = Gauge(
-            "failwell_slo_sli_ratio",
-            "Share of good events over a window.",
-            ["route", "slo", "window"],
-            registry=r,
-        )
-        self.burn = Gauge(
-            "failwell_slo_burn_rate",
-            "Error budget burn rate over a window (1: spends the budget exactly in the period).",
-            ["route", "slo", "window"],
-            registry=r,
-        )
-        self.budget = Gauge(
-            "failwell_slo_error_budget_remaining_ratio",
-            "Error budget left over the longest window (1: untouched, below 0: overspent).",
-            ["route", "slo"],
-            registry=r,
-        )
-        self.firing = Gauge(
-            "failwell_alert_firing",
-            "1 while an SLO alert fires.",
-            ["route", "slo", "severity"],
-            registry=r,
-        )
-        self.notifications = Counter(
-            "failwell_alert_notifications",
-            "Alert notifications sent, by state and delivery result.",
-            ["state", "result"],
-            registry=r,
-        )
+        self.objective = families.SLO_OBJECTIVE.gauge(r)
+        self.sli = families.SLO_SLI.gauge(r)
+        self.burn = families.SLO_BURN_RATE.gauge(r)
+        self.budget = families.SLO_BUDGET_REMAINING.gauge(r)
+        self.firing = families.ALERT_FIRING.gauge(r)
+        self.notifications = families.ALERT_NOTIFICATIONS.counter(r)
 
 
 class SloEvaluator:

@@ -5,37 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
 from failwell.config.models import TierKind
 from failwell.contracts import Exchange
+from failwell.observe import families
 from failwell.routing.route import Route
-
-AGE_BUCKETS = (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0, 7 * 86400.0)
 
 
 class AnswerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.cache_tiers: dict[str, set[str]] = {}
-        self.lookups = Counter(
-            "failwell_cache_lookups",
-            "Cache-tier lookups by route and result (hit, or the miss reason).",
-            ["route", "result"],
-            registry=registry,
-        )
-        self.stale_age = Histogram(
-            "failwell_stale_answer_age_seconds",
-            "Age of the cached answers served by the cache tier.",
-            ["route"],
-            buckets=AGE_BUCKETS,
-            registry=registry,
-        )
-        self.version = Gauge(
-            "failwell_model_version_info",
-            "1 for the model version that last answered a route from a model tier.",
-            ["route", "backend", "version"],
-            registry=registry,
-        )
+        self.lookups = families.CACHE_LOOKUPS.counter(registry)
+        self.stale_age = families.STALE_ANSWER_AGE.histogram(registry)
+        self.version = families.MODEL_VERSION.gauge(registry)
         self._versions: dict[str, tuple[str, str]] = {}
 
     def bind(self, routes: Mapping[str, Route]) -> None:

@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
 from failwell.config.models import RouteKind
 from failwell.config.observe import CanaryCheck, CanaryConfig
 from failwell.contracts import Request
 from failwell.errors import ConfigError, ConfigIssue, FailwellError
 from failwell.health.prober import HealthBoard
+from failwell.observe import families
 from failwell.resilience.deadline import Deadline
 from failwell.routing.route import Route
 from failwell.routing.tiers import ModelTier
@@ -104,24 +105,9 @@ class CanaryRunner:
         self.routes: list[Canary] = []
         self._running = False
         self.latest: dict[str, CanaryResult] = {}
-        self.status = Gauge(
-            "failwell_canary_status",
-            "Latest canary verdict per route: 1 healthy, 0.5 degraded, 0 unhealthy.",
-            ["route"],
-            registry=registry,
-        )
-        self.runs = Counter(
-            "failwell_canary_checks",
-            "Canary checks by route and result.",
-            ["route", "result"],
-            registry=registry,
-        )
-        self.latency = Histogram(
-            "failwell_canary_duration_seconds",
-            "Latency of one canary inference, by route.",
-            ["route"],
-            registry=registry,
-        )
+        self.status = families.CANARY_STATUS.gauge(registry)
+        self.runs = families.CANARY_CHECKS.counter(registry)
+        self.latency = families.CANARY_DURATION.histogram(registry)
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod

@@ -29,7 +29,7 @@ from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.models import BackendConfig
 from failwell.config.observe import FreshnessConfig
 from failwell.contracts import Exchange
-from failwell.health.answers import AGE_BUCKETS
+from failwell.observe import families
 from failwell.registry.serving import RegistryModel
 from failwell.routing.pool import Pool
 
@@ -135,11 +135,8 @@ class ModelAgeCollector(Collector):
         self.ages = ages
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily(
-            "failwell_model_age_seconds",
-            "Age of the model version a backend serves (registry time, model_created, or first seen).",
-            labels=["backend"],
-        )
+        f = families.MODEL_AGE
+        family = GaugeMetricFamily(f.name, f.help, labels=f.labels)
         for backend, age in self.ages.current():
             family.add_metric([backend], age)
         yield family
@@ -187,10 +184,4 @@ class RouteFreshness:
 
 
 def feature_histogram(registry: CollectorRegistry) -> Histogram:
-    return Histogram(
-        "failwell_feature_age_seconds",
-        "Age of the features a route declares, per answered request.",
-        ["route", "feature"],
-        buckets=AGE_BUCKETS,
-        registry=registry,
-    )
+    return families.FEATURE_AGE.histogram(registry)

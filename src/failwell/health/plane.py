@@ -30,6 +30,7 @@ from failwell.health.freshness import (
 from failwell.health.prober import HealthBoard, HealthProber
 from failwell.health.slo import RouteSlo, SloEventsCollector, SloTracker
 from failwell.health.traffic import Traffic
+from failwell.observe import families
 from failwell.observe.requestlog import request_logger
 from failwell.observe.tracing import span_observer
 from failwell.routing.pool import Pool
@@ -44,11 +45,8 @@ class QueueCollector(Collector):
         self.pools = pools
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily(
-            "failwell_replica_outstanding_requests",
-            "Requests in flight or queued per replica.",
-            labels=["backend", "replica"],
-        )
+        f = families.REPLICA_OUTSTANDING
+        family = GaugeMetricFamily(f.name, f.help, labels=f.labels)
         for name, pool in self.pools.items():
             for replica in pool.replicas:
                 family.add_metric([name, replica.label], replica.outstanding)

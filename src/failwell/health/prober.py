@@ -17,14 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aiohttp
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
 from failwell.config.models import BackendConfig, WireProtocol
 from failwell.config.observe import HealthConfig
+from failwell.observe import families
 from failwell.observe.logging import log
 from failwell.routing.pool import Pool, Replica
 
-PROBE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 DEFAULT_PATH = {WireProtocol.V2: "/v2/health/ready", WireProtocol.OPENAI: "/v1/models"}
 
 
@@ -55,18 +55,8 @@ class HealthBoard:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.replicas: dict[tuple[str, str], ReplicaHealth] = {}
-        self.healthy = Gauge(
-            "failwell_replica_healthy",
-            "1 while a replica is in rotation (active probes and canaries pass).",
-            ["backend", "replica"],
-            registry=registry,
-        )
-        self.changes = Counter(
-            "failwell_replica_health_changes",
-            "Replicas taken out of or put back into rotation, by reason.",
-            ["backend", "replica", "to", "reason"],
-            registry=registry,
-        )
+        self.healthy = families.REPLICA_HEALTHY.gauge(registry)
+        self.changes = families.REPLICA_HEALTH_CHANGES.counter(registry)
 
     def bind(self, pools: Mapping[str, Pool]) -> None:
         """Track the replicas of ``pools``: a replica already tracked keeps its record (a pool
@@ -111,19 +101,8 @@ class HealthProber:
         self.board = board
         self.targets: list[tuple[ReplicaHealth, str, HealthConfig]] = []
         self.headers: dict[str, dict[str, str]] = {}
-        self.duration = Histogram(
-            "failwell_probe_duration_seconds",
-            "Time of one active health probe, by backend.",
-            ["backend"],
-            buckets=PROBE_BUCKETS,
-            registry=registry,
-        )
-        self.probes = Counter(
-            "failwell_probes",
-            "Active health probes by backend and result.",
-            ["backend", "result"],
-            registry=registry,
-        )
+        self.duration = families.PROBE_DURATION.histogram(registry)
+        self.probes = families.PROBES.counter(registry)
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.observe import SloConfig
 from failwell.contracts import Exchange
+from failwell.observe import families
 from failwell.observe.window import Windowed
 
 if TYPE_CHECKING:
@@ -164,21 +165,12 @@ class SloEventsCollector(Collector):
         self.tracker = tracker
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        requests = CounterMetricFamily(
-            "failwell_slo_requests",
-            "Requests counted for SLOs (caller errors excluded) since start, by route.",
-            labels=["route"],
-        )
-        tier1 = CounterMetricFamily(
-            "failwell_tier1_answers",
-            "Requests answered by tier 1 since start, by route.",
-            labels=["route"],
-        )
-        floor = GaugeMetricFamily(
-            "failwell_slo_tier1_floor_ratio",
-            "Configured floor of the tier-1 share per route.",
-            labels=["route"],
-        )
+        f = families.SLO_REQUESTS
+        requests = CounterMetricFamily(f.name, f.help, labels=f.labels)
+        f = families.TIER1_ANSWERS
+        tier1 = CounterMetricFamily(f.name, f.help, labels=f.labels)
+        f = families.SLO_TIER1_FLOOR
+        floor = GaugeMetricFamily(f.name, f.help, labels=f.labels)
         for name, slo in self.tracker.routes.items():
             requests.add_metric([name], slo.counts.cumulative[2])
             tier1.add_metric([name], slo.counts.cumulative[TIER1])
@@ -187,11 +179,8 @@ class SloEventsCollector(Collector):
         yield requests
         yield tier1
         yield floor
-        family = CounterMetricFamily(
-            "failwell_slo_events",
-            "SLO events since start by route, objective and kind (total or bad).",
-            labels=["route", "slo", "kind"],
-        )
+        f = families.SLO_EVENTS
+        family = CounterMetricFamily(f.name, f.help, labels=f.labels)
         for name, slo in self.tracker.routes.items():
             for sli in slo.objectives:
                 label = sli.name.lower()

@@ -2,70 +2,23 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
-_LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 5.0)
+from failwell.observe import families
 
 
 class LogMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.records = Counter(
-            "failwell_log_records",
-            "Records made durable, by stream.",
-            ["stream"],
-            registry=registry,
-        )
-        self.drops = Counter(
-            "failwell_log_dropped_records",
-            "Records that could not be written, by stream and reason.",
-            ["stream", "reason"],
-            registry=registry,
-        )
-        self.commit_seconds = Histogram(
-            "failwell_log_commit_seconds",
-            "Time of one group commit (write + fsync).",
-            ["stream"],
-            buckets=_LAG_BUCKETS,
-            registry=registry,
-        )
-        self.lag_seconds = Histogram(
-            "failwell_log_lag_seconds",
-            "Time from a record being queued to it being durable.",
-            ["stream"],
-            buckets=_LAG_BUCKETS,
-            registry=registry,
-        )
-        self.lag_max = Gauge(
-            "failwell_log_lag_max_seconds",
-            "Longest time a record waited to be durable since start-up.",
-            ["stream"],
-            registry=registry,
-        )
+        self.records = families.LOG_RECORDS.counter(registry)
+        self.drops = families.LOG_DROPPED_RECORDS.counter(registry)
+        self.commit_seconds = families.LOG_COMMIT.histogram(registry)
+        self.lag_seconds = families.LOG_LAG.histogram(registry)
+        self.lag_max = families.LOG_LAG_MAX.gauge(registry)
         self._lag_max: dict[str, float] = {}
-        self.pending_records = Gauge(
-            "failwell_log_pending_records",
-            "Records queued, not yet durable.",
-            ["stream"],
-            registry=registry,
-        )
-        self.log_up = Gauge(
-            "failwell_log_up",
-            "1 while the last write succeeded, 0 after a failed one.",
-            ["stream"],
-            registry=registry,
-        )
-        self.free_bytes = Gauge(
-            "failwell_log_disk_free_bytes",
-            "Free space on the log's disk.",
-            ["stream"],
-            registry=registry,
-        )
-        self.recovered_bytes = Counter(
-            "failwell_log_recovered_bytes",
-            "Bytes of an incomplete final record cut off at start-up.",
-            ["stream"],
-            registry=registry,
-        )
+        self.pending_records = families.LOG_PENDING_RECORDS.gauge(registry)
+        self.log_up = families.LOG_UP.gauge(registry)
+        self.free_bytes = families.LOG_DISK_FREE.gauge(registry)
+        self.recovered_bytes = families.LOG_RECOVERED_BYTES.counter(registry)
 
     def committed(self, stream: str, n: int, seconds: float) -> None:
         if n:

@@ -1,7 +1,8 @@
 """Generates the Prometheus alerting rules and the Grafana dashboard shipped in deploy/ from the
-metric names below, so they cannot drift from the code: ``python -m failwell.observe.deploy``
-writes them; a test checks the files are current, that every metric they use is exported by a
-gateway, and runs ``promtool check rules`` on the rules.
+metric families of observe/families.py (``families.SLO_EVENTS.sample`` and so on), so they
+cannot drift from the code: ``python -m failwell.observe.deploy`` writes them; a test checks
+the files are current, that every metric they use is exported by a gateway, and runs
+``promtool check rules`` on the rules.
 
 The burn-rate alerts follow the SRE workbook's multi-window, multi-burn-rate rules over
 ``failwell_slo_events_total`` (events and bad events per route and objective) against the
@@ -17,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from failwell.observe import families
+
 RUNBOOK = "https://github.com/failwell/failwell/blob/main/docs/operations.md"
 RATE_WINDOWS = ("5m", "30m", "1h", "6h", "1d", "3d")
 # (name, long, short, burn rate, severity, for)
@@ -30,8 +33,8 @@ BURN_ALERTS = (
 def _ratio(window: str) -> str:
     by = "sum by (route, slo)"
     return (
-        f'{by} (rate(failwell_slo_events_total{{kind="bad"}}[{window}]))\n'
-        f'/ {by} (rate(failwell_slo_events_total{{kind="total"}}[{window}]) > 0)'
+        f'{by} (rate({families.SLO_EVENTS.sample}{{kind="bad"}}[{window}]))\n'
+        f'/ {by} (rate({families.SLO_EVENTS.sample}{{kind="total"}}[{window}]) > 0)'
     )
 
 
@@ -51,7 +54,7 @@ def rules() -> dict[str, Any]:
     recording = [
         {"record": f"failwell:slo_error_ratio:rate{w}", "expr": _ratio(w)} for w in RATE_WINDOWS
     ]
-    objective = "max by (route, slo) (failwell_slo_objective_ratio)"
+    objective = f"max by (route, slo) ({families.SLO_OBJECTIVE.sample})"
     burn = []
     for name, long, short, rate, severity, for_ in BURN_ALERTS:
         budget = f"on (route, slo) ({rate} * (1 - {objective}))"
@@ -70,9 +73,9 @@ def rules() -> dict[str, Any]:
     health = [
         _alert(
             "FailwellTier1ShareLow",
-            "sum by (route) (rate(failwell_tier1_answers_total[10m]))\n"
-            "/ sum by (route) (rate(failwell_slo_requests_total[10m]) > 0)\n"
-            "< on (route) max by (route) (failwell_slo_tier1_floor_ratio)",
+            f"sum by (route) (rate({families.TIER1_ANSWERS.sample}[10m]))\n"
+            f"/ sum by (route) (rate({families.SLO_REQUESTS.sample}[10m]) > 0)\n"
+            f"< on (route) max by (route) ({families.SLO_TIER1_FLOOR.sample})",
             "page",
             "5m",
             "Route {{ $labels.route }}: tier 1 answers less than its floor; fallbacks carry it.",
@@ -80,7 +83,8 @@ def rules() -> dict[str, Any]:
         ),
         _alert(
             "FailwellAllTiersFailed",
-            'sum by (route) (rate(failwell_requests_total{outcome="all_tiers_failed"}[5m])) > 0',
+            "sum by (route) "
+            f'(rate({families.REQUESTS.sample}{{outcome="all_tiers_failed"}}[5m])) > 0',
             "page",
             "2m",
             "Route {{ $labels.route }}: requests fail on every tier, including the last resort.",
@@ -88,7 +92,7 @@ def rules() -> dict[str, Any]:
         ),
         _alert(
             "FailwellCanaryFailing",
-            "max by (route) (failwell_canary_status) < 1",
+            f"max by (route) ({families.CANARY_STATUS.sample}) < 1",
             "ticket",
             "5m",
             "Route {{ $labels.route }}: canary inferences fail or are slow on tier 1.",
@@ -96,7 +100,7 @@ def rules() -> dict[str, Any]:
         ),
         _alert(
             "FailwellReplicaOutOfRotation",
-            "max by (backend, replica) (failwell_replica_healthy) == 0",
+            f"max by (backend, replica) ({families.REPLICA_HEALTHY.sample}) == 0",
             "ticket",
             "5m",
             "Replica {{ $labels.replica }} of {{ $labels.backend }} fails its probes or canaries.",
@@ -104,7 +108,7 @@ def rules() -> dict[str, Any]:
         ),
         _alert(
             "FailwellBreakerOpen",
-            "max by (backend, replica) (failwell_breaker_state) == 2",
+            f"max by (backend, replica) ({families.BREAKER_STATE.sample}) == 2",
             "ticket",
             "5m",
             "Breaker of {{ $labels.replica }} ({{ $labels.backend }}) stays open.",
@@ -145,7 +149,7 @@ def _panel(
 PANELS: list[tuple[str, list[tuple[str, str]], str]] = [
     (
         "Answers by tier (share)",
-        [('sum by (tier) (rate(failwell_requests_total{route=~"$route"}[1m]))', "{{tier}}")],
+        [(f'sum by (tier) (rate({families.REQUESTS.sample}{{route=~"$route"}}[1m]))', "{{tier}}")],
         "timeseries",
     ),
     (
@@ -153,12 +157,12 @@ PANELS: list[tuple[str, list[tuple[str, str]], str]] = [
         [
             (
                 "histogram_quantile(0.5, sum by (tier, le) "
-                '(rate(failwell_request_duration_seconds_bucket{route=~"$route"}[5m])))',
+                f'(rate({families.REQUEST_DURATION.bucket}{{route=~"$route"}}[5m])))',
                 "p50 {{tier}}",
             ),
             (
                 "histogram_quantile(0.99, sum by (tier, le) "
-                '(rate(failwell_request_duration_seconds_bucket{route=~"$route"}[5m])))',
+                f'(rate({families.REQUEST_DURATION.bucket}{{route=~"$route"}}[5m])))',
                 "p99 {{tier}}",
             ),
         ],
@@ -168,7 +172,8 @@ PANELS: list[tuple[str, list[tuple[str, str]], str]] = [
         "Fallbacks by tier and error",
         [
             (
-                'sum by (from_tier, error) (rate(failwell_fallbacks_total{route=~"$route"}[1m]))',
+                "sum by (from_tier, error) "
+                f'(rate({families.FALLBACKS.sample}{{route=~"$route"}}[1m]))',
                 "{{from_tier}}: {{error}}",
             )
         ],
@@ -178,7 +183,7 @@ PANELS: list[tuple[str, list[tuple[str, str]], str]] = [
         "Error budget remaining",
         [
             (
-                'min by (route, slo) (failwell_slo_error_budget_remaining_ratio{route=~"$route"})',
+                f'min by (route, slo) ({families.SLO_BUDGET_REMAINING.sample}{{route=~"$route"}})',
                 "{{route}} {{slo}}",
             )
         ],
@@ -189,7 +194,7 @@ PANELS: list[tuple[str, list[tuple[str, str]], str]] = [
         [
             (
                 'failwell:slo_error_ratio:rate1h{route=~"$route"} / on (route, slo) '
-                "(1 - max by (route, slo) (failwell_slo_objective_ratio))",
+                f"(1 - max by (route, slo) ({families.SLO_OBJECTIVE.sample}))",
                 "{{route}} {{slo}}",
             )
         ],
@@ -198,9 +203,9 @@ PANELS: list[tuple[str, list[tuple[str, str]], str]] = [
     (
         "In flight and outstanding per replica",
         [
-            ('sum by (route) (failwell_in_flight_requests{route=~"$route"})', "route {{route}}"),
+            (f'sum by (route) ({families.IN_FLIGHT.sample}{{route=~"$route"}})', "route {{route}}"),
             (
-                "sum by (backend, replica) (failwell_replica_outstanding_requests)",
+                f"sum by (backend, replica) ({families.REPLICA_OUTSTANDING.sample})",
                 "{{backend}}/{{replica}}",
             ),
         ],
@@ -208,21 +213,34 @@ PANELS: list[tuple[str, list[tuple[str, str]], str]] = [
     ),
     (
         "Breaker state (0 closed, 1 half-open, 2 open)",
-        [("max by (backend, replica) (failwell_breaker_state)", "{{backend}}/{{replica}}")],
+        [
+            (
+                f"max by (backend, replica) ({families.BREAKER_STATE.sample})",
+                "{{backend}}/{{replica}}",
+            )
+        ],
         "timeseries",
     ),
     (
         "Replica in rotation",
-        [("min by (backend, replica) (failwell_replica_healthy)", "{{backend}}/{{replica}}")],
+        [
+            (
+                f"min by (backend, replica) ({families.REPLICA_HEALTHY.sample})",
+                "{{backend}}/{{replica}}",
+            )
+        ],
         "timeseries",
     ),
     (
         "Canary status and latency",
         [
-            ('min by (route) (failwell_canary_status{route=~"$route"})', "status {{route}}"),
+            (
+                f'min by (route) ({families.CANARY_STATUS.sample}{{route=~"$route"}})',
+                "status {{route}}",
+            ),
             (
                 "histogram_quantile(0.99, sum by (route, le) "
-                '(rate(failwell_canary_duration_seconds_bucket{route=~"$route"}[5m])))',
+                f'(rate({families.CANARY_DURATION.bucket}{{route=~"$route"}}[5m])))',
                 "p99 {{route}}",
             ),
         ],
@@ -232,12 +250,12 @@ PANELS: list[tuple[str, list[tuple[str, str]], str]] = [
         "Cache tier: lookups and stale age p50",
         [
             (
-                'sum by (result) (rate(failwell_cache_lookups_total{route=~"$route"}[5m]))',
+                f'sum by (result) (rate({families.CACHE_LOOKUPS.sample}{{route=~"$route"}}[5m]))',
                 "{{result}}",
             ),
             (
                 "histogram_quantile(0.5, sum by (le) "
-                '(rate(failwell_stale_answer_age_seconds_bucket{route=~"$route"}[5m])))',
+                f'(rate({families.STALE_ANSWER_AGE.bucket}{{route=~"$route"}}[5m])))',
                 "stale age p50 (s)",
             ),
         ],
@@ -246,10 +264,13 @@ PANELS: list[tuple[str, list[tuple[str, str]], str]] = [
     (
         "Active probes: failures and p99 duration",
         [
-            ('sum by (backend) (rate(failwell_probes_total{result="fail"}[5m]))', "{{backend}}"),
+            (
+                f'sum by (backend) (rate({families.PROBES.sample}{{result="fail"}}[5m]))',
+                "{{backend}}",
+            ),
             (
                 "histogram_quantile(0.99, sum by (backend, le) "
-                "(rate(failwell_probe_duration_seconds_bucket[5m])))",
+                f"(rate({families.PROBE_DURATION.bucket}[5m])))",
                 "p99 {{backend}}",
             ),
         ],
@@ -257,16 +278,22 @@ PANELS: list[tuple[str, list[tuple[str, str]], str]] = [
     ),
     (
         "Model versions answering",
-        [('max by (route, backend, version) (failwell_model_version_info{route=~"$route"})', "")],
+        [
+            (
+                "max by (route, backend, version) "
+                f'({families.MODEL_VERSION.sample}{{route=~"$route"}})',
+                "",
+            )
+        ],
         "table",
     ),
     (
         "Freshness: model age and feature age p90",
         [
-            ("max by (backend) (failwell_model_age_seconds)", "model {{backend}}"),
+            (f"max by (backend) ({families.MODEL_AGE.sample})", "model {{backend}}"),
             (
                 "histogram_quantile(0.9, sum by (route, feature, le) "
-                '(rate(failwell_feature_age_seconds_bucket{route=~"$route"}[5m])))',
+                f'(rate({families.FEATURE_AGE.bucket}{{route=~"$route"}}[5m])))',
                 "p90 {{route}} {{feature}}",
             ),
         ],
@@ -274,7 +301,7 @@ PANELS: list[tuple[str, list[tuple[str, str]], str]] = [
     ),
     (
         "Alerts firing",
-        [("max by (route, slo, severity) (failwell_alert_firing) == 1", "")],
+        [(f"max by (route, slo, severity) ({families.ALERT_FIRING.sample}) == 1", "")],
         "table",
     ),
 ]
@@ -305,7 +332,7 @@ def dashboard() -> dict[str, Any]:
                     "name": "route",
                     "type": "query",
                     "datasource": {"type": "prometheus", "uid": "${datasource}"},
-                    "query": "label_values(failwell_requests_total, route)",
+                    "query": f"label_values({families.REQUESTS.sample}, route)",
                     "includeAll": True,
                     "multi": True,
                     "current": {"text": "All", "value": "$__all"},

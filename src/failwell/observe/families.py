@@ -51,6 +51,12 @@ class Family:
         """The name of its samples in the exposition (counters end in ``_total``)."""
         return f"{self.name}_total" if self.kind is Kind.COUNTER else self.name
 
+    @property
+    def bucket(self) -> str:
+        """The name of a histogram's bucket samples (``histogram_quantile`` reads them)."""
+        assert self.kind is Kind.HISTOGRAM, self.name
+        return f"{self.name}_bucket"
+
     def counter(self, registry: CollectorRegistry) -> Counter:
         assert self.kind is Kind.COUNTER, self.name
         return Counter(self.name, self.help, self.labels, registry=registry)
@@ -105,6 +111,235 @@ BREAKER_TRANSITIONS = counter(
 IN_FLIGHT = gauge("failwell_in_flight_requests", "Requests being answered now, by route.", "route")
 CACHE_WRITES_DROPPED = counter(
     "failwell_cache_writes_dropped", "Cache writes dropped because the queue was full."
+)
+
+# --- the health plane: replica queues (health/plane.py, read at scrape time) ---------------
+REPLICA_OUTSTANDING = gauge(
+    "failwell_replica_outstanding_requests",
+    "Requests in flight or queued per replica.",
+    "backend", "replica",
+)  # fmt: skip
+
+# --- active probes and rotation (health/prober.py) ------------------------------------------
+PROBE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+REPLICA_HEALTHY = gauge(
+    "failwell_replica_healthy",
+    "1 while a replica is in rotation (active probes and canaries pass).",
+    "backend", "replica",
+)  # fmt: skip
+REPLICA_HEALTH_CHANGES = counter(
+    "failwell_replica_health_changes",
+    "Replicas taken out of or put back into rotation, by reason.",
+    "backend", "replica", "to", "reason",
+)  # fmt: skip
+PROBE_DURATION = histogram(
+    "failwell_probe_duration_seconds",
+    "Time of one active health probe, by backend.",
+    "backend",
+    buckets=PROBE_BUCKETS,
+)
+PROBES = counter(
+    "failwell_probes", "Active health probes by backend and result.", "backend", "result"
+)
+
+# --- canary inferences (health/canary.py) ---------------------------------------------------
+CANARY_STATUS = gauge(
+    "failwell_canary_status",
+    "Latest canary verdict per route: 1 healthy, 0.5 degraded, 0 unhealthy.",
+    "route",
+)
+CANARY_CHECKS = counter(
+    "failwell_canary_checks", "Canary checks by route and result.", "route", "result"
+)
+CANARY_DURATION = histogram(
+    "failwell_canary_duration_seconds",
+    "Latency of one canary inference, by route.",
+    "route",
+    buckets=Histogram.DEFAULT_BUCKETS,  # prometheus_client's default, not LATENCY_BUCKETS
+)
+
+# --- answers: cache tier and model versions (health/answers.py) -----------------------------
+AGE_BUCKETS = (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0, 7 * 86400.0)
+CACHE_LOOKUPS = counter(
+    "failwell_cache_lookups",
+    "Cache-tier lookups by route and result (hit, or the miss reason).",
+    "route", "result",
+)  # fmt: skip
+STALE_ANSWER_AGE = histogram(
+    "failwell_stale_answer_age_seconds",
+    "Age of the cached answers served by the cache tier.",
+    "route",
+    buckets=AGE_BUCKETS,
+)
+MODEL_VERSION = gauge(
+    "failwell_model_version_info",
+    "1 for the model version that last answered a route from a model tier.",
+    "route", "backend", "version",
+)  # fmt: skip
+
+# --- freshness (health/freshness.py; the model age is read at scrape time) ------------------
+MODEL_AGE = gauge(
+    "failwell_model_age_seconds",
+    "Age of the model version a backend serves (registry time, model_created, or first seen).",
+    "backend",
+)
+FEATURE_AGE = histogram(
+    "failwell_feature_age_seconds",
+    "Age of the features a route declares, per answered request.",
+    "route", "feature",
+    buckets=AGE_BUCKETS,
+)  # fmt: skip
+
+# --- SLO events (health/slo.py, read at scrape time) ----------------------------------------
+SLO_REQUESTS = counter(
+    "failwell_slo_requests",
+    "Requests counted for SLOs (caller errors excluded) since start, by route.",
+    "route",
+)
+TIER1_ANSWERS = counter(
+    "failwell_tier1_answers", "Requests answered by tier 1 since start, by route.", "route"
+)
+SLO_TIER1_FLOOR = gauge(
+    "failwell_slo_tier1_floor_ratio", "Configured floor of the tier-1 share per route.", "route"
+)
+SLO_EVENTS = counter(
+    "failwell_slo_events",
+    "SLO events since start by route, objective and kind (total or bad).",
+    "route", "slo", "kind",
+)  # fmt: skip
+
+# --- SLO gauges and alerts (health/alerts.py) -----------------------------------------------
+SLO_OBJECTIVE = gauge("failwell_slo_objective_ratio", "SLO objective.", "route", "slo")
+SLO_SLI = gauge(
+    "failwell_slo_sli_ratio",
+    "Share of good events over a window.",
+    "route", "slo", "window",
+)  # fmt: skip
+SLO_BURN_RATE = gauge(
+    "failwell_slo_burn_rate",
+    "Error budget burn rate over a window (1: spends the budget exactly in the period).",
+    "route", "slo", "window",
+)  # fmt: skip
+SLO_BUDGET_REMAINING = gauge(
+    "failwell_slo_error_budget_remaining_ratio",
+    "Error budget left over the longest window (1: untouched, below 0: overspent).",
+    "route", "slo",
+)  # fmt: skip
+ALERT_FIRING = gauge(
+    "failwell_alert_firing",
+    "1 while an SLO alert fires.",
+    "route", "slo", "severity",
+)  # fmt: skip
+ALERT_NOTIFICATIONS = counter(
+    "failwell_alert_notifications",
+    "Alert notifications sent, by state and delivery result.",
+    "state", "result",
+)  # fmt: skip
+
+# --- admission (admission/admit.py) ---------------------------------------------------------
+ADMISSION_REFUSED = counter(
+    "failwell_admission_refused",
+    "Requests refused by admission: rate_limited (429) or shed (503), by route.",
+    "route", "reason", "priority",
+)  # fmt: skip
+ADMISSION_QUEUE_DEPTH = gauge(
+    "failwell_admission_queue_depth", "Requests waiting for a concurrency slot, by route.", "route"
+)
+ADMISSION_ACTIVE = gauge(
+    "failwell_admission_active", "Requests holding a concurrency slot, by route.", "route"
+)
+ADMISSION_CAPACITY_SCALE = gauge(
+    "failwell_admission_capacity_scale",
+    "Share of the route's limits admitted now (below 1 while a standby serves).",
+    "route",
+)
+
+# --- injected faults (faults/admin.py) ------------------------------------------------------
+FAULTS_INJECTED = counter(
+    "failwell_faults_injected",
+    "Calls that met an injected fault, by backend and fault kind.",
+    "backend", "kind",
+)  # fmt: skip
+
+# --- the scheduled canary drill (faults/canary_drill.py) ------------------------------------
+CANARY_DRILL_ACTIVE = gauge("failwell_canary_drill_active", "1 while a canary drill runs.", "route")
+CANARY_DRILL_REQUESTS = counter(
+    "failwell_canary_drill_requests", "Canary drill requests by outcome.", "route", "outcome"
+)
+CANARY_DRILL_RUNS = counter(
+    "failwell_canary_drill_runs", "Canary drills by result.", "route", "result"
+)
+CANARY_DRILL_LAST_ANSWERED = gauge(
+    "failwell_canary_drill_last_answered_ratio",
+    "Answered share of the canary requests in the last drill.",
+    "route",
+)
+CANARY_DRILL_LAST_PASS = gauge(
+    "failwell_canary_drill_last_pass",
+    "1 if the last canary drill passed, 0 if it failed.",
+    "route",
+)
+
+# --- rollouts (rollout/controller.py) -------------------------------------------------------
+ROLLOUT_CANDIDATE_WEIGHT = gauge(
+    "failwell_rollout_candidate_weight",
+    "Share of a tier's traffic sent to a rollout's candidate (0 when none runs).",
+    "route", "tier",
+)  # fmt: skip
+ROLLOUTS = counter(
+    "failwell_rollouts",
+    "Finished rollouts by route and outcome (promoted, rolled_back, aborted).",
+    "route", "outcome",
+)  # fmt: skip
+
+# --- the model registry: hot swaps and replication (registry/serving.py) --------------------
+MODEL_SWAP = gauge(
+    "failwell_model_swap_seconds",
+    "Duration of the last hot swap (load + warm + switch), by backend.",
+    "backend",
+)
+REGISTRY_REPLICATION_LAG = gauge(
+    "failwell_registry_replication_lag_seconds",
+    "Age of the oldest change not yet on an asynchronous replica, by store.",
+    "store",
+)
+
+# --- the inference and audit log (log/metrics.py) -------------------------------------------
+LOG_LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 5.0)
+LOG_RECORDS = counter("failwell_log_records", "Records made durable, by stream.", "stream")
+LOG_DROPPED_RECORDS = counter(
+    "failwell_log_dropped_records",
+    "Records that could not be written, by stream and reason.",
+    "stream", "reason",
+)  # fmt: skip
+LOG_COMMIT = histogram(
+    "failwell_log_commit_seconds",
+    "Time of one group commit (write + fsync).",
+    "stream",
+    buckets=LOG_LAG_BUCKETS,
+)
+LOG_LAG = histogram(
+    "failwell_log_lag_seconds",
+    "Time from a record being queued to it being durable.",
+    "stream",
+    buckets=LOG_LAG_BUCKETS,
+)
+LOG_LAG_MAX = gauge(
+    "failwell_log_lag_max_seconds",
+    "Longest time a record waited to be durable since start-up.",
+    "stream",
+)
+LOG_PENDING_RECORDS = gauge(
+    "failwell_log_pending_records", "Records queued, not yet durable.", "stream"
+)
+LOG_UP = gauge(
+    "failwell_log_up", "1 while the last write succeeded, 0 after a failed one.", "stream"
+)
+LOG_DISK_FREE = gauge("failwell_log_disk_free_bytes", "Free space on the log's disk.", "stream")
+LOG_RECOVERED_BYTES = counter(
+    "failwell_log_recovered_bytes",
+    "Bytes of an incomplete final record cut off at start-up.",
+    "stream",
 )
 
 FAMILIES: tuple[Family, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Family))

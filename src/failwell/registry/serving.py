@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import Gauge
+from prometheus_client import CollectorRegistry
 
 from failwell.backends.python import PythonAdapter
 from failwell.config.models import BackendConfig
 from failwell.config.registry import RegistryConfig
 from failwell.contracts import Request, Result
 from failwell.errors import ConfigError, ConfigIssue, FailwellError, RegistryError
+from failwell.observe import families
 from failwell.observe.logging import log
 from failwell.registry import Registry, open_registry
 from failwell.registry.artifacts import Version
@@ -173,22 +174,12 @@ class RegistryWatcher:
         models: list[RegistryModel],
         interval: float,
         audit: Callable[[str, dict[str, Any], str | None], None],
-        registry: Any,
+        registry: CollectorRegistry,
     ) -> None:
         self.models, self.interval, self._audit = models, interval, audit
         self._task: asyncio.Task[None] | None = None
-        self.swap_seconds = Gauge(
-            "failwell_model_swap_seconds",
-            "Duration of the last hot swap (load + warm + switch), by backend.",
-            ["backend"],
-            registry=registry,
-        )
-        self.lag = Gauge(
-            "failwell_registry_replication_lag_seconds",
-            "Age of the oldest change not yet on an asynchronous replica, by store.",
-            ["store"],
-            registry=registry,
-        )
+        self.swap_seconds = families.MODEL_SWAP.gauge(registry)
+        self.lag = families.REGISTRY_REPLICATION_LAG.gauge(registry)
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())

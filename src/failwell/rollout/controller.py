@@ -18,11 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from failwell.backends.python import PythonAdapter
 from failwell.contracts import AuditSink, Request
 from failwell.errors import FailwellError, InvalidInput
+from failwell.observe import families
 from failwell.observe.logging import log
 from failwell.registry.artifacts import Version
 from failwell.registry.serving import RegistryModel, retire
@@ -109,18 +110,8 @@ class Rollouts:
     ) -> None:
         self.routes, self.pools, self._audit = routes, pools, audit
         self.all: list[Rollout] = []
-        self.weight = Gauge(
-            "failwell_rollout_candidate_weight",
-            "Share of a tier's traffic sent to a rollout's candidate (0 when none runs).",
-            ["route", "tier"],
-            registry=registry,
-        )
-        self.outcomes = Counter(
-            "failwell_rollouts",
-            "Finished rollouts by route and outcome (promoted, rolled_back, aborted).",
-            ["route", "outcome"],
-            registry=registry,
-        )
+        self.weight = families.ROLLOUT_CANDIDATE_WEIGHT.gauge(registry)
+        self.outcomes = families.ROLLOUTS.counter(registry)
 
     @property
     def busy(self) -> bool:
