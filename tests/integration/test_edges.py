@@ -145,7 +145,13 @@ def test_readiness_reports_each_check(stack: Stack) -> None:
     echo.kill()
     for _ in range(3):  # a few failures open the breaker of the only replica
         call(gw.predict_url("recommend"), json.dumps(GOOD).encode())
+    # Tier 1 is down but later tiers answer: still ready, the route listed as degraded; a
+    # global balancer's check asks for tier 1 and gets a 503.
     status, _, body = call(f"{gw.url}/health/ready", None, method="GET")
+    assert status == 200 and body["status"] == "degraded"
+    assert body["degraded_routes"] == ["recommend"]
+    assert body["checks"]["route:recommend"]["degraded"] is True
+    status, _, body = call(f"{gw.url}/health/ready?tier1=true", None, method="GET")
     assert status == 503 and body["checks"]["route:recommend"]["ok"] is False
     assert body["checks"]["cache"]["ok"] is True
     assert http_json(f"{gw.url}/health/live") == {"status": "alive"}

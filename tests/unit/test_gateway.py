@@ -97,3 +97,35 @@ def test_check_names_the_keys_a_running_gateway_needs_a_restart_for(tmp_path: Pa
     shown = CliRunner().invoke(app, ["check", "--config", str(path)])
     assert shown.exit_code == 0, shown.output
     assert "needs a restart gateway.listen" in " ".join(shown.output.split())
+
+
+def test_a_gateway_beyond_loopback_needs_keys_or_an_explicit_opt_out() -> None:
+    from failwell.errors import ConfigError
+
+    exposed = {**CONFIG, "gateway": {**CONFIG["gateway"], "listen": "0.0.0.0:8080"}}
+    with pytest.raises(ConfigError) as refused:
+        parse_config(exposed)
+    [issue] = refused.value.issues
+    assert issue.path == "gateway.listen" and "security.keys" in issue.message
+    assert parse_config({**exposed, "security": {"open_beyond_loopback": True}})
+    keyed = {"keys": [{"name": "app", "secret": "s3cret-0123456789", "scopes": ["predict:*"]}]}
+    assert parse_config({**exposed, "security": keyed})
+    local = {**CONFIG, "gateway": {**CONFIG["gateway"], "listen": "[::1]:8080"}}
+    assert parse_config(local)
+
+
+def test_without_keys_the_admin_api_answers_loopback_clients_only() -> None:
+    from failwell.api.app import App
+    from failwell.gateway import Gateway
+    from failwell.testing.asgi import asgi_call
+
+    local = {"gateway": {"cache": {"path": ":memory:"}}, "log": {"enabled": False}}
+    gateway = Gateway(parse_config({**CONFIG, **local}))
+    app = App(gateway)
+
+    async def run() -> tuple[int, int]:
+        local = await asgi_call(app, "GET", "/admin/status", client=("127.0.0.1", 5000))
+        remote = await asgi_call(app, "GET", "/admin/status", client=("10.1.2.3", 5000))
+        return local.status, remote.status
+
+    assert asyncio.run(run()) == (200, 403)

@@ -20,6 +20,7 @@ from failwell.api.http import Scope
 from failwell.api.limits import check_headers
 from failwell.api.sessions import Sessions
 from failwell.clock import SYSTEM_CLOCK, Clock
+from failwell.config.checks import is_loopback
 from failwell.config.security import ApiKeyConfig, SecurityConfig
 from failwell.contracts import Exchange
 from failwell.errors import Forbidden, Overloaded, Unauthorized
@@ -108,6 +109,13 @@ def presented_key(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     return None
 
 
+def _from_loopback(scope: Scope) -> bool:
+    """A client on this machine: a loopback address, or none at all (a Unix socket, an
+    in-process call); uvicorn names the peer of every TCP connection."""
+    client = scope.get("client")
+    return client is None or is_loopback(str(client[0]))
+
+
 class Guard:
     """The edge's gatekeeper: request limits, authentication, scopes, admission."""
 
@@ -126,7 +134,11 @@ class Guard:
         Predict scopes are checked by ``admit`` once the route is known."""
         headers = scope["headers"]
         check_headers(headers, self.limits)
-        if not self.required or path in OPEN_PATHS:
+        if not self.required:
+            if path.startswith("/admin/") and not _from_loopback(scope):
+                raise Forbidden("without API keys the admin API answers loopback clients only")
+            return None
+        if path in OPEN_PATHS:
             return None
         if path in SESSION_PATHS and presented_key(headers) is None:
             session = self.sessions.find(headers)  # a signed-in browser

@@ -1,7 +1,10 @@
 """Cross-checks of a whole config that one section cannot make alone: canaries against their
-routes' inputs, freshness objectives against the route's fields."""
+routes' inputs, freshness objectives against the route's fields, and the listener's exposure
+against the keys."""
 
 from __future__ import annotations
+
+import ipaddress
 
 from failwell.config.models import FailwellConfig
 from failwell.errors import ConfigIssue
@@ -58,3 +61,32 @@ def freshness_issues(config: FailwellConfig) -> list[ConfigIssue]:
                     )
                 )
     return issues
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a listener's host or a client's address) is this machine only."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_issues(config: FailwellConfig) -> list[ConfigIssue]:
+    """Secure by default: a gateway reachable beyond this machine needs API keys, unless the
+    operator says in the config that it should be open."""
+    security = config.security
+    if is_loopback(config.gateway.host) or security.auth_required:
+        return []
+    if security.open_beyond_loopback:
+        return []
+    return [
+        ConfigIssue(
+            "gateway.listen",
+            f"{config.gateway.listen} is reachable beyond this machine and no API keys are "
+            "configured: add security.keys, or set security.open_beyond_loopback: true to "
+            "serve without keys (admin endpoints then stay loopback-only)",
+        )
+    ]

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from failwell.config.checks import canary_issues, freshness_issues
+from failwell.config.checks import canary_issues, exposure_issues, freshness_issues
 from failwell.config.models import FailwellConfig, RouteKind, TierKind
 from failwell.config.paths import anchor_files, anchor_stores
 from failwell.errors import ConfigError, ConfigIssue
@@ -126,7 +126,7 @@ def _cross_check(cfg: FailwellConfig, resolve: bool) -> list[ConfigIssue]:
             for f in fields:
                 if f not in allowed:
                     issues.append(ConfigIssue(f"{base}.cache.key", f"unknown input field {f!r}"))
-    issues += scope_issues(cfg)
+    issues += scope_issues(cfg) + exposure_issues(cfg)
     if resolve:
         for bname, backend in cfg.backends.items():
             if backend.target:

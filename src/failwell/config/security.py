@@ -154,6 +154,11 @@ class SecurityConfig(Frozen):
     limits: RequestLimits = Field(
         default_factory=RequestLimits, description="Limits on request size, shape and speed."
     )
+    open_beyond_loopback: bool = Field(
+        False,
+        description="Allow listening on a non-loopback address with no API keys (anyone who can "
+        "reach it may call the models). Admin endpoints stay loopback-only without keys.",
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> SecurityConfig:

@@ -22,8 +22,10 @@ async def asgi_call(
     headers: list[tuple[bytes, bytes]] | None = None,
     body: bytes = b"",
     chunk: int = 0,
+    client: tuple[str, int] | None = None,
 ) -> Response:
-    """Send one request to ``app``; ``chunk`` > 0 delivers the body in pieces of that size."""
+    """Send one request to ``app``; ``chunk`` > 0 delivers the body in pieces of that size;
+    ``client`` is the peer address (none: an in-process caller)."""
     size = chunk or max(1, len(body))
     pieces = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
     sent: list[Message] = []
@@ -41,6 +43,7 @@ async def asgi_call(
         "path": path,
         "headers": headers or [],
         "query_string": b"",
+        "client": client,
     }
     call_receive: Receive = receive
     call_send: Send = send
