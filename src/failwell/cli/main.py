@@ -90,12 +90,14 @@ from failwell.cli.log import app as log_app  # noqa: E402  (sub-apps after the r
 app.add_typer(log_app, name="log")
 from failwell.cli import config as config_cli  # noqa: E402
 from failwell.cli import dr as dr_cli  # noqa: E402
+from failwell.cli import drift as drift_cli  # noqa: E402
 from failwell.cli import registry as registry_cli  # noqa: E402
 from failwell.cli import rollout as rollout_cli  # noqa: E402
 
 app.add_typer(registry_cli.app, name="registry")
 app.add_typer(rollout_cli.app, name="rollout")
 app.add_typer(dr_cli.app, name="dr")
+app.add_typer(drift_cli.app, name="drift")
 app.add_typer(config_cli.app, name="config")
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from failwell.config.control import ControlConfig
+from failwell.config.drift import DriftConfig
 from failwell.config.fields import FieldType
 from failwell.config.log import InputPolicy, LogConfig
 from failwell.config.observe import AlertsConfig, CanaryConfig, HealthConfig, SloConfig, Timestamp
@@ -287,6 +288,9 @@ class RouteConfig(Frozen):
     )
     admission: AdmissionConfig = Field(
         default_factory=AdmissionConfig, description="Rate and concurrency limits of the route."
+    )
+    drift: DriftConfig | None = Field(
+        None, description="Watch the inputs (and tier-1 outputs) for drift from a reference."
     )
 
     @field_validator("input", mode="before")

@@ -43,10 +43,23 @@ def anchor_files(data: Any, base: Path) -> Any:
 
 def anchor_stores(config: FailwellConfig, base: Path) -> FailwellConfig:
     """Anchor the stores' paths (given or default): the cache, the log, the flags file, the
-    registry's folder and checkouts."""
+    registry's folder and checkouts, the routes' drift references."""
     gw, log, control, registry = config.gateway, config.log, config.control, config.registry
+    routes = {
+        name: rc
+        if rc.drift is None
+        else rc.model_copy(
+            update={
+                "drift": rc.drift.model_copy(
+                    update={"reference": anchored(rc.drift.reference, base)}
+                )
+            }
+        )
+        for name, rc in config.routes.items()
+    }
     return config.model_copy(
         update={
+            "routes": routes,
             "gateway": gw.model_copy(
                 update={
                     "cache": gw.cache.model_copy(update={"path": anchored(gw.cache.path, base)})

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from failwell.config.control import CanaryDrillConfig, ControlConfig
+from failwell.config.drift import DriftConfig, DriftThreshold
 from failwell.config.log import LogConfig, RetentionConfig
 from failwell.config.models import (
     BackendConfig,
@@ -73,6 +74,8 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("registry.replicas[i]", StoreConfig),
     ("routes.NAME.admission", AdmissionConfig),
     ("routes.NAME.admission.concurrency", ConcurrencyConfig),
+    ("routes.NAME.drift", DriftConfig),
+    ("routes.NAME.drift.threshold", DriftThreshold),
     ("security", SecurityConfig),
     ("security.keys[i]", ApiKeyConfig),
     ("security.limits", RequestLimits),

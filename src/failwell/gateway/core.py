@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,8 @@ from failwell.contracts import (
     ReadinessCheck,
     Service,
 )
+from failwell.drift.monitor import DriftMonitor
+from failwell.drift.stats import Reference
 from failwell.errors import ConfigError, ConfigIssue, FailwellError, UnknownRoute
 from failwell.faults.admin import FaultControl
 from failwell.gateway.restart import needs_restart
@@ -91,6 +94,7 @@ class Gateway:
             config.control, self.routes, self.pools, self.audit, registry, clock
         )
         self.health = HealthPlane(config, self.pools, registry, clock)
+        self.drift = DriftMonitor(registry, self.health.evaluator.update)
         self.admission = Admission(config.security, registry, clock)
         self.keys = KeyRing(config.security.keys, clock)
         self.guard = Guard(config.security, self.keys, self.admission, Sessions(clock=clock))
@@ -112,8 +116,9 @@ class Gateway:
             self.readiness_checks.append(self.log.readiness)
             admin += self.log.admin_routes()
         self.services += [self.limits.watch, self.admission, *self.health.services]
-        self.services += [self.rollouts, self.watcher]
-        self.observers += self.health.observers
+        self.services += [self.rollouts, self.watcher, self.drift]
+        self.observers += [*self.health.observers, self.drift]
+        admin += self.drift.admin_routes()
         if self.faults.canary is not None:
             self.services.append(self.faults.canary)
             self.observers.append(self.faults.canary.observe)
@@ -124,9 +129,8 @@ class Gateway:
             self.admin.add(route.method, route.path, route.handler)
 
         self.faults.decorate(self.topology.pools, self.topology.built, self.topology.routes)
-        self._switch(
-            self.topology, self.health.prepare(config, self.topology.pools, self.topology.routes)
-        )
+        plan = self.health.prepare(config, self.topology.pools, self.topology.routes)
+        self._switch(self.topology, plan, DriftMonitor.prepare(config.routes))
         self._started = False
 
     # -- building and rebuilding --------------------------------------------------------------
@@ -137,9 +141,11 @@ class Gateway:
             return registry_adapter(name, cfg, self.config.registry)
         return python_model(name, cfg)
 
-    def _switch(self, topology: Topology, plan: HealthPlan) -> None:
+    def _switch(
+        self, topology: Topology, plan: HealthPlan, references: Mapping[str, Reference]
+    ) -> None:
         """Serve ``topology`` from the next request on: no await here, so no request sees half
-        of it. What can fail was checked before (``faults.decorate``, ``health.prepare``)."""
+        of it. What can fail was checked before (``faults.decorate``, ``health.prepare``, ``DriftMonitor.prepare``)."""
         self.topology, self.config = topology, topology.config
         self.pools.clear()
         self.pools.update(topology.pools)
@@ -152,6 +158,7 @@ class Gateway:
         self.watcher.models = registry_models(topology.pools)
         self.watcher.interval = topology.config.registry.watch
         self.health.bind(plan)
+        self.drift.bind(topology.config.routes, references)
         self._openapi = encode(openapi(self.routes, self.guard.required))
 
     async def reload(self, config: FailwellConfig) -> dict[str, Any]:
@@ -175,11 +182,12 @@ class Gateway:
             )
             self.faults.decorate(topology.pools, topology.built, topology.routes)
             plan = self.health.prepare(config, topology.pools, topology.routes)
+            references = await asyncio.to_thread(DriftMonitor.prepare, config.routes)
         except BaseException:
             for pool in opened:
                 await close_pool(pool, 0.0)
             raise
-        self._switch(topology, plan)
+        self._switch(topology, plan, references)
         for pool in topology.replaced(running):
             task = asyncio.get_running_loop().create_task(close_pool(pool, DRAIN_TIMEOUT))
             self._closing.add(task)

@@ -38,12 +38,12 @@ class Alert:
     since: float = 0.0
     last_sent: float = 0.0
     detail: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None  # set for alerts that are not an SLO's
 
     def event(self, state: str, at: float) -> dict[str, Any]:
         return {
-            "alert": f"failwell_{self.slo}_burn"
-            if self.slo != TIER1_FLOOR
-            else "failwell_tier1_floor",
+            "alert": self.name
+            or (f"failwell_{self.slo}_burn" if self.slo != TIER1_FLOOR else "failwell_tier1_floor"),
             "state": state,
             "route": self.route,
             "slo": self.slo,
@@ -118,7 +118,7 @@ class SloEvaluator:
         sent = []
         for name, slo in self.tracker.routes.items():
             for key, firing, detail in self._verdicts(name, slo):
-                event = self._update(key, firing, detail)
+                event = self.update(key, firing, detail)
                 if event is not None:
                     sent.append(event)
         return sent
@@ -161,12 +161,19 @@ class SloEvaluator:
             out.append(((name, TIER1_FLOOR, "page"), low, detail))
         return out
 
-    def _update(
-        self, key: tuple[str, str, str], firing: bool, detail: dict[str, Any]
+    def update(
+        self,
+        key: tuple[str, str, str],
+        firing: bool,
+        detail: dict[str, Any],
+        name: str | None = None,
     ) -> dict[str, Any] | None:
+        """Set alert ``key`` (route, what, severity) firing or not; notify on a change (and
+        every ``repeat_after`` while firing). ``name`` names an alert that is not an SLO's
+        (the drift monitor's); the notification event is returned."""
         alert = self.alerts.get(key)
         if alert is None:
-            alert = self.alerts[key] = Alert(*key)
+            alert = self.alerts[key] = Alert(*key, name=name)
         now = self.clock.wall()
         self.metrics.firing.labels(*key).set(1 if firing else 0)
         if firing:

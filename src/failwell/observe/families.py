@@ -236,6 +236,26 @@ ALERT_NOTIFICATIONS = counter(
     "state", "result",
 )  # fmt: skip
 
+# --- drift (drift/monitor.py) ---------------------------------------------------------------
+DRIFT_PSI = gauge(
+    "failwell_drift_psi",
+    "Population stability index of the latest window against the reference, per feature.",
+    "route", "feature",
+)  # fmt: skip
+DRIFT_P_VALUE = gauge(
+    "failwell_drift_p_value",
+    "p-value of the latest window's KS (numeric) or chi-square (categorical) test, per feature.",
+    "route", "feature",
+)  # fmt: skip
+DRIFT_DRIFTING = gauge(
+    "failwell_drift_drifting",
+    "1 while a feature's latest window is over its drift threshold.",
+    "route", "feature",
+)  # fmt: skip
+DRIFT_WINDOW = gauge(
+    "failwell_drift_window_samples", "Sampled requests in a route's drift window.", "route"
+)
+
 # --- admission (admission/admit.py) ---------------------------------------------------------
 ADMISSION_REFUSED = counter(
     "failwell_admission_refused",
