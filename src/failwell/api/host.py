@@ -13,6 +13,7 @@ from failwell.api.limits import BodyLimits
 from failwell.contracts import BeforeRespond, Observer, ReadinessCheck
 from failwell.health.plane import HealthPlane
 from failwell.observe.metrics import Metrics
+from failwell.quality.watch import QualityWatch
 from failwell.routing.pool import Pool
 from failwell.routing.route import Route
 from failwell.store.cache import AnswerCache
@@ -42,6 +43,9 @@ class Host(Protocol):
 
     @property
     def health(self) -> HealthPlane: ...
+
+    @property
+    def quality(self) -> QualityWatch: ...
 
     @property
     def observers(self) -> Sequence[Observer]: ...

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from failwell.api.chat import ChatRequest
+from failwell.api.feedback import FeedbackBody
 from failwell.config.models import RouteKind
 from failwell.routing.route import Route, input_struct
 from failwell.version import __version__
@@ -66,7 +67,7 @@ KEYS = {
 
 
 def openapi(routes: Mapping[str, Route], auth: bool = False) -> dict[str, Any]:
-    structs: list[Any] = [ChatRequest]
+    structs: list[Any] = [ChatRequest, FeedbackBody]
     paths: dict[str, Any] = {}
     for name, route in routes.items():
         if route.kind is not RouteKind.PREDICT:
@@ -88,6 +89,27 @@ def openapi(routes: Mapping[str, Route], auth: bool = False) -> dict[str, Any]:
                     "content": {"application/json": {"schema": body}},
                 },
                 "responses": {"200": _json(ANSWER_SCHEMA), **_errors(*INFERENCE_ERRORS)},
+            }
+        }
+    for name, route in routes.items():
+        if route.config.quality is None:
+            continue
+        paths[f"/v1/feedback/{name}"] = {
+            "post": {
+                "summary": f"Labels for earlier answers of route {name}",
+                "operationId": f"feedback_{name}",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/FeedbackBody"}
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json({"type": "object"}),
+                    **_errors(400, 401, 403, 404, 409, 413, 422, 431),
+                },
             }
         }
     _, components = msgspec.json.schema_components(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from failwell.api import chat, predict, v2
+from failwell.api import chat, feedback, predict, v2
 from failwell.api.auth import Pass
 from failwell.api.dashboard import dashboard_endpoints
 from failwell.api.health import readiness
@@ -28,6 +28,7 @@ class FrontEnds:
         routes, limit = host.routes, host.limits
         self.predict = predict.front_end(routes, limit)
         self.v2 = v2.front_end(routes, limit)
+        self.feedback = feedback.front_end(host.quality, limit)
         self.exact: dict[str, tuple[str, FrontEnd]] = {
             "/health/live": ("GET", self._live),
             "/v2/health/live": ("GET", self._live),
@@ -50,6 +51,8 @@ class FrontEnds:
             await self.predict(scope, receive, send, ex, gate)
         elif path.startswith("/v2/models/"):
             await self.v2(scope, receive, send, ex, gate)
+        elif path.startswith("/v1/feedback/"):
+            await self.feedback(scope, receive, send, ex, gate)
         elif path.startswith("/admin/"):
             await self._admin(scope, receive, send, ex)
         else:

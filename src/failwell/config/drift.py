@@ -1,6 +1,9 @@
-"""Config of the drift monitor of one route (``routes.NAME.drift``)."""
+"""Config of what watches one route's model: its drift (``routes.NAME.drift``) and its live
+quality from delayed ground truth (``routes.NAME.quality``)."""
 
 from __future__ import annotations
+
+import enum
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,4 +37,33 @@ class DriftConfig(Frozen):
     )
     features: dict[str, DriftThreshold] = Field(
         default_factory=dict, description="Per-feature thresholds (override 'threshold')."
+    )
+
+
+class QualityMetric(enum.StrEnum):
+    ACCURACY = "accuracy"
+    MAE = "mae"
+    AUC = "auc"
+
+
+class QualityConfig(Frozen):
+    metric: QualityMetric = Field(
+        description="accuracy (label equals the prediction), mae (mean absolute error) or auc "
+        "(binary labels against a score)."
+    )
+    output: str | None = Field(
+        None,
+        description="The key of the answer's outputs that is the prediction (or the score); "
+        "none: the outputs themselves.",
+    )
+    objective: float | None = Field(
+        None, description="Alert when the live metric is worse than this (mae: above; else below)."
+    )
+    window: int = Field(1000, ge=10, description="Most recent labelled answers the metric covers.")
+    min_labels: int = Field(50, ge=1, description="Labels needed before the metric is judged.")
+    max_age: Duration = Field(
+        86400.0, gt=0, description="How long an answer waits for its label (then forgotten)."
+    )
+    remember: int = Field(
+        100_000, ge=100, description="Answers kept waiting for labels (the oldest go first)."
     )

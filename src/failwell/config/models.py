@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from failwell.config.control import ControlConfig
-from failwell.config.drift import DriftConfig
+from failwell.config.drift import DriftConfig, QualityConfig
 from failwell.config.fields import FieldType
 from failwell.config.log import InputPolicy, LogConfig
 from failwell.config.observe import AlertsConfig, CanaryConfig, HealthConfig, SloConfig, Timestamp
@@ -291,6 +291,9 @@ class RouteConfig(Frozen):
     )
     drift: DriftConfig | None = Field(
         None, description="Watch the inputs (and tier-1 outputs) for drift from a reference."
+    )
+    quality: QualityConfig | None = Field(
+        None, description="Live quality from labels sent later to POST /v1/feedback/{route}."
     )
 
     @field_validator("input", mode="before")

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from failwell.config.control import CanaryDrillConfig, ControlConfig
-from failwell.config.drift import DriftConfig, DriftThreshold
+from failwell.config.drift import DriftConfig, DriftThreshold, QualityConfig
 from failwell.config.log import LogConfig, RetentionConfig
 from failwell.config.models import (
     BackendConfig,
@@ -76,6 +76,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("routes.NAME.admission.concurrency", ConcurrencyConfig),
     ("routes.NAME.drift", DriftConfig),
     ("routes.NAME.drift.threshold", DriftThreshold),
+    ("routes.NAME.quality", QualityConfig),
     ("security", SecurityConfig),
     ("security.keys[i]", ApiKeyConfig),
     ("security.limits", RequestLimits),

@@ -55,6 +55,7 @@ from failwell.gateway.topology import Topology, build_topology, python_model
 from failwell.health.plane import HealthPlan, HealthPlane
 from failwell.log.recorder import InferenceLog
 from failwell.observe.metrics import Metrics
+from failwell.quality.watch import QualityWatch
 from failwell.registry.serving import RegistryWatcher, registry_adapter, registry_models
 from failwell.reload.reloader import ConfigReloader
 from failwell.rollout.admin import rollout_admin_routes
@@ -95,6 +96,7 @@ class Gateway:
         )
         self.health = HealthPlane(config, self.pools, registry, clock)
         self.drift = DriftMonitor(registry, self.health.evaluator.update)
+        self.quality = QualityWatch(registry, clock, self.health.evaluator.update)
         self.admission = Admission(config.security, registry, clock)
         self.keys = KeyRing(config.security.keys, clock)
         self.guard = Guard(config.security, self.keys, self.admission, Sessions(clock=clock))
@@ -117,7 +119,7 @@ class Gateway:
             admin += self.log.admin_routes()
         self.services += [self.limits.watch, self.admission, *self.health.services]
         self.services += [self.rollouts, self.watcher, self.drift]
-        self.observers += [*self.health.observers, self.drift]
+        self.observers += [*self.health.observers, self.drift, self.quality]
         admin += self.drift.admin_routes()
         if self.faults.canary is not None:
             self.services.append(self.faults.canary)
@@ -159,6 +161,7 @@ class Gateway:
         self.watcher.interval = topology.config.registry.watch
         self.health.bind(plan)
         self.drift.bind(topology.config.routes, references)
+        self.quality.bind(topology.config.routes)
         self._openapi = encode(openapi(self.routes, self.guard.required))
 
     async def reload(self, config: FailwellConfig) -> dict[str, Any]:

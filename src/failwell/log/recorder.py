@@ -28,7 +28,7 @@ from failwell.log.records import canonical
 from failwell.log.store import open_store
 from failwell.log.writer import LogWriter
 
-_LOGGED_FRONT_ENDS = frozenset({"predict", "v2", "openai", "python"})
+_LOGGED_FRONT_ENDS = frozenset({"predict", "v2", "openai", "python", "feedback"})
 
 
 def outcome(status: int) -> str:
@@ -41,7 +41,8 @@ def outcome(status: int) -> str:
 
 def inference_record(ex: Exchange, policy: InputPolicy) -> dict[str, Any] | None:
     """The record of one exchange, or None for exchanges that are not inferences (metadata)."""
-    if ex.front_end not in _LOGGED_FRONT_ENDS or (ex.answer is None and ex.error is None):
+    unanswered = ex.answer is None and ex.error is None and ex.front_end != "feedback"
+    if ex.front_end not in _LOGGED_FRONT_ENDS or unanswered:
         return None
     fields: dict[str, Any] = {
         "time": ex.started,

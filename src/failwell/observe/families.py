@@ -256,6 +256,18 @@ DRIFT_WINDOW = gauge(
     "failwell_drift_window_samples", "Sampled requests in a route's drift window.", "route"
 )
 
+# --- live quality from feedback (quality/watch.py) -----------------------------------------
+QUALITY_LIVE = gauge(
+    "failwell_quality_live",
+    "Live quality of a route's labelled answers over its window (accuracy, mae or auc).",
+    "route", "metric",
+)  # fmt: skip
+QUALITY_LABELS = counter(
+    "failwell_quality_labels",
+    "Labels received on /v1/feedback, by route and result (accepted, not_found, conflict, invalid_input).",
+    "route", "result",
+)  # fmt: skip
+
 # --- admission (admission/admit.py) ---------------------------------------------------------
 ADMISSION_REFUSED = counter(
     "failwell_admission_refused",
