@@ -93,11 +93,13 @@ from failwell.cli import dr as dr_cli  # noqa: E402
 from failwell.cli import drift as drift_cli  # noqa: E402
 from failwell.cli import registry as registry_cli  # noqa: E402
 from failwell.cli import rollout as rollout_cli  # noqa: E402
+from failwell.cli.train import train as train_command  # noqa: E402
 
 app.add_typer(registry_cli.app, name="registry")
 app.add_typer(rollout_cli.app, name="rollout")
 app.add_typer(dr_cli.app, name="dr")
 app.add_typer(drift_cli.app, name="drift")
+app.command("train")(train_command)
 app.add_typer(config_cli.app, name="config")
 
 

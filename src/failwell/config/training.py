@@ -1,0 +1,40 @@
+"""A training job file (``failwell train JOB.yaml``): which model, which entry point, which
+data, how often to checkpoint. Relative paths mean beside the job file."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from failwell.config.units import Duration
+
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CheckpointPolicy(Frozen):
+    every_steps: int = Field(100, ge=1, description="Checkpoint after this many steps...")
+    every: Duration = Field(30.0, gt=0, description="...or this much time, whichever first.")
+
+
+class TrainingJobConfig(Frozen):
+    model: str = Field(description="The registry model the job trains a version of.")
+    entry: str = Field(description="module:function called with the job (failwell.training.Job).")
+    data: str = Field(description="Training data (the entry point reads it); beside the job file.")
+    args: dict[str, Any] = Field(default_factory=dict, description="Passed to the entry point.")
+    seed: int = Field(0, description="Seed of every random choice: a resumed run ends the same.")
+    checkpoint: CheckpointPolicy = Field(
+        default_factory=CheckpointPolicy, description="How often progress is checkpointed."
+    )
+
+    @field_validator("entry")
+    @classmethod
+    def _entry(cls, value: str) -> str:
+        if not _IMPORT_PATH.match(value):
+            raise ValueError("expected module:function")
+        return value
