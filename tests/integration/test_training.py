@@ -103,3 +103,30 @@ def test_a_second_job_for_the_same_model_is_refused(tmp_path: Path) -> None:
     finally:
         first.kill()
         first.communicate(timeout=30)
+
+
+def test_the_gate_rejects_a_candidate_trained_on_corrupted_labels(tmp_path: Path) -> None:
+    job, config = setup(tmp_path, "gated", delay=0.0)
+    spec = yaml.safe_load(job.read_text())
+    spec["gate"] = {"metric": "holdout_auc", "tolerance": 0.02}
+    job.write_text(yaml.safe_dump(spec))
+    first = train(job, config)
+    out, errors = first.communicate(timeout=120)
+    assert first.returncode == 0, errors
+    assert "gate passed: no production version to beat" in out
+    registry = open_registry(RegistryConfig(path=str(config.parent / "registry")))
+    registry.set_alias("scorer", "production", "v1")
+
+    data = config.parent / "data.jsonl"
+    rng = np.random.default_rng(9)
+    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    for row in rows:  # labels that say nothing about the inputs
+        row["label"] = int(rng.integers(0, 2))
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    second = train(job, config)
+    out, errors = second.communicate(timeout=120)
+    assert second.returncode == 3, (out, errors)
+    assert "gate REJECTED" in out and "worse than scorer@v1" in out
+    verdict = registry.get("scorer", "v2").meta["gate"]
+    assert verdict["passed"] is False and verdict["baseline"] == "scorer@v1"
+    assert registry.aliases("scorer")["production"] == "v1"

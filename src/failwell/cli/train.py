@@ -23,7 +23,8 @@ def train(
     config: ConfigOption = Path("failwell.yaml"),
 ) -> None:
     """Train a model version; a job killed mid-way resumes from its last checkpoint when run
-    again. The registry is the one ``--config`` names (its defaults when the file is absent)."""
+    again. The registry is the one ``--config`` names (its defaults when the file is absent).
+    Exit 3 when the job's gate rejects the candidate (it is registered with the reason)."""
     try:
         job = load_job(job_file)
     except ConfigError as exc:
@@ -52,3 +53,9 @@ def train(
     Console().print(
         f"{version.ref}: {ran.saved} checkpoints{resumed}; metrics {ran.metrics}", highlight=False
     )
+    gate = version.meta.get("gate")
+    if gate is not None:
+        verdict = "passed" if gate["passed"] else "REJECTED"
+        Console().print(f"gate {verdict}: {gate['reason']}", highlight=False)
+        if not gate["passed"]:
+            raise typer.Exit(3)

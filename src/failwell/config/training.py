@@ -22,6 +22,17 @@ class CheckpointPolicy(Frozen):
     every: Duration = Field(30.0, gt=0, description="...or this much time, whichever first.")
 
 
+class GateConfig(Frozen):
+    metric: str = Field(description="A metric the entry point records (e.g. holdout_auc).")
+    higher_is_better: bool = Field(True, description="False for errors (mae, loss).")
+    tolerance: float = Field(
+        0.0, ge=0, description="How much worse than the production version still passes."
+    )
+    minimum: float | None = Field(
+        None, description="The value it must reach whatever production does (optional)."
+    )
+
+
 class TrainingJobConfig(Frozen):
     model: str = Field(description="The registry model the job trains a version of.")
     entry: str = Field(description="module:function called with the job (failwell.training.Job).")
@@ -30,6 +41,9 @@ class TrainingJobConfig(Frozen):
     seed: int = Field(0, description="Seed of every random choice: a resumed run ends the same.")
     checkpoint: CheckpointPolicy = Field(
         default_factory=CheckpointPolicy, description="How often progress is checkpointed."
+    )
+    gate: GateConfig | None = Field(
+        None, description="The candidate must match the production version on this metric."
     )
 
     @field_validator("entry")

@@ -5,7 +5,7 @@ for the same model is refused at once). The job's identity is a digest of what d
 result (model, entry point, data bytes, arguments, seed), so running the same job again after
 a crash resumes from its last checkpoint, and a changed job starts afresh. The finished model
 is pushed as a new version (no alias moves: promotion is a rollout's decision) with the job's
-metrics and identity in its metadata; the job's checkpoints are then removed."""
+metrics, identity and gate verdict in its metadata; the job's checkpoints are then removed."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ from failwell.config.training import TrainingJobConfig
 from failwell.errors import ConfigError, ConfigIssue, RegistryError
 from failwell.registry import open_registry
 from failwell.registry.artifacts import Version
+from failwell.registry.registry import PRODUCTION
 from failwell.training.checkpoints import Checkpoints
+from failwell.training.gate import judge
 from failwell.training.job import Job, Progress
 
 
@@ -88,6 +90,11 @@ def run_job(
         if progress is not None:
             job.progress = progress
         entry(job)
+        gate = None
+        if config.gate is not None:
+            production = registry.aliases(config.model).get(PRODUCTION)
+            baseline = registry.get(config.model, production) if production else None
+            gate = judge(config.gate, job.metrics, baseline)
         meta = {
             "training": {
                 "job": identity,
@@ -96,6 +103,7 @@ def run_job(
                 "resumed_from": job.resumed_from,
             },
             "metrics": job.metrics,
+            **({"gate": gate} if gate is not None else {}),
         }
         version = registry.push(config.model, Path(out), meta, creator="failwell train")
         checkpoints.clear()
