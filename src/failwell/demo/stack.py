@@ -286,7 +286,8 @@ Break a model server, then ask again and watch the tier change:
   kill -STOP <pid>   /   kill -CONT <pid>                   # freeze and thaw a replica
   curl -s {_url(east_a)}/_control -d '{{"mode": "ok"}}'         # heal
 Watch it:
-  {gw}/dashboard   (sign in with the API key)     failwell status --url {gw} --watch
+  {gw}/dashboard   (sign in with the API key)
+  failwell status --url {gw} --key {key} --watch
 """,
         flush=True,
     )
