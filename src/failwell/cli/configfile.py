@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -16,10 +16,15 @@ ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path to fail
 _err = Console(stderr=True)
 
 
+def refuse(exc: ConfigError, where: str = "") -> NoReturn:
+    """Print every issue (with its key path) and exit 2."""
+    for issue in exc.issues:
+        _err.print(f"[red]error[/red] {where}{issue}", highlight=False, markup=True)
+    raise typer.Exit(2) from None
+
+
 def load(path: Path) -> FailwellConfig:
     try:
         return load_config(path)
     except ConfigError as exc:
-        for issue in exc.issues:
-            _err.print(f"[red]error[/red] {issue}", highlight=False, markup=True)
-        raise typer.Exit(2) from None
+        refuse(exc)

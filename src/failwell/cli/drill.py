@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from failwell.cli.configfile import refuse
 from failwell.errors import ConfigError
 
 out_console = Console(highlight=False)
@@ -41,9 +42,7 @@ def drill(
         else:
             spec = load_drill(file)
     except ConfigError as exc:
-        for issue in exc.issues:
-            out_console.print(f"[red]error[/red] {issue}")
-        raise typer.Exit(2) from None
+        refuse(exc)
     result = asyncio.run(run_drill(spec, progress=out_console.print))
     json_path, html_path = write_result(result, out)
     for line in summary(result):

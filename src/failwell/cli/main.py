@@ -10,7 +10,7 @@ from rich.console import Console
 
 from failwell.cli import drill as drill_cli
 from failwell.cli import fault as fault_cli
-from failwell.cli.configfile import ConfigOption, load
+from failwell.cli.configfile import ConfigOption, load, refuse
 from failwell.cli.status import app as status_app
 from failwell.config.load import config_from_text
 from failwell.config.models import FailwellConfig
@@ -66,9 +66,7 @@ def serve(
     try:
         run(load(config), log_level, config)
     except ConfigError as exc:  # found while building: a model_ref that cannot be served
-        for issue in exc.issues:
-            err.print(f"[red]error[/red] {issue}", highlight=False, markup=True)
-        raise typer.Exit(2) from None
+        refuse(exc)
 
 
 @app.command()

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from failwell.cli.configfile import ConfigOption, load
+from failwell.cli.configfile import ConfigOption, load, refuse
 from failwell.config.registry import RegistryConfig
 from failwell.errors import ConfigError, RegistryError
 from failwell.training.runner import load_job, run_job
@@ -28,9 +28,7 @@ def train(
     try:
         job = load_job(job_file)
     except ConfigError as exc:
-        for issue in exc.issues:
-            err.print(f"[red]error[/red] {job_file}: {issue}")
-        raise typer.Exit(2) from None
+        refuse(exc, f"{job_file}: ")
     registry = load(config).registry if config.exists() else RegistryConfig()
     columns = (
         TextColumn(f"training {job.model}"),
