@@ -16,10 +16,10 @@ ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path to fail
 _err = Console(stderr=True)
 
 
-def refuse(exc: ConfigError, where: str = "") -> NoReturn:
+def refuse(exc: ConfigError, where: str = "", console: Console = _err) -> NoReturn:
     """Print every issue (with its key path) and exit 2."""
     for issue in exc.issues:
-        _err.print(f"[red]error[/red] {where}{issue}", highlight=False, markup=True)
+        console.print(f"[red]error[/red] {where}{issue}", highlight=False, markup=True)
     raise typer.Exit(2) from None
 
 

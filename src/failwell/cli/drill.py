@@ -42,7 +42,7 @@ def drill(
         else:
             spec = load_drill(file)
     except ConfigError as exc:
-        refuse(exc)
+        refuse(exc, console=out_console)  # with the drill's report, on standard output
     result = asyncio.run(run_drill(spec, progress=out_console.print))
     json_path, html_path = write_result(result, out)
     for line in summary(result):
