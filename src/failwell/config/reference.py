@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from failwell.config.control import CanaryDrillConfig, ControlConfig
+from failwell.config.fleet import FleetConfig
 from failwell.config.log import LogConfig, RetentionConfig
 from failwell.config.models import (
     BackendConfig,
@@ -76,6 +77,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("security", SecurityConfig),
     ("security.keys[i]", ApiKeyConfig),
     ("security.limits", RequestLimits),
+    ("fleet", FleetConfig),
     ("(any) rate", RateConfig),
 ]
 BEGIN = "<!-- BEGIN GENERATED: python -m failwell.config.reference -->"
@@ -102,6 +104,9 @@ _DURATIONS = {
     "watch",
     "queue_timeout",
     "body_timeout",
+    "reconnect",
+    "max_reconnect",
+    "cache_ttl",
 }
 
 

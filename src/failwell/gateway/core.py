@@ -47,6 +47,7 @@ from failwell.contracts import (
 )
 from failwell.errors import ConfigError, ConfigIssue, FailwellError, UnknownRoute
 from failwell.faults.admin import FaultControl
+from failwell.fleet.fleet import Fleet
 from failwell.gateway.restart import needs_restart
 from failwell.gateway.topology import Topology, build_topology, python_model
 from failwell.health.plane import HealthPlan, HealthPlane
@@ -98,10 +99,13 @@ class Gateway:
         self.rollouts = Rollouts(self.routes, self.pools, self.audit, registry)
         self.watcher = RegistryWatcher([], config.registry.watch, self.audit, registry)
         self.reloader = ConfigReloader(path, self.reload, self.audit) if path is not None else None
+        self.fleet = Fleet(config.fleet, registry, clock) if config.fleet is not None else None
         self._openapi = b""
         self._closing: set[asyncio.Task[None]] = set()
 
         admin: list[AdminRoute] = [*status_routes(self), *drain_routes(self.guard, self.audit)]
+        if self.fleet is not None:
+            self.services += self.fleet.services
         admin += self.faults.admin_routes() + rollout_admin_routes(self.rollouts)
         if self.log is not None:
             self.services += self.log.services
@@ -152,6 +156,8 @@ class Gateway:
         self.watcher.models = registry_models(topology.pools)
         self.watcher.interval = topology.config.registry.watch
         self.health.bind(plan)
+        if self.fleet is not None:
+            self.fleet.bind(topology.pools)
         self._openapi = encode(openapi(self.routes, self.guard.required))
 
     async def reload(self, config: FailwellConfig) -> dict[str, Any]:

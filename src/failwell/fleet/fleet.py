@@ -1,0 +1,34 @@
+"""One gateway's part of a fleet: the link to Redis and what is shared over it.
+
+Built once by the composition root when the config has a ``fleet`` section; ``bind`` points
+it at each topology the gateway serves (start-up and every reload)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry
+
+from failwell.clock import SYSTEM_CLOCK, Clock
+from failwell.config.fleet import FleetConfig
+from failwell.contracts import Service
+from failwell.fleet.breakers import BreakerSync
+from failwell.fleet.link import FleetLink
+from failwell.routing.pool import Pool
+
+
+class Fleet:
+    def __init__(
+        self, config: FleetConfig, registry: CollectorRegistry, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        self.config = config
+        self.link = FleetLink(config, registry, clock)
+        self.breakers = BreakerSync(self.link) if config.breakers else None
+
+    @property
+    def services(self) -> list[Service]:
+        return [self.link]
+
+    def bind(self, pools: Mapping[str, Pool]) -> None:
+        if self.breakers is not None:
+            self.breakers.bind(pools)
