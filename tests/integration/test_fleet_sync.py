@@ -1,5 +1,6 @@
-"""Gateways of one fleet share breaker openings through a real redis-server: in-process
-instances (each its own link, pools and breakers) so the test can look inside each one."""
+"""Gateways of one fleet share breaker openings, flags and faults through a real redis-server:
+in-process instances (each its own link, breakers, flags and fault book) so the test can look
+inside each one."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from prometheus_client import CollectorRegistry
 
 from failwell.config.fleet import FleetConfig
 from failwell.contracts import Request, Result
+from failwell.faults.flags import Flags
+from failwell.faults.injection import FaultBook, FaultKind, FaultSpec
 from failwell.fleet.fleet import Fleet
 from failwell.resilience.breaker import Breaker, BreakerState
 from failwell.resilience.retry import RetryPolicy
@@ -93,6 +96,63 @@ def test_an_opening_reaches_every_instance_and_survives_a_redis_outage(stack: St
             assert await until(lambda: a.fleet.link.up and b.fleet.link.up, timeout=15)
             assert await until(lambda: a.breaker("r2").state is BreakerState.OPEN)
             assert a.metric("failwell_fleet_reconnects_total") >= 1
+        finally:
+            await a.fleet.link.stop()
+            await b.fleet.link.stop()
+
+    asyncio.run(scenario())
+
+
+class Controls:
+    def __init__(self, name: str, url: str) -> None:
+        self.registry = CollectorRegistry()
+        config = FleetConfig(redis=url, instance=name, reconnect=0.05, max_reconnect=0.2)
+        self.fleet = Fleet(config, self.registry)
+        self.flags, self.book = Flags(), FaultBook()
+        self.fleet.share_controls(self.flags, self.book)
+
+
+SPEC = FaultSpec(kind=FaultKind.ERROR, backend="model", duration=60.0)
+
+
+def test_flags_and_faults_set_on_one_instance_are_obeyed_by_all(stack: Stack) -> None:
+    redis = stack.redis()
+
+    async def scenario() -> None:
+        a, b = Controls("a", redis.url), Controls("b", redis.url)
+        await a.fleet.link.start()
+        await b.fleet.link.start()
+        try:
+            assert await until(lambda: a.fleet.link.up and b.fleet.link.up)
+            a.flags.set("backend:model", False)
+            assert await until(lambda: not b.flags.enabled("backend:model"))
+            fault = a.book.add(SPEC)
+            assert fault.id == "f1.a"
+            assert await until(lambda: [f.id for f in b.book.active()] == ["f1.a"])
+            assert b.book.matching("model", "r1")[0].expires == fault.expires
+            b.book.remove("f1.a")  # cleared on another instance than the one that made it
+            assert await until(lambda: a.book.active() == [])
+
+            # A late joiner reads both from the hashes.
+            c = Controls("c", redis.url)
+            c.book.add(SPEC)  # made before it joins: pushed when it connects
+            await c.fleet.link.start()
+            try:
+                assert await until(lambda: not c.flags.enabled("backend:model"))
+                assert await until(lambda: [f.id for f in a.book.active()] == ["f1.c"])
+            finally:
+                await c.fleet.link.stop()
+
+            # Redis dies and comes back empty: the newer flag change wins everywhere.
+            redis.proc.kill(signal.SIGKILL)
+            redis.proc.wait(5)
+            assert await until(lambda: not a.fleet.link.up and not b.fleet.link.up)
+            b.flags.set("backend:model", True)
+            assert not a.flags.enabled("backend:model")
+            stack.redis(port=redis.port)
+            assert await until(lambda: a.fleet.link.up and b.fleet.link.up, timeout=15)
+            assert await until(lambda: a.flags.enabled("backend:model"))
+            assert b.flags.enabled("backend:model")
         finally:
             await a.fleet.link.stop()
             await b.fleet.link.stop()

@@ -48,6 +48,10 @@ class FleetConfig(BaseModel):
         True, description="Share breaker openings: a replica one gateway opens is skipped by all."
     )
 
+    controls: bool = Field(
+        True, description="Share feature flags and injected faults: set once, obeyed by all."
+    )
+
     @field_validator("redis")
     @classmethod
     def _redis_url(cls, value: str) -> str:

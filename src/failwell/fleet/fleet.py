@@ -13,6 +13,7 @@ from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.fleet import FleetConfig
 from failwell.contracts import Service
 from failwell.fleet.breakers import BreakerSync
+from failwell.fleet.controls import ControlSync, FaultStore, FlagStore
 from failwell.fleet.link import FleetLink
 from failwell.routing.pool import Pool
 
@@ -24,6 +25,12 @@ class Fleet:
         self.config = config
         self.link = FleetLink(config, registry, clock)
         self.breakers = BreakerSync(self.link) if config.breakers else None
+        self.controls: ControlSync | None = None
+
+    def share_controls(self, flags: FlagStore, faults: FaultStore) -> None:
+        """Share the gateway's flags and fault book (built once, kept across reloads)."""
+        if self.config.controls:
+            self.controls = ControlSync(self.link, flags, faults)
 
     @property
     def services(self) -> list[Service]:

@@ -106,6 +106,7 @@ class Gateway:
         admin: list[AdminRoute] = [*status_routes(self), *drain_routes(self.guard, self.audit)]
         if self.fleet is not None:
             self.services += self.fleet.services
+            self.fleet.share_controls(self.faults.flags, self.faults.book)
         admin += self.faults.admin_routes() + rollout_admin_routes(self.rollouts)
         if self.log is not None:
             self.services += self.log.services
