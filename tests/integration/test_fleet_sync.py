@@ -1,6 +1,6 @@
-"""Gateways of one fleet share breaker openings, flags and faults through a real redis-server:
-in-process instances (each its own link, breakers, flags and fault book) so the test can look
-inside each one."""
+"""Gateways of one fleet share breaker openings, flags, faults and cached answers through a
+real redis-server: in-process instances (each its own link, breakers, flags, fault book and
+cache) so the test can look inside each one."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ import asyncio
 import signal
 import time
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from failwell.config import parse_config
 from failwell.config.fleet import FleetConfig
-from failwell.contracts import Request, Result
+from failwell.contracts import Answer, Request, Result
 from failwell.faults.flags import Flags
 from failwell.faults.injection import FaultBook, FaultKind, FaultSpec
 from failwell.fleet.fleet import Fleet
+from failwell.gateway import Gateway
 from failwell.resilience.breaker import Breaker, BreakerState
 from failwell.resilience.retry import RetryPolicy
 from failwell.routing.pool import Pool, Replica
@@ -156,5 +159,69 @@ def test_flags_and_faults_set_on_one_instance_are_obeyed_by_all(stack: Stack) ->
         finally:
             await a.fleet.link.stop()
             await b.fleet.link.stop()
+
+    asyncio.run(scenario())
+
+
+def gateway_config(name: str, url: str, fail: bool) -> dict[str, Any]:
+    return {
+        "gateway": {"cache": {"path": ":memory:"}},
+        "backends": {
+            "echo": {
+                "protocol": "python",
+                "target": "failwell.testing.models:Echo",
+                "args": {"fail": fail},
+            }
+        },
+        "routes": {
+            "r": {
+                "input": {"x": "str"},
+                "tiers": [
+                    {"name": "primary", "backend": "echo"},
+                    {"name": "cache"},
+                    {"name": "static", "value": "static"},
+                ],
+            }
+        },
+        "fleet": {"redis": url, "instance": name, "reconnect": "50ms", "max_reconnect": "200ms"},
+    }
+
+
+def test_the_cache_tier_answers_with_another_gateways_answer(stack: Stack) -> None:
+    redis = stack.redis()
+
+    async def scenario() -> None:
+        a = Gateway(parse_config(gateway_config("a", redis.url, fail=False)))
+        b = Gateway(parse_config(gateway_config("b", redis.url, fail=True)))
+        async with a, b:
+            assert a.fleet is not None and b.fleet is not None
+            fa, fb = a.fleet, b.fleet
+            assert await until(lambda: fa.link.up and fb.link.up)
+            answer = await a.predict("r", {"x": "k1"})
+            assert answer.tier == "primary"
+
+            async def from_b() -> Answer:
+                return await b.predict("r", {"x": "k1"})
+
+            got = await from_b()
+            for _ in range(100):  # a's write is queued: bounded wait until it lands
+                if got.tier == "cache":
+                    break
+                await asyncio.sleep(0.02)
+                got = await from_b()
+            assert (got.tier, got.outputs) == ("cache", answer.outputs)
+            assert b.metrics.registry.get_sample_value(
+                "failwell_fleet_cache_reads_total", {"result": "hit"}
+            )
+            # now in b's own LRU: answers without Redis
+            redis.proc.kill(signal.SIGKILL)
+            redis.proc.wait(5)
+            assert await until(lambda: not fb.link.up)
+            assert (await from_b()).tier == "cache"
+            # a key nobody stored: Redis is down, so no wait on it; the static tier answers
+            assert (await b.predict("r", {"x": "k2"})).tier == "static"
+            assert b.metrics.registry.get_sample_value(
+                "failwell_fleet_cache_reads_total", {"result": "down"}
+            )
 
     asyncio.run(scenario())

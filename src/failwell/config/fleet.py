@@ -52,6 +52,13 @@ class FleetConfig(BaseModel):
         True, description="Share feature flags and injected faults: set once, obeyed by all."
     )
 
+    cache: bool = Field(
+        True,
+        description="Share the answer cache: tier-1 answers are written to Redis off the request "
+        "path; the cache tier reads them last, within its own time budget.",
+    )
+    cache_ttl: Duration = Field(86400.0, gt=0, description="How long Redis keeps a shared answer.")
+
     @field_validator("redis")
     @classmethod
     def _redis_url(cls, value: str) -> str:

@@ -12,10 +12,12 @@ from prometheus_client import CollectorRegistry
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.fleet import FleetConfig
 from failwell.contracts import Service
+from failwell.fleet.answers import SharedAnswerCache
 from failwell.fleet.breakers import BreakerSync
 from failwell.fleet.controls import ControlSync, FaultStore, FlagStore
 from failwell.fleet.link import FleetLink
 from failwell.routing.pool import Pool
+from failwell.store.cache import AnswerCache
 
 
 class Fleet:
@@ -26,6 +28,13 @@ class Fleet:
         self.link = FleetLink(config, registry, clock)
         self.breakers = BreakerSync(self.link) if config.breakers else None
         self.controls: ControlSync | None = None
+        self.answers = (
+            SharedAnswerCache(self.link, config.cache_ttl, registry) if config.cache else None
+        )
+
+    def share_cache(self, cache: AnswerCache) -> None:
+        """Make ``cache`` (built once) write to and read from the fleet's cache too."""
+        cache.shared = self.answers
 
     def share_controls(self, flags: FlagStore, faults: FaultStore) -> None:
         """Share the gateway's flags and fault book (built once, kept across reloads)."""

@@ -366,4 +366,11 @@ FLEET_PROPAGATION = histogram(
     buckets=FLEET_PROPAGATION_BUCKETS,
 )
 
+FLEET_CACHE_READS = counter(
+    "failwell_fleet_cache_reads",
+    "Cache tier reads that went to the shared cache, by result (hit, miss, down, error).",
+    "result",
+)
+
+
 FAMILIES: tuple[Family, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Family))
