@@ -1,7 +1,7 @@
 """What sharing state with a fleet costs: time per call through a pool (breaker acquire and
 verdict around a fake adapter) with its breakers shared or not; CPU per request through the
 whole in-process path (``Gateway.predict``: tiers, breakers, metrics, cache; noisy, as its
-model runs in a thread) without a fleet and with one linked to a real redis-server; the delay for a breaker opening on one instance to open it on another
+model runs in a thread; every request a new cache key, the worst case for the shared cache) without a fleet and with one linked to a real redis-server; the delay for a breaker opening on one instance to open it on another
 (two links, each its own connections, one event loop).
 
     .venv/bin/python bench/fleet_bench.py [--requests 20000] [--rounds 5] [--openings 200]
@@ -40,7 +40,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def config(fleet: str | None) -> dict[str, Any]:
+def config(fleet: str | None, share_cache: bool = True) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "gateway": {"cache": {"path": ":memory:"}},
         "backends": {"echo": {"protocol": "python", "target": "failwell.testing.models:Echo"}},
@@ -53,13 +53,13 @@ def config(fleet: str | None) -> dict[str, Any]:
         },
     }
     if fleet is not None:
-        cfg["fleet"] = {"redis": fleet, "instance": "bench"}
+        cfg["fleet"] = {"redis": fleet, "instance": "bench", "cache": share_cache}
     return cfg
 
 
-async def cpu_per_request(redis: str | None, n: int) -> float:
+async def cpu_per_request(redis: str | None, n: int, share_cache: bool = True) -> float:
     """µs of this process' CPU per ``predict`` (the link's own tasks included)."""
-    async with Gateway(parse_config(config(redis))) as gw:
+    async with Gateway(parse_config(config(redis, share_cache))) as gw:
         if gw.fleet is not None:
             ends = time.monotonic() + 10
             while not gw.fleet.link.up and time.monotonic() < ends:
@@ -68,9 +68,10 @@ async def cpu_per_request(redis: str | None, n: int) -> float:
         for i in range(500):
             await gw.predict("echo", {"x": str(i % 100)})
         await asyncio.sleep(0.2)
+        keys = time.monotonic_ns()
         start = time.process_time()
         for i in range(n):
-            await gw.predict("echo", {"x": str(i % 1000)})
+            await gw.predict("echo", {"x": f"{keys}-{i}"})  # each answer a new key: a write
         await asyncio.sleep(0.1)  # let the writers drain what these requests queued
         return (time.process_time() - start) / n * 1e6
 
@@ -162,12 +163,13 @@ def main() -> None:
         try:
             time.sleep(0.5)
             url = f"redis://127.0.0.1:{port}/0"
-            local, shared, pool_local, pool_shared = [], [], [], []
+            local, shared, no_cache, pool_local, pool_shared = [], [], [], [], []
             for _ in range(args.rounds):  # interleaved, so drift in the machine's load is shared
                 pool_local.append(asyncio.run(pool_call(None, args.requests * 5)))
                 pool_shared.append(asyncio.run(pool_call(url, args.requests * 5)))
                 local.append(asyncio.run(cpu_per_request(None, args.requests)))
                 shared.append(asyncio.run(cpu_per_request(url, args.requests)))
+                no_cache.append(asyncio.run(cpu_per_request(url, args.requests, False)))
             delays = sorted(asyncio.run(propagation(url, args.openings)))
         finally:
             server.terminate()
@@ -178,6 +180,8 @@ def main() -> None:
     lm, sm = statistics.median(local), statistics.median(shared)
     print(f"CPU per request, no fleet:   {lm:7.1f} µs (median of {args.rounds} rounds)")
     print(f"CPU per request, fleet:      {sm:7.1f} µs ({sm - lm:+.1f} µs)")
+    nm = statistics.median(no_cache)
+    print(f"  the same, cache not shared: {nm:7.1f} µs ({nm - lm:+.1f} µs)")
     if delays:
         p50 = delays[len(delays) // 2] * 1000
         p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))] * 1000

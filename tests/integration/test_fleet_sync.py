@@ -225,3 +225,27 @@ def test_the_cache_tier_answers_with_another_gateways_answer(stack: Stack) -> No
             )
 
     asyncio.run(scenario())
+
+
+def test_a_pool_rebuilt_by_a_reload_shares_its_breakers(stack: Stack) -> None:
+    redis = stack.redis()
+
+    async def scenario() -> None:
+        a = Gateway(parse_config(gateway_config("a", redis.url, fail=False)))
+        b = Gateway(parse_config(gateway_config("b", redis.url, fail=False)))
+        async with a, b:
+            assert a.fleet is not None and b.fleet is not None
+            fa, fb = a.fleet, b.fleet
+            assert await until(lambda: fa.link.up and fb.link.up)
+            changed = gateway_config("a", redis.url, fail=False)
+            changed["backends"]["echo"]["breaker"] = {"failure_threshold": 2, "recovery": "20s"}
+            answer = await a.reload(parse_config(changed))
+            assert answer["rebuilt"] == ["echo"]
+            breaker = a.pools["echo"].replicas[0].breaker
+            breaker.record_failure()
+            breaker.record_failure()
+            assert breaker.state is BreakerState.OPEN
+            theirs = b.pools["echo"].replicas[0].breaker
+            assert await until(lambda: theirs.state is BreakerState.OPEN)
+
+    asyncio.run(scenario())

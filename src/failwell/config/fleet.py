@@ -58,6 +58,12 @@ class FleetConfig(BaseModel):
         "path; the cache tier reads them last, within its own time budget.",
     )
     cache_ttl: Duration = Field(86400.0, gt=0, description="How long Redis keeps a shared answer.")
+    cache_refresh: Duration = Field(
+        10.0,
+        ge=0,
+        description="Shortest time between two writes of one key to the shared cache: a hot "
+        "key costs one write per period, not one per answer.",
+    )
 
     @field_validator("redis")
     @classmethod

@@ -107,6 +107,7 @@ _DURATIONS = {
     "reconnect",
     "max_reconnect",
     "cache_ttl",
+    "cache_refresh",
 }
 
 

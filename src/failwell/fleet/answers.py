@@ -5,8 +5,10 @@ answer stored by any other.
                                  after ``fleet.cache_ttl``. The hash tag is the whole key, so
                                  answers spread over a Redis Cluster's slots.
 
-Writes: ``AnswerCache.put`` hands each answer to ``push``, which only queues it; the fleet
-link's sender encodes and writes queued answers in pipelines, after any control change. While
+Writes: ``AnswerCache.put`` hands each answer to ``push``, which only queues it (the newest per
+key), and skips a key written less than ``fleet.cache_refresh`` ago (the shared cache serves
+stale answers: a hot key needs no write per answer); the fleet link's sender encodes and writes
+queued answers in pipelines of up to 512, after any control change. While
 Redis is down answers are not queued (counted as dropped): the shared cache misses them.
 
 Reads: ``AnswerCache.get`` asks ``fetch`` last, after the LRU and SQLite missed; the cache tier
@@ -30,9 +32,16 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
 
+MAX_REMEMBERED = 100_000  # keys whose last write time is kept; forgotten all at once beyond
+
+
 class SharedAnswerCache:
-    def __init__(self, link: FleetLink, ttl: float, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, link: FleetLink, ttl: float, refresh: float, registry: CollectorRegistry
+    ) -> None:
         self.link = link
+        self._refresh = refresh
+        self._written: dict[str, float] = {}  # key → monotonic time of its last queued write
         self._prefix = "{failwell:" + link.config.name + ":answer:"
         self._ttl = max(1, int(ttl * 1000))
         reads = families.FLEET_CACHE_READS.counter(registry)
@@ -43,13 +52,20 @@ class SharedAnswerCache:
         return f"{self._prefix}{key}}}"
 
     def push(self, key: str, entry: CachedAnswer) -> None:
+        now = self.link.clock.now()
+        last = self._written.get(key)
+        if last is not None and now - last < self._refresh:
+            return
+        if len(self._written) >= MAX_REMEMBERED:
+            self._written.clear()
+        self._written[key] = now
         name, ttl = self._key(key), self._ttl
 
         def write(pipe: Any) -> None:  # runs in the link's sender, off the request path
             value = _encode({"o": entry.outputs, "v": entry.model_version, "t": entry.stored_at})
             pipe.set(name, value, px=ttl)
 
-        self.link.write("answer", write)
+        self.link.write("answer", name, write)
 
     async def fetch(self, key: str) -> CachedAnswer | None:
         if not self.link.up:

@@ -29,7 +29,9 @@ class Fleet:
         self.breakers = BreakerSync(self.link) if config.breakers else None
         self.controls: ControlSync | None = None
         self.answers = (
-            SharedAnswerCache(self.link, config.cache_ttl, registry) if config.cache else None
+            SharedAnswerCache(self.link, config.cache_ttl, config.cache_refresh, registry)
+            if config.cache
+            else None
         )
 
     def share_cache(self, cache: AnswerCache) -> None:

@@ -7,7 +7,8 @@ keys and hashes for the state an instance reads when it joins or reconnects.
 
 Nothing here is on a request path. Parts of the gateway hand changes to ``publish`` (a
 synchronous call that only queues them); one sender task writes the queue to Redis in
-pipelines, control changes before bulk writes. One listener task holds the subscription; when
+pipelines: control changes at once, bulk writes (``write``: cached answers) after lingering
+``BULK_LINGER`` for a batch to build up, the newest write per key only. One listener task holds the subscription; when
 Redis is lost it marks the link down (queued writes are dropped and counted, each part keeps
 serving on its local state), reconnects with a doubling, jittered backoff, then runs every
 ``on_connect`` reconciler (each reads the shared state and pushes what changed here meanwhile).
@@ -41,6 +42,7 @@ Reconciler = Callable[[Any], Awaitable[None]]  # (the redis client) → reads an
 
 MAX_QUEUED = 10_000  # bulk writes waiting for Redis; beyond it the oldest are dropped
 BATCH = 512
+BULK_LINGER = 0.02  # one pipeline per batch, not per answer: the CPU of a write is per batch
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
@@ -64,10 +66,11 @@ class FleetLink:
         self.up = False  # connected, subscribed and reconciled
         self._writable = False  # connected: changes may be queued (reconcilers publish too)
         self._control: deque[tuple[str, Op]] = deque()
-        self._bulk: deque[tuple[str, Op]] = deque()
+        self._bulk: dict[str, tuple[str, Op]] = {}  # key written → (kind, op), oldest first
         self._handlers: dict[str, Handler] = {}
         self._reconcilers: list[Reconciler] = []
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # anything queued
+        self._urgent = asyncio.Event()  # a control change queued: no lingering
         self._tasks: list[asyncio.Task[None]] = []
         self._connected_once = False
         self._up = families.FLEET_UP.gauge(registry)
@@ -106,18 +109,23 @@ class FleetLink:
 
         self._control.append((kind, op))
         self._messages.labels(kind, "out").inc()
+        self._urgent.set()
         self._wake.set()
 
-    def write(self, kind: str, op: Op) -> None:
-        """Queue a bulk write (sent after control changes); never blocks."""
+    def write(self, kind: str, key: str, op: Op) -> None:
+        """Queue a bulk write of ``key`` (replacing one queued for it); never blocks."""
         if not self._writable:
             self._dropped.labels(kind).inc()
             return
-        if len(self._bulk) >= MAX_QUEUED:
-            self._bulk.popleft()
+        bulk = self._bulk
+        if key in bulk:
+            del bulk[key]
+        elif len(bulk) >= MAX_QUEUED:
+            del bulk[next(iter(bulk))]
             self._dropped.labels(kind).inc()
-        self._bulk.append((kind, op))
-        self._wake.set()
+        bulk[key] = (kind, op)
+        if not self._wake.is_set():
+            self._wake.set()
 
     # -- the tasks ------------------------------------------------------------------------
 
@@ -144,10 +152,10 @@ class FleetLink:
         self.up = self._writable = up
         self._up.set(1 if up else 0)
         if not up:
-            for queue in (self._control, self._bulk):
-                for kind, _ in queue:
-                    self._dropped.labels(kind).inc()
-                queue.clear()
+            for kind, _ in [*self._control, *self._bulk.values()]:
+                self._dropped.labels(kind).inc()
+            self._control.clear()
+            self._bulk.clear()
 
     async def _listen(self) -> None:
         wait = self.config.reconnect
@@ -197,18 +205,27 @@ class FleetLink:
         handler(message)
 
     async def _send(self) -> None:
+        """One pipeline per wake-up: control changes at once, bulk writes after lingering (so
+        answers stored meanwhile join the batch) unless a full batch is waiting."""
         while True:
             await self._wake.wait()
+            if not self._control and len(self._bulk) < BATCH:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), BULK_LINGER)
             self._wake.clear()
-            while self._writable and (self._control or self._bulk):
-                batch = [self._control.popleft() for _ in range(len(self._control))]
-                while self._bulk and len(batch) < BATCH:
-                    batch.append(self._bulk.popleft())
-                try:
-                    async with self.redis.pipeline(transaction=False) as pipe:
-                        for _, op in batch:
-                            op(pipe)
-                        await pipe.execute()
-                except (RedisError, OSError):
-                    for kind, _ in batch:
-                        self._dropped.labels(kind).inc()
+            self._urgent.clear()
+            if not self._writable or not (self._control or self._bulk):
+                continue
+            batch = [self._control.popleft() for _ in range(len(self._control))]
+            while self._bulk and len(batch) < BATCH:
+                batch.append(self._bulk.pop(next(iter(self._bulk))))
+            if self._control or self._bulk:
+                self._wake.set()  # more is waiting: the next round takes it
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for _, op in batch:
+                        op(pipe)
+                    await pipe.execute()
+            except (RedisError, OSError):
+                for kind, _ in batch:
+                    self._dropped.labels(kind).inc()
