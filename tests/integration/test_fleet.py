@@ -231,6 +231,13 @@ def test_three_gateways_one_redis_under_load(stack: Stack, models: Path) -> None
     no_redis = load(url, 3.0, action=kill_redis, at=1.0)
     assert no_redis.failed == [], len(no_redis.failed)
     assert wait_until(lambda: not fleet_up(gw1) and not fleet_up(gw2), timeout=5)
+    ready = http_json(f"{gw1.url}/health/ready")  # 200: cut off from Redis, still in rotation
+    assert ready["checks"]["fleet"] == {
+        "ok": True,
+        "up": False,
+        "instance": "gw1",
+        "name": "default",
+    }
     set_flag(gw2, True)  # while Redis is down: gw1 does not hear of it yet
     assert tier(gw2) == "fallback" and tier(gw1) == "rules"
 

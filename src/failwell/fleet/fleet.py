@@ -6,6 +6,7 @@ it at each topology the gateway serves (start-up and every reload)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -46,6 +47,12 @@ class Fleet:
     @property
     def services(self) -> list[Service]:
         return [self.link]
+
+    def readiness(self) -> dict[str, dict[str, Any]]:
+        """Always ok: a gateway cut off from Redis answers on its own state, so it stays in
+        rotation; ``up`` says whether it shares state right now."""
+        link = self.link
+        return {"fleet": {"ok": True, "up": link.up, "instance": link.me, "name": self.config.name}}
 
     def bind(self, pools: Mapping[str, Pool]) -> None:
         if self.breakers is not None:

@@ -108,6 +108,7 @@ class Gateway:
             self.services += self.fleet.services
             self.fleet.share_controls(self.faults.flags, self.faults.book)
             self.fleet.share_cache(self.cache)
+            self.readiness_checks.append(self.fleet.readiness)
         admin += self.faults.admin_routes() + rollout_admin_routes(self.rollouts)
         if self.log is not None:
             self.services += self.log.services
