@@ -249,3 +249,31 @@ def test_a_pool_rebuilt_by_a_reload_shares_its_breakers(stack: Stack) -> None:
             assert await until(lambda: theirs.state is BreakerState.OPEN)
 
     asyncio.run(scenario())
+
+
+def test_a_message_or_record_it_cannot_apply_leaves_the_link_up(stack: Stack) -> None:
+    redis = stack.redis()
+
+    async def scenario() -> None:
+        a = Controls("a", redis.url)
+        await a.fleet.link.redis.hset(a.fleet.link.key("faults"), "f9.x", b'{"id": "f9.x"}')
+        await a.fleet.link.start()
+        try:
+            assert await until(lambda: a.fleet.link.up)  # the bad record was skipped
+            bad = b'{"k": "fault", "i": "z", "at": 1, "e": "add", "f": {"id": "f1.z"}}'
+            await a.fleet.link.redis.publish(a.fleet.link.channel, bad)
+            await a.fleet.link.redis.publish(a.fleet.link.channel, b"not json")
+            await asyncio.sleep(0.2)
+            b = Controls("b", redis.url)
+            await b.fleet.link.start()
+            try:
+                assert await until(lambda: b.fleet.link.up)
+                b.flags.set("backend:model", False)
+                assert await until(lambda: not a.flags.enabled("backend:model"))
+            finally:
+                await b.fleet.link.stop()
+            assert a.fleet.link.up
+        finally:
+            await a.fleet.link.stop()
+
+    asyncio.run(scenario())

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import msgspec
 
 from failwell.fleet.link import FleetLink
+from failwell.observe.logging import log
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -112,10 +113,16 @@ class ControlSync:
 
         self.link.publish("fault", {"e": event, "f": record}, state)
 
+    def _adopt(self, record: dict[str, Any]) -> None:
+        try:
+            self.faults.adopt(record)
+        except (KeyError, TypeError, ValueError) as exc:  # a record this version cannot read
+            log.warning("fleet_fault_refused", record=repr(record)[:200], error=repr(exc))
+
     def _fault_message(self, message: dict[str, Any]) -> None:
         record = message["f"]
         if message["e"] == "add":
-            self.faults.adopt(record)
+            self._adopt(record)
         else:
             self.faults.discard(str(record["id"]))
 
@@ -131,7 +138,7 @@ class ControlSync:
 
         faults = {f.decode(): _decode(v) for f, v in (await redis.hgetall(self.faults_key)).items()}
         for record in faults.values():
-            self.faults.adopt(record)
+            self._adopt(record)
         for record in self.faults.records():
             fault_id = str(record["id"])
             if fault_id in faults:

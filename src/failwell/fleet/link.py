@@ -165,7 +165,10 @@ class FleetLink:
                 await pubsub.subscribe(self.channel)
                 self._writable = True  # reconcilers publish what changed here meanwhile
                 for reconcile in self._reconcilers:
-                    await reconcile(self.redis)
+                    try:
+                        await reconcile(self.redis)
+                    except (KeyError, TypeError, ValueError) as exc:  # a record it cannot read
+                        log.warning("fleet_reconcile_failed", instance=self.me, error=repr(exc))
                 self._set_up(True)
                 if self._connected_once:
                     self._reconnects.inc()
@@ -202,7 +205,10 @@ class FleetLink:
             return
         self._messages.labels(kind, "in").inc()
         self._delay.labels(kind).observe(max(0.0, self.clock.wall() - at))
-        handler(message)
+        try:
+            handler(message)
+        except (KeyError, TypeError, ValueError) as exc:  # a message it cannot apply
+            log.warning("fleet_message_refused", instance=self.me, kind=kind, error=repr(exc))
 
     async def _send(self) -> None:
         """One pipeline per wake-up: control changes at once, bulk writes after lingering (so
@@ -226,6 +232,6 @@ class FleetLink:
                     for _, op in batch:
                         op(pipe)
                     await pipe.execute()
-            except (RedisError, OSError):
-                for kind, _ in batch:
+            except (RedisError, OSError, TypeError, msgspec.EncodeError):
+                for kind, _ in batch:  # Redis failed, or an answer could not be encoded
                     self._dropped.labels(kind).inc()
