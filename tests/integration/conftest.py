@@ -220,9 +220,10 @@ class Stack:
             raise RuntimeError(f"{name} did not answer on {ready_url}: {proc.output(20)}")
         return proc
 
-    def redis(self, *args: str) -> RedisServer:
-        """A real redis-server on a free loopback port, stopped with the stack."""
-        port = free_port()
+    def redis(self, *args: str, port: int | None = None) -> RedisServer:
+        """A real redis-server on a free loopback port (or ``port``, to start one again where a
+        killed one was), stopped with the stack."""
+        port = port or free_port()
         proc = ManagedProcess(f"redis-{port}", log_file=self.tmp / f"redis-{port}.log")
         proc.spawn(
             [

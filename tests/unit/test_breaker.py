@@ -129,3 +129,21 @@ def test_state_machine_invariants(
             state, inflight = "half", 0
         assert b.state is names[state]
         assert b.available() is (state == "closed" or (state == "half" and inflight < probes))
+
+
+def test_trip_opens_for_the_time_given_then_half_open() -> None:
+    b, clock = make(threshold=5, recovery=10.0)
+    seen: list[tuple[BreakerState, BreakerState]] = []
+    b.on_change(lambda old, new: seen.append((old, new)))
+    assert b.open_for() == 0.0
+    assert b.trip(3.0)
+    assert b.state is BreakerState.OPEN and not b.available()
+    assert b.open_for() == 3.0
+    assert not b.trip(2.0)  # open for longer already
+    clock.advance(3.0)
+    assert b.state is BreakerState.HALF_OPEN
+    assert seen == [
+        (BreakerState.CLOSED, BreakerState.OPEN),
+        (BreakerState.OPEN, BreakerState.HALF_OPEN),
+    ]
+    assert not b.trip(0.0)

@@ -208,3 +208,18 @@ def test_mutated_valid_config_fails_only_with_key_paths(path: tuple[Any, ...], v
         parse_config(data, env={})
     except ConfigError as exc:
         assert exc.issues and all(str(i) for i in exc.issues)
+
+
+def test_fleet_section() -> None:
+    assert parse_config(BASE).fleet is None  # no section: nothing shared
+    cfg = parse_config(with_("fleet", {"redis": "redis://10.0.0.5:6379/0", "name": "prod"}))
+    assert cfg.fleet is not None
+    assert (cfg.fleet.name, cfg.fleet.instance, cfg.fleet.breakers) == ("prod", None, True)
+    assert cfg.fleet.me  # host name and process id by default
+    issues = errors_of(with_("fleet", {"redis": "http://x", "instance": "a b"}))
+    assert any(i.startswith("fleet.redis") for i in issues), issues
+    assert any(i.startswith("fleet.instance") for i in issues), issues
+    issues = errors_of(
+        with_("fleet", {"redis": "redis://h", "reconnect": "2s", "max_reconnect": "1s"})
+    )
+    assert any("max_reconnect" in i for i in issues), issues

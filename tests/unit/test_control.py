@@ -287,3 +287,25 @@ def test_canary_drill_config_errors_name_the_key(
 def test_admin_call_shape() -> None:
     call = AdminCall("GET", "/admin/faults", {}, b"", Exchange("rid", {}))
     assert call.json() == {}
+
+
+def test_a_fault_book_tells_its_own_changes_and_adopts_others_silently() -> None:
+    clock = FakeClock()
+    book = FaultBook(clock)
+    book.tag = ".gw-a"
+    heard: list[tuple[str, str]] = []
+    book.on_change(lambda event, record: heard.append((event, record["id"])))
+    spec = FaultSpec(kind=FaultKind.DROP, backend="b", duration=10.0)
+    mine = book.add(spec)
+    assert mine.id == "f1.gw-a"
+    other = FaultBook(clock)
+    other.tag = ".gw-b"
+    theirs = other.add(spec)
+    assert book.adopt(theirs.record())
+    assert not book.adopt(theirs.record())  # known already
+    assert sorted(r["id"] for r in book.records()) == ["f1.gw-a", "f1.gw-b"]
+    assert book.discard("f1.gw-b") is not None
+    assert book.clear() == [mine]
+    assert heard == [("add", "f1.gw-a"), ("remove", "f1.gw-a")]
+    clock.advance(11.0)
+    assert not book.adopt(theirs.record())  # expired

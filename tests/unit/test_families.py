@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def gateway(tmp_path: Path) -> Gateway:
     """Every part that exports metrics switched on: log, canary, SLOs with freshness,
-    admission, the canary drill."""
+    admission, the canary drill, the fleet (built, never connected)."""
     cfg = parse_config(
         {
             "gateway": {"cache": {"path": ":memory:"}},
@@ -47,6 +47,7 @@ def gateway(tmp_path: Path) -> Gateway:
                 "flags_path": str(tmp_path / "flags.json"),
                 "canary_drill": {"enabled": True, "route": "r", "share": 0.5},
             },
+            "fleet": {"redis": "redis://127.0.0.1:1/0", "instance": "test"},
         }
     )
     return Gateway(cfg)

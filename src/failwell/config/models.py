@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from failwell.config.control import ControlConfig
 from failwell.config.drift import DriftConfig, QualityConfig
 from failwell.config.fields import FieldType
+from failwell.config.fleet import FleetConfig
 from failwell.config.log import InputPolicy, LogConfig
 from failwell.config.observe import AlertsConfig, CanaryConfig, HealthConfig, SloConfig, Timestamp
 from failwell.config.registry import RegistryConfig
@@ -344,6 +345,9 @@ class FailwellConfig(Frozen):
     )
     security: SecurityConfig = Field(
         default_factory=SecurityConfig, description="API keys, limits and admission."
+    )
+    fleet: FleetConfig | None = Field(
+        None, description="State shared with other gateways through Redis; none by default."
     )
 
 

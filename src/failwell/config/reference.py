@@ -11,6 +11,7 @@ from pydantic_core import PydanticUndefined
 
 from failwell.config.control import CanaryDrillConfig, ControlConfig
 from failwell.config.drift import DriftConfig, DriftThreshold, QualityConfig
+from failwell.config.fleet import FleetConfig
 from failwell.config.log import LogConfig, RetentionConfig
 from failwell.config.models import (
     BackendConfig,
@@ -80,6 +81,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("security", SecurityConfig),
     ("security.keys[i]", ApiKeyConfig),
     ("security.limits", RequestLimits),
+    ("fleet", FleetConfig),
     ("(any) rate", RateConfig),
 ]
 BEGIN = "<!-- BEGIN GENERATED: python -m failwell.config.reference -->"
@@ -106,6 +108,10 @@ _DURATIONS = {
     "watch",
     "queue_timeout",
     "body_timeout",
+    "reconnect",
+    "max_reconnect",
+    "cache_ttl",
+    "cache_refresh",
 }
 
 

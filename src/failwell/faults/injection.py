@@ -96,6 +96,15 @@ class Fault:
             value = s.latency
         return max(0.0, value)
 
+    def record(self) -> dict[str, Any]:
+        """The fault as plain data (what ``FaultBook.adopt`` takes back)."""
+        return {
+            "id": self.id,
+            "spec": self.spec.model_dump(mode="json"),
+            "started": self.started,
+            "expires": self.expires,
+        }
+
     def describe(self, now: float) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -106,31 +115,71 @@ class Fault:
         }
 
 
+# ("add" or "remove", the fault's record): a change made through this book, not one adopted
+FaultListener = Callable[[str, dict[str, Any]], None]
+
+
 class FaultBook:
-    """The active faults of one gateway. Expired faults vanish on the next look."""
+    """The active faults of one gateway. Expired faults vanish on the next look.
+
+    ``tag`` ends every id this book makes (a fleet sets it to the instance's name, so ids made
+    by different gateways never clash). ``adopt`` and ``discard`` apply another gateway's
+    changes without telling the listeners."""
 
     def __init__(self, clock: Clock = SYSTEM_CLOCK, seed: int | None = None) -> None:
         self._clock = clock
         self._faults: list[Fault] = []
         self._ids = itertools.count(1)
+        self._listeners: list[FaultListener] = []
+        self.tag = ""
         self.rng = random.Random(seed)
+
+    def on_change(self, listener: FaultListener) -> None:
+        self._listeners.append(listener)
+
+    def _tell(self, event: str, faults: list[Fault]) -> None:
+        for fault in faults:
+            for listener in self._listeners:
+                listener(event, fault.record())
 
     def add(self, spec: FaultSpec) -> Fault:
         now = self._clock.wall()
-        fault = Fault(f"f{next(self._ids)}", spec, now, now + spec.duration)
+        fault = Fault(f"f{next(self._ids)}{self.tag}", spec, now, now + spec.duration)
         self._faults = [*self._faults, fault]
+        self._tell("add", [fault])
         return fault
 
     def remove(self, fault_id: str) -> Fault | None:
-        found = next((f for f in self._faults if f.id == fault_id), None)
+        found = self.discard(fault_id)
         if found is not None:
-            self._faults = [f for f in self._faults if f.id != fault_id]
+            self._tell("remove", [found])
         return found
 
     def clear(self, backend: str | None = None) -> list[Fault]:
         gone = [f for f in self.active() if backend is None or f.spec.backend == backend]
         self._faults = [f for f in self._faults if f not in gone]
+        self._tell("remove", gone)
         return gone
+
+    def adopt(self, record: dict[str, Any]) -> bool:
+        """Add a fault another gateway made (``Fault.record``), unless known or expired."""
+        fault = Fault(
+            str(record["id"]),
+            FaultSpec.model_validate(record["spec"]),
+            float(record["started"]),
+            float(record["expires"]),
+        )
+        if fault.expires <= self._clock.wall() or any(f.id == fault.id for f in self._faults):
+            return False
+        self._faults = [*self._faults, fault]
+        return True
+
+    def discard(self, fault_id: str) -> Fault | None:
+        """Remove a fault without telling the listeners."""
+        found = next((f for f in self._faults if f.id == fault_id), None)
+        if found is not None:
+            self._faults = [f for f in self._faults if f.id != fault_id]
+        return found
 
     def active(self) -> list[Fault]:
         if self._faults:
@@ -138,6 +187,9 @@ class FaultBook:
             if any(f.expires <= now for f in self._faults):
                 self._faults = [f for f in self._faults if f.expires > now]
         return self._faults
+
+    def records(self) -> list[dict[str, Any]]:
+        return [f.record() for f in self.active()]
 
     def matching(self, backend: str, replica: str) -> list[Fault]:
         if not self._faults:

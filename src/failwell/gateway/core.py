@@ -50,6 +50,7 @@ from failwell.drift.monitor import DriftMonitor
 from failwell.drift.stats import Reference
 from failwell.errors import ConfigError, ConfigIssue, FailwellError, UnknownRoute
 from failwell.faults.admin import FaultControl
+from failwell.fleet.fleet import Fleet
 from failwell.gateway.restart import needs_restart
 from failwell.gateway.topology import Topology, build_topology, python_model
 from failwell.health.plane import HealthPlan, HealthPlane
@@ -104,10 +105,16 @@ class Gateway:
         self.rollouts = Rollouts(self.routes, self.pools, self.audit, registry)
         self.watcher = RegistryWatcher([], config.registry.watch, self.audit, registry)
         self.reloader = ConfigReloader(path, self.reload, self.audit) if path is not None else None
+        self.fleet = Fleet(config.fleet, registry, clock) if config.fleet is not None else None
         self._openapi = b""
         self._closing: set[asyncio.Task[None]] = set()
 
         admin: list[AdminRoute] = [*status_routes(self), *drain_routes(self.guard, self.audit)]
+        if self.fleet is not None:
+            self.services += self.fleet.services
+            self.fleet.share_controls(self.faults.flags, self.faults.book)
+            self.fleet.share_cache(self.cache)
+            self.readiness_checks.append(self.fleet.readiness)
         admin += self.faults.admin_routes() + rollout_admin_routes(self.rollouts)
         if self.log is not None:
             self.services += self.log.services
@@ -162,6 +169,8 @@ class Gateway:
         self.health.bind(plan)
         self.drift.bind(topology.config.routes, references)
         self.quality.bind(topology.config.routes)
+        if self.fleet is not None:
+            self.fleet.bind(topology.pools)
         self._openapi = encode(openapi(self.routes, self.guard.required))
 
     async def reload(self, config: FailwellConfig) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from failwell.config.models import FailwellConfig
 
 # Built once per process: the listener (address, TLS, body limit, access log), the cache file,
 # the log writers, the fault book and flags file, the alert evaluator, the registry stores,
-# the shared rate-limit store and the request limits checked before a route is known.
+# the shared rate-limit store, the request limits checked before a route is known, the fleet link.
 RESTART_KEYS = (
     "gateway",
     "log",
@@ -21,6 +21,7 @@ RESTART_KEYS = (
     "security.key_rate",
     "security.redis",
     "security.limits",
+    "fleet",
 )
 
 

@@ -374,4 +374,35 @@ LOG_RECOVERED_BYTES = counter(
     "stream",
 )
 
+# --- the fleet: state shared through Redis (fleet/) -------------------------------------------
+FLEET_PROPAGATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+FLEET_UP = gauge("failwell_fleet_up", "1 while this gateway is connected to the fleet's Redis.")
+FLEET_RECONNECTS = counter(
+    "failwell_fleet_reconnects", "Connections to the fleet's Redis made again after a loss."
+)
+FLEET_MESSAGES = counter(
+    "failwell_fleet_messages",
+    "Changes shared with the fleet (out) and applied from it (in), by kind.",
+    "kind",
+    "direction",
+)
+FLEET_DROPPED = counter(
+    "failwell_fleet_dropped",
+    "Writes to the fleet's Redis given up (Redis down or the queue full), by kind.",
+    "kind",
+)
+FLEET_PROPAGATION = histogram(
+    "failwell_fleet_propagation_seconds",
+    "Time from a change on another gateway to it applying here (their wall clock to ours).",
+    "kind",
+    buckets=FLEET_PROPAGATION_BUCKETS,
+)
+
+FLEET_CACHE_READS = counter(
+    "failwell_fleet_cache_reads",
+    "Cache tier reads that went to the shared cache, by result (hit, miss, down, error).",
+    "result",
+)
+
+
 FAMILIES: tuple[Family, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Family))

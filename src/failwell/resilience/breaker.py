@@ -106,6 +106,22 @@ class Breaker:
         if self._failures >= self.failure_threshold:
             self._open()
 
+    def open_for(self) -> float:
+        """Seconds until an open breaker reads half-open; 0 when it is not open."""
+        if self.state is not BreakerState.OPEN:
+            return 0.0
+        return self.recovery - (self._clock.now() - self._opened_at)
+
+    def trip(self, seconds: float) -> bool:
+        """Open now for ``seconds`` (another instance saw this replica fail), unless it is
+        open for longer already; True if that changed anything. Listeners hear a move to open
+        as for a local one."""
+        if seconds <= 0 or self.open_for() >= seconds:
+            return False
+        self._open()
+        self._opened_at = self._clock.now() + seconds - self.recovery
+        return True
+
     def release(self) -> None:
         """Give back a probe slot for a call that ended without a verdict (e.g. cancelled)."""
         if self._state is BreakerState.HALF_OPEN:

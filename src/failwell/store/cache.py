@@ -1,6 +1,11 @@
 """The answer cache: an in-process LRU in front of a SQLite file, so the cache tier survives a
 restart. Reads hit the LRU first and SQLite only on a miss; writes update the LRU at once and
-reach SQLite in batches from a background thread, off the request path."""
+reach SQLite in batches from a background thread, off the request path.
+
+A fleet adds a third level shared by every gateway (``shared``): each answer stored is also
+handed to it (queued, never waited on), and a read that misses the LRU and SQLite asks it last,
+within the time the caller gives ``get`` (the cache tier's budget); a shared hit is kept in the
+LRU."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -29,6 +34,16 @@ class CachedAnswer:
 
     def age(self, now: float) -> float:
         return max(0.0, now - self.stored_at)
+
+
+class SharedAnswers(Protocol):
+    def push(self, key: str, entry: CachedAnswer) -> None:
+        """Queue ``entry`` for the shared store; never blocks."""
+        ...
+
+    async def fetch(self, key: str) -> CachedAnswer | None:
+        """The shared store's answer for ``key``; None when it has none or cannot be reached."""
+        ...
 
 
 class AnswerCache:
@@ -61,6 +76,7 @@ class AnswerCache:
         )
         self._warm()
         self.dropped = 0
+        self.shared: SharedAnswers | None = None
 
     def _warm(self) -> None:
         rows = self._db.execute(
@@ -81,6 +97,8 @@ class AnswerCache:
         lru.move_to_end(key)
         if len(lru) > self.max_entries:
             lru.popitem(last=False)
+        if self.shared is not None:
+            self.shared.push(key, entry)
         if len(self._pending) >= self._batch * 64 and key not in self._pending:
             self.dropped += 1
             return
@@ -108,6 +126,12 @@ class AnswerCache:
         entry = self.get_memory(key)
         if entry is None:
             entry = await asyncio.to_thread(self.get_disk, key)
+        if entry is None and self.shared is not None:
+            entry = await self.shared.fetch(key)
+            if entry is not None:
+                self._lru[key] = entry
+                if len(self._lru) > self.max_entries:
+                    self._lru.popitem(last=False)
         return entry
 
     def _write(self, batch: list[tuple[str, CachedAnswer]]) -> None:
