@@ -1,9 +1,11 @@
 """Cross-checks of a whole config that one section cannot make alone: canaries against their
-routes' inputs, freshness objectives against the route's fields."""
+routes' inputs, freshness objectives against the route's fields, tensor routes against their
+tier 1."""
 
 from __future__ import annotations
 
-from failwell.config.models import FailwellConfig
+from failwell.config.models import FailwellConfig, WireProtocol
+from failwell.config.tensors import SchemaSource
 from failwell.errors import ConfigIssue
 
 
@@ -21,6 +23,8 @@ def canary_issues(config: FailwellConfig) -> list[ConfigIssue]:
             if route.kind.value == "chat":
                 if not isinstance(check.inputs.get("messages"), list):
                     issues.append(ConfigIssue(where, "a chat canary needs a 'messages' list"))
+                continue
+            if route.tensors is not None:  # checked against the specs once they are known
                 continue
             for field in sorted(set(route.input) ^ set(check.inputs)):
                 what = "missing" if field in route.input else "not in the route's input"
@@ -57,4 +61,22 @@ def freshness_issues(config: FailwellConfig) -> list[ConfigIssue]:
                         f"the input field is {kind}; a feature timestamp must be float (epoch seconds) or str (ISO 8601)",
                     )
                 )
+    return issues
+
+
+def tensor_issues(config: FailwellConfig) -> list[ConfigIssue]:
+    """A tensor route whose specs come from the model server needs a V2 backend as tier 1."""
+    issues = []
+    for name, route in config.routes.items():
+        if route.tensors is None or route.tensors.origin is not SchemaSource.SERVER:
+            continue
+        backend = config.backends.get(route.tiers[0].backend or "")
+        if backend is None or backend.protocol is not WireProtocol.V2:
+            issues.append(
+                ConfigIssue(
+                    f"routes.{name}",
+                    "a predict route without 'input' fields or declared 'tensors' takes its "
+                    "tensor specs from tier 1's V2 server, but tier 1 is not a v2 backend",
+                )
+            )
     return issues
