@@ -79,4 +79,11 @@ def tensor_issues(config: FailwellConfig) -> list[ConfigIssue]:
                     "tensor specs from tier 1's V2 server, but tier 1 is not a v2 backend",
                 )
             )
+        if route.canary is not None:
+            issues.append(
+                ConfigIssue(
+                    f"routes.{name}.canary",
+                    "canaries need declared tensor specs (tensors.inputs with source: declared)",
+                )
+            )
     return issues

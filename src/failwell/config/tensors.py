@@ -105,7 +105,7 @@ class TensorsConfig(BaseModel):
     )
     outputs: dict[str, TensorSpec] = Field(
         default_factory=dict,
-        description="Output tensor name → datatype and shape: rules, cache and static answers are cast to the datatype, every answer is checked against the shape; from the server with source: server.",
+        description="Output tensor name → datatype and shape: rules and static answers are cast to the datatype, and rules, cache and static answers are checked against the shape (a model's answer passes as it is); from the server with source: server.",
     )
 
     @property

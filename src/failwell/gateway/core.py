@@ -47,6 +47,7 @@ from failwell.contracts import (
 from failwell.errors import ConfigError, ConfigIssue, FailwellError, UnknownRoute
 from failwell.faults.admin import FaultControl
 from failwell.gateway.restart import needs_restart
+from failwell.gateway.schemas import ServerSchemas
 from failwell.gateway.topology import Topology, build_topology, python_model
 from failwell.health.plane import HealthPlan, HealthPlane
 from failwell.log.recorder import InferenceLog
@@ -84,6 +85,7 @@ class Gateway:
         self.pools: dict[str, Pool] = {}
         self.routes: dict[str, Route] = {}
         self.topology = build_topology(config, self.cache, self.metrics, clock, self._model)
+        self.schemas = ServerSchemas(self.routes, config)  # tensor specs from model servers
 
         self.log = InferenceLog(config.log, registry) if config.log.enabled else None
         self.faults = FaultControl(
@@ -110,6 +112,8 @@ class Gateway:
                 self.before_respond.append(self.log.before_respond)
             self.readiness_checks.append(self.log.readiness)
             admin += self.log.admin_routes()
+        self.services.insert(0, self.schemas)  # first: a conflict fails start-up early
+        self.readiness_checks.append(self.schemas.readiness)
         self.services += [self.limits.watch, self.admission, *self.health.services]
         self.services += [self.rollouts, self.watcher]
         self.observers += self.health.observers
@@ -150,6 +154,7 @@ class Gateway:
             self.log.bind(topology.config.routes)
         self.watcher.models = registry_models(topology.pools)
         self.watcher.interval = topology.config.registry.watch
+        self.schemas.bind(topology.config)
         self.health.bind(plan)
         self._openapi = encode(openapi(self.routes, self.guard.required))
 
@@ -174,6 +179,7 @@ class Gateway:
             )
             self.faults.decorate(topology.pools, topology.built, topology.routes)
             plan = self.health.prepare(config, topology.pools, topology.routes)
+            await self.schemas.resolve(topology.routes, config)  # a conflict refuses the reload
         except BaseException:
             for pool in opened:
                 await close_pool(pool, 0.0)

@@ -16,8 +16,9 @@ not fit falls through to the next tier):
 - a static value is one row's answer, repeated for every row of the batch;
 - a cached answer is the tensors stored when tier 1 answered the same bytes.
 
-Declared output specs cast rules, cache and static answers to their datatype and check every
-answer's shape; a first dimension of ``-1`` there must equal the batch.
+Declared output specs cast rules and static answers to their datatype and check the shape of
+rules, cache and static answers (a first dimension of ``-1`` there must equal the batch); a
+model's answer is passed on as the model gave it.
 """
 
 from __future__ import annotations
