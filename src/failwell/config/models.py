@@ -40,7 +40,10 @@ class CacheStoreConfig(Frozen):
 
 class GatewayConfig(Frozen):
     listen: str = Field("127.0.0.1:8080", description="host:port the gateway listens on.")
-    max_body: Size = Field(1024 * 1024, description="Largest request body accepted (413 beyond).")
+    max_body: Size = Field(
+        1024 * 1024,
+        description="Largest request body accepted (413 beyond); a route may set its own (routes.NAME.max_body). Bodies are held whole while in flight, so this bounds memory per request.",
+    )
     cache: CacheStoreConfig = Field(
         default_factory=CacheStoreConfig, description="Answer cache store."
     )
