@@ -312,3 +312,20 @@ def test_a_route_body_limit_replaces_the_gateway_one() -> None:
         assert response.status == 413
 
     run(cfg, body)
+
+
+@pytest.mark.parametrize("policy", ["full", "hashed"])
+def test_the_inference_log_records_tensor_requests(tmp_path: Any, policy: str) -> None:
+    cfg = config([{"name": "model", "backend": "m"}], log_input=policy)
+    cfg["log"] = {"enabled": True, "path": str(tmp_path / "log")}
+    x = batch(2)
+
+    async def body(gw: Gateway) -> None:
+        response = await infer(gw, *triton_body({"x": x}, True))
+        assert response.status == 200
+
+    run(cfg, body)
+    text = b"".join(p.read_bytes() for p in (tmp_path / "log").glob("inference/*"))
+    assert b'"route":"img"' in text and b'"tier":"model"' in text
+    assert (b'"input_sha256"' in text) is (policy == "hashed")
+    assert (b'"datatype":"FP32"' in text) is True  # the outputs, and with full the inputs

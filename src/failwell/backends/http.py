@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 import httptools
@@ -27,6 +27,8 @@ from failwell.errors import (
 )
 
 _COPY_BELOW = 64 * 1024  # bodies smaller than this are joined to the head for a single write
+# A request body: bytes, or parts written one after the other (large tensors, not copied).
+Body = bytes | Sequence[bytes | memoryview]
 
 
 class _Closed(Exception):
@@ -103,18 +105,20 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
 
-    def send(self, head: bytes, body: bytes) -> asyncio.Future[tuple[int, bytes]]:
+    def send(self, head: bytes, body: Body) -> asyncio.Future[tuple[int, bytes]]:
         assert self.transport is not None
         self._body = []
         self._status = 0
         self._length_known = False
         self.header_length = None
         self._waiter = asyncio.get_running_loop().create_future()
-        if len(body) < _COPY_BELOW:  # one write, one syscall
-            self.transport.write(head + body)
-        else:  # no copy of a large body
-            self.transport.write(head)
-            self.transport.write(body)
+        if isinstance(body, bytes):
+            if len(body) < _COPY_BELOW:  # one write, one syscall
+                self.transport.write(head + body)
+            else:  # no copy of a large body
+                self.transport.writelines((head, body))
+        else:
+            self.transport.writelines((head, *body))
         return self._waiter
 
     def close(self) -> None:
@@ -195,17 +199,19 @@ class HttpUpstream:
     async def exchange(
         self,
         url: str,
-        body: bytes,
+        body: Body,
         timeout: float,
         replica: str,
         extra: Mapping[str, str] | None = None,
     ) -> tuple[bytes, bytes | None]:
-        """POST ``body``: the answer's body and its Inference-Header-Content-Length, if any."""
+        """POST ``body`` (bytes, or parts sent one after the other): the answer's body and its
+        Inference-Header-Content-Length, if any."""
         target = self._target(url)
         head = target.head
         if extra:
             head += "".join(f"{k}: {v}\r\n" for k, v in extra.items()).encode("latin-1")
-        head = b"%scontent-length: %d\r\n\r\n" % (head, len(body))
+        size = len(body) if isinstance(body, bytes) else sum(len(part) for part in body)
+        head = b"%scontent-length: %d\r\n\r\n" % (head, size)
         conn: _Connection | None = None
         try:
             async with asyncio.timeout(timeout), target.slots:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from failwell.config.tensors import Datatype
@@ -40,6 +41,7 @@ class Tensor:
     shape: tuple[int, ...]
     data: bytes | memoryview  # the wire bytes
     binary: bool = True  # it came as binary data (and goes on so where the upstream allows)
+    text: msgspec.Raw | None = None  # the JSON "data" it came with, passed on as JSON unparsed
 
     @property
     def rows(self) -> int:

@@ -81,7 +81,7 @@ def _tensor(wire: WireTensor, chunk: memoryview | None) -> Tensor:
         flat = tensor_of(wire.name, values, wire.datatype, binary=False)
     except (ValueError, OverflowError) as exc:
         raise V2Malformed(f"data does not fit {wire.datatype}: {exc}") from None
-    return Tensor(wire.name, wire.datatype, shape, flat.data, False)
+    return Tensor(wire.name, wire.datatype, shape, flat.data, False, wire.data)
 
 
 # --- gateway side ---------------------------------------------------------------------------
@@ -140,6 +140,8 @@ def _wire(tensor: Tensor, binary: bool) -> TensorOut:
     if binary:
         size = {"binary_data_size": len(tensor.data)}
         return TensorOut(name=tensor.name, datatype=tensor.datatype, shape=shape, parameters=size)
+    if tensor.text is not None:  # JSON in, JSON out: the elements as they came
+        return TensorOut(name=tensor.name, datatype=tensor.datatype, shape=shape, data=tensor.text)
     try:
         data = tensor.elements()
     except UnicodeDecodeError:
@@ -155,9 +157,10 @@ def _wire(tensor: Tensor, binary: bool) -> TensorOut:
 
 def encode_tensor_upstream(
     inputs: Tensors, request_id: str | None, wire: TensorWire
-) -> tuple[bytes, int | None]:
-    """A v2 request carrying ``inputs`` as they are, and the header's length when binary data
-    follows it. Binary answers are asked for when any input goes in binary."""
+) -> tuple[list[bytes | memoryview], int | None]:
+    """A v2 request carrying ``inputs`` as they are, in parts (the JSON header, then each
+    binary tensor's bytes, not copied), and the header's length when binary data follows it.
+    Binary answers are asked for when any input goes in binary."""
     wires: list[TensorOut] = []
     blobs: list[bytes | memoryview] = []
     for tensor in inputs.values():
@@ -179,9 +182,7 @@ def encode_tensor_upstream(
             inputs=wires,
         )
     )
-    if not blobs:
-        return header, None
-    return b"".join((header, *blobs)), len(header)
+    return [header, *blobs], (len(header) if blobs else None)
 
 
 def decode_tensor_response(body: bytes, header_length: int | None) -> tuple[Tensors, str | None]:

@@ -60,7 +60,7 @@ class TensorOut(Struct, omit_defaults=True, kw_only=True):
     datatype: str
     shape: list[int]
     parameters: dict[str, int] | UnsetType = UNSET
-    data: list[Any] | UnsetType = UNSET
+    data: list[Any] | Raw | UnsetType = UNSET  # Raw: JSON data passed on as it came
 
 
 class RequestOut(Struct, omit_defaults=True, kw_only=True):
