@@ -329,3 +329,16 @@ def test_the_inference_log_records_tensor_requests(tmp_path: Any, policy: str) -
     assert b'"route":"img"' in text and b'"tier":"model"' in text
     assert (b'"input_sha256"' in text) is (policy == "hashed")
     assert (b'"datatype":"FP32"' in text) is True  # the outputs, and with full the inputs
+
+
+def test_a_model_answer_passes_as_the_model_shaped_it() -> None:
+    cfg = config([{"name": "model", "backend": "m"}, {"name": "static", "value": {"score": [0]}}])
+    wide = {"datatype": "FP64", "shape": [-1, 5]}  # not what RowSums answers
+    cfg["routes"]["img"]["tensors"] = {"inputs": {"x": IMAGE}, "outputs": {"score": wide}}
+
+    async def body(gw: Gateway) -> None:
+        answer = await gw.predict("img", {"x": batch(2)})
+        assert answer.tier == "model"
+        assert (answer.outputs["score"].datatype, answer.outputs["score"].shape) == ("FP32", (2, 1))
+
+    run(cfg, body)

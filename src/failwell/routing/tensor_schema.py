@@ -121,10 +121,10 @@ class TensorSchema:
             elif kind is TierKind.CACHE:
                 tensors = Tensors({n: restore(n, v) for n, v in _named(outputs, "").items()})
             elif isinstance(outputs, Tensors):
-                tensors = outputs
-            else:
-                tensors = self._tensors(_named(outputs, self._single), rows, cast=False)
-        except (ValueError, OverflowError, TypeError) as exc:
+                return outputs  # a V2 model's answer, as it is
+            else:  # an in-process model's arrays, as they are
+                return self._tensors(_named(outputs, self._single), rows, cast=False)
+        except (ValueError, OverflowError, TypeError, KeyError) as exc:
             raise TierFailed(
                 f"answer does not fit the route's tensors: {exc}", "bad_shape"
             ) from None
