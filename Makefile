@@ -24,6 +24,7 @@ lint:
 bench:
 	scripts/setup.sh bench
 	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/tensor_bench.py $(TENSOR_BENCH_ARGS)
 	$(PY) bench/log_bench.py $(LOG_BENCH_ARGS)
 	$(PY) bench/auth_bench.py $(AUTH_BENCH_ARGS)
 

@@ -39,11 +39,22 @@ def threads_for(connections: int) -> int:
 
 
 def wrk(
-    children: Children, name: str, url: str, body: str, connections: int, seconds: float, cpu: int
+    children: Children,
+    name: str,
+    url: str,
+    body: str,
+    connections: int,
+    seconds: float,
+    cpu: int,
+    header_length: int | None = None,
 ) -> Load:
+    """``body``: the JSON body, or "@PATH" of a file holding it; ``header_length``: the body
+    is a V2 binary one (JSON header of that length, then tensor bytes)."""
     exe = shutil.which("wrk") or "/usr/bin/wrk"
     argv = [exe, f"-t{threads_for(connections)}", f"-c{connections}", f"-d{seconds:g}s"]
     argv += ["--timeout", "5s", "--latency", "-s", str(LUA), url, "--", body]
+    if header_length is not None:
+        argv.append(str(header_length))
     out = children.run(name, argv, cpu, timeout=seconds + 30)
     line = next((ln for ln in out.splitlines() if ln.startswith("WRK_JSON ")), None)
     if line is None:

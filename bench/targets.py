@@ -121,6 +121,18 @@ def failwell_config(port: int, upstream: int, tmp: Path) -> str:
                 "replicas": [{"url": url}],
                 "timeout": "500ms",
             },
+            "upstream_images": {
+                "protocol": "v2",
+                "model": "images",
+                "replicas": [{"url": url}],
+                "timeout": "4s",
+            },
+            "upstream_rows": {
+                "protocol": "v2",
+                "model": "rows",
+                "replicas": [{"url": url}],
+                "timeout": "2s",
+            },
             "upstream_chat": {
                 "protocol": "openai",
                 "model": "demo",
@@ -135,6 +147,23 @@ def failwell_config(port: int, upstream: int, tmp: Path) -> str:
                 "tiers": [
                     {"name": "primary", "backend": "upstream_v2"},
                     {"name": "static", "value": {"items": [0]}},
+                ],
+            },
+            "images": {  # the tensor bench: [4, 3, 299, 299] FP32 in binary
+                "tensors": {"inputs": {"image": {"datatype": "FP32", "shape": [-1, 3, -1, -1]}}},
+                "max_body": "8MiB",
+                "deadline": "5s",
+                "tiers": [
+                    {"name": "primary", "backend": "upstream_images"},
+                    {"name": "static", "value": {"score": [0.0]}},
+                ],
+            },
+            "rows": {  # the tensor bench: [64, 128] FP32, JSON and binary
+                "tensors": {"inputs": {"x": {"datatype": "FP32", "shape": [-1, 128]}}},
+                "deadline": "3s",
+                "tiers": [
+                    {"name": "primary", "backend": "upstream_rows"},
+                    {"name": "static", "value": {"score": [0.0]}},
                 ],
             },
             "chat": {

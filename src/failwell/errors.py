@@ -22,6 +22,7 @@
     │   ├── NoHealthyReplica   every replica's breaker is open
     │   ├── DeadlineExceeded   the request's time is spent
     │   ├── TierFailed         a local tier (rules, cache, static) could not answer
+    │   ├── SchemaUnknown      a tensor route's specs are not known yet (model server not reached)
     │   ├── LogUnavailable     the inference log cannot take the record and the policy is refuse
     │   └── Overloaded         shed by admission control (503 + Retry-After)
     ├── AllTiersFailed         every tier failed (503), lists each tier's failure
@@ -200,6 +201,13 @@ class TierFailed(ShortCircuit):
     def __init__(self, message: str, reason: str = "tier_failed") -> None:
         super().__init__(message)
         self.kind = reason
+
+
+class SchemaUnknown(ShortCircuit):
+    """A tensor route takes its specs from its model server, which has not answered yet (or
+    answered specs that disagree with the declared ones): the route cannot check requests."""
+
+    kind = "schema_unknown"
 
 
 class LogUnavailable(ShortCircuit):

@@ -26,11 +26,14 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def read_body(scope: Scope, receive: Receive, limits: BodyLimits) -> bytes:
-    """The whole body, within ``limits``: size (413), time to arrive (408), and for JSON bodies
-    nesting depth and element count (400). A V2 binary body's tensors are not JSON: its decoder
-    bounds the JSON header."""
-    limit = limits.max_body
+async def read_body(
+    scope: Scope, receive: Receive, limits: BodyLimits, max_body: int | None = None
+) -> bytes:
+    """The whole body, within ``limits``: size (413; ``max_body``, a route's own limit, in
+    place of the gateway's), time to arrive (408), and for JSON bodies nesting depth and
+    element count (400). A V2 binary body's tensors are not JSON: its decoder bounds the JSON
+    header."""
+    limit = limits.max_body if max_body is None else max_body
     length = header(scope, b"content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise BodyTooLarge(f"body of {int(length)} bytes is over the {limit}-byte limit")

@@ -66,19 +66,36 @@ KEYS = {
 }
 
 
+def _inputs_schema(route: Route, structs: list[Any]) -> dict[str, Any]:
+    """A field route's input struct (added to ``structs``); a tensor route's tensors, each as
+    nested arrays in the route's shape."""
+    if route.tensors is None:
+        inputs = input_struct(route.name, route.schema)
+        structs.append(inputs)
+        return {"$ref": f"#/components/schemas/{inputs.__name__}"}
+    specs = route.tensors.inputs or {}
+    return {
+        "type": "object",
+        "required": list(specs),
+        "additionalProperties": route.tensors.inputs is None or route.tensors.passthrough,
+        "properties": {
+            n: {"type": "array", "description": f"{s.datatype.value} {list(s.shape)}"}
+            for n, s in specs.items()
+        },
+    }
+
+
 def openapi(routes: Mapping[str, Route], auth: bool = False) -> dict[str, Any]:
     structs: list[Any] = [ChatRequest, FeedbackBody]
     paths: dict[str, Any] = {}
     for name, route in routes.items():
         if route.kind is not RouteKind.PREDICT:
             continue
-        inputs = input_struct(name, route.schema)
-        structs.append(inputs)
         body = {
             "type": "object",
             "required": ["inputs"],
             "additionalProperties": False,
-            "properties": {"inputs": {"$ref": f"#/components/schemas/{inputs.__name__}"}},
+            "properties": {"inputs": _inputs_schema(route, structs)},
         }
         paths[f"/v1/predict/{name}"] = {
             "post": {

@@ -12,6 +12,7 @@ from failwell.api.responses import answer_headers, encode
 from failwell.config.models import RouteKind
 from failwell.contracts import Exchange
 from failwell.errors import MethodNotAllowed, UnknownRoute
+from failwell.protocols.tensor import Tensors
 from failwell.routing.route import Route
 
 
@@ -28,12 +29,15 @@ def find_route(routes: Mapping[str, Route], name: str, kind: RouteKind) -> Route
 async def predict(
     route: Route, scope: Scope, receive: Receive, send: Send, ex: Exchange, limit: BodyLimits
 ) -> None:
-    body = await read_body(scope, receive, limit)
+    body = await read_body(scope, receive, limit, route.max_body)
     ex.inputs = inputs = route.decode_predict(body)
     ex.answer = answer = await route.answer(inputs, ex.request_id, "predict", ex.upstream_headers)
+    outputs = answer.outputs
+    if type(outputs) is Tensors:  # a tensor route: each output as nested lists
+        outputs = {name: tensor.nested() for name, tensor in outputs.items()}
     payload = encode(
         {
-            "outputs": answer.outputs,
+            "outputs": outputs,
             "tier": answer.tier,
             "quality": answer.quality,
             "backend": answer.backend,

@@ -1,5 +1,9 @@
 """The Open Inference Protocol v2 front end, so Triton's and KServe's clients work as is:
 /v2 (server metadata), /v2/health/{live,ready}, /v2/models/{route}[/versions/{v}][/ready|/infer].
+
+A field route maps its fields to tensors of one row (``v2codec``); a tensor route takes and
+answers tensors as they are (``v2tensors``): any shape and datatype, batches, binary data
+kept as bytes, each output in the form the client asked for.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from failwell.api.responses import answer_headers, encode
 from failwell.config.models import RouteKind
 from failwell.contracts import Exchange
 from failwell.errors import InvalidInput, NotFound
+from failwell.protocols.tensor import Tensors
 from failwell.protocols.v2codec import decode_infer_request, encode_infer_response
+from failwell.protocols.v2tensors import decode_tensor_request, encode_tensor_response
 from failwell.routing.route import Route
 from failwell.version import __version__
 
@@ -45,29 +51,43 @@ def split_model_path(rest: str) -> tuple[str, str]:
 
 
 def model_metadata(route: Route) -> dict[str, Any]:
-    inputs = [
-        {"name": n, "datatype": V2_DATATYPE[t], "shape": [-1] if t.is_list else [1]}
-        for n, t in route.schema.items()
-    ]
+    outputs: list[dict[str, Any]] = []
+    if route.tensors is not None:
+        specs = route.tensors.inputs or {}
+        inputs = [
+            {"name": n, "datatype": s.datatype.value, "shape": list(s.shape)}
+            for n, s in specs.items()
+        ]
+        outputs = [
+            {"name": n, "datatype": s.datatype.value, "shape": list(s.shape)}
+            for n, s in route.tensors.outputs.items()
+        ]
+    else:
+        inputs = [
+            {"name": n, "datatype": V2_DATATYPE[t], "shape": [-1] if t.is_list else [1]}
+            for n, t in route.schema.items()
+        ]
     return {
         "name": route.name,
         "versions": ["1"],
         "platform": "failwell",
         "inputs": inputs,
-        "outputs": [],
+        "outputs": outputs,
     }
 
 
 async def infer(
     route: Route, scope: Scope, receive: Receive, send: Send, ex: Exchange, limit: BodyLimits
 ) -> None:
-    body = await read_body(scope, receive, limit)
+    body = await read_body(scope, receive, limit, route.max_body)
     raw_len = header(scope, b"inference-header-content-length")
     if raw_len is not None and not raw_len.isdigit():
         raise InvalidInput("Inference-Header-Content-Length must be a number", status=400)
-    request = decode_infer_request(
-        body, int(raw_len) if raw_len is not None else None, route.schema
-    )
+    header_len = int(raw_len) if raw_len is not None else None
+    if route.tensors is not None:
+        await infer_tensors(route, body, header_len, send, ex)
+        return
+    request = decode_infer_request(body, header_len, route.schema)
     ex.inputs = request.inputs
     ex.answer = answer = await route.answer(
         request.inputs, request.request_id or ex.request_id, "v2", ex.upstream_headers
@@ -84,6 +104,32 @@ async def infer(
     if header_len is not None:
         headers[0] = (b"content-type", b"application/octet-stream")
         headers.append((b"inference-header-content-length", str(header_len).encode()))
+    await respond(send, 200, payload, headers)
+
+
+async def infer_tensors(
+    route: Route, body: bytes, header_len: int | None, send: Send, ex: Exchange
+) -> None:
+    assert route.tensors is not None
+    request = decode_tensor_request(body, header_len)
+    ex.inputs = inputs = route.tensors.check(request.inputs)
+    ex.answer = answer = await route.answer(
+        inputs, request.request_id or ex.request_id, "v2", ex.upstream_headers
+    )
+    outputs = answer.outputs
+    assert type(outputs) is Tensors  # the chain conforms every tier's answer
+    params = {
+        "failwell_tier": answer.tier,
+        "failwell_quality": answer.quality,
+        "failwell_backend": answer.backend,
+    }
+    payload, out_len = encode_tensor_response(
+        route.name, answer.model_version, outputs, request, params
+    )
+    headers = answer_headers(answer, ex.request_id)
+    if out_len is not None:
+        headers[0] = (b"content-type", b"application/octet-stream")
+        headers.append((b"inference-header-content-length", str(out_len).encode()))
     await respond(send, 200, payload, headers)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 import httptools
@@ -25,6 +25,10 @@ from failwell.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+
+_COPY_BELOW = 64 * 1024  # bodies smaller than this are joined to the head for a single write
+# A request body: bytes, or parts written one after the other (large tensors, not copied).
+Body = bytes | Sequence[bytes | memoryview]
 
 
 class _Closed(Exception):
@@ -39,6 +43,7 @@ class _Connection(asyncio.Protocol):
         "_status",
         "_waiter",
         "closed",
+        "header_length",
         "keep_alive",
         "transport",
     )
@@ -50,6 +55,7 @@ class _Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._status = 0
         self._length_known = False
+        self.header_length: bytes | None = None  # a v2 answer's Inference-Header-Content-Length
         self.closed = False
         self.keep_alive = True
 
@@ -78,6 +84,8 @@ class _Connection(asyncio.Protocol):
         lname = name.lower()
         if lname == b"content-length" or lname == b"transfer-encoding":
             self._length_known = True
+        elif lname == b"inference-header-content-length":
+            self.header_length = value
 
     def on_headers_complete(self) -> None:
         self._status = self._parser.get_status_code()
@@ -97,13 +105,20 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
 
-    def send(self, data: bytes) -> asyncio.Future[tuple[int, bytes]]:
+    def send(self, head: bytes, body: Body) -> asyncio.Future[tuple[int, bytes]]:
         assert self.transport is not None
         self._body = []
         self._status = 0
         self._length_known = False
+        self.header_length = None
         self._waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(data)
+        if isinstance(body, bytes):
+            if len(body) < _COPY_BELOW:  # one write, one syscall
+                self.transport.write(head + body)
+            else:  # no copy of a large body
+                self.transport.writelines((head, body))
+        else:
+            self.transport.writelines((head, *body))
         return self._waiter
 
     def close(self) -> None:
@@ -178,16 +193,30 @@ class HttpUpstream:
         replica: str,
         extra: Mapping[str, str] | None = None,
     ) -> bytes:
+        """POST ``body`` and return the answer's body; raises an ``UpstreamError``."""
+        return (await self.exchange(url, body, timeout, replica, extra))[0]
+
+    async def exchange(
+        self,
+        url: str,
+        body: Body,
+        timeout: float,
+        replica: str,
+        extra: Mapping[str, str] | None = None,
+    ) -> tuple[bytes, bytes | None]:
+        """POST ``body`` (bytes, or parts sent one after the other): the answer's body and its
+        Inference-Header-Content-Length, if any."""
         target = self._target(url)
         head = target.head
         if extra:
             head += "".join(f"{k}: {v}\r\n" for k, v in extra.items()).encode("latin-1")
-        data = b"%scontent-length: %d\r\n\r\n%s" % (head, len(body), body)
+        size = len(body) if isinstance(body, bytes) else sum(len(part) for part in body)
+        head = b"%scontent-length: %d\r\n\r\n" % (head, size)
         conn: _Connection | None = None
         try:
             async with asyncio.timeout(timeout), target.slots:
                 conn = await self._connect(target)
-                status, payload = await conn.send(data)
+                status, payload = await conn.send(head, body)
         except TimeoutError:
             if conn is not None:
                 conn.close()
@@ -221,7 +250,7 @@ class HttpUpstream:
                 backend=self.backend,
                 replica=replica,
             )
-        return payload
+        return payload, conn.header_length
 
     async def close(self) -> None:
         for target in self._targets.values():

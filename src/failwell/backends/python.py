@@ -3,6 +3,9 @@
 At most ``QUEUE_PER_WORKER`` calls per worker may be waiting or running (calls that timed out
 but still run count too); beyond that a call fails at once with ``UpstreamBusy`` instead of
 queueing behind a hung model.
+
+A tensor route's model gets its batch as named numpy arrays (views of the request's bytes)
+and answers named arrays (or one array) with a row per batch row.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 from failwell.config.load import resolve_import
 from failwell.contracts import Request, Result
 from failwell.errors import UpstreamBusy, UpstreamMalformed, UpstreamTimeout, UpstreamUnavailable
+from failwell.protocols.tensor import Tensors
 
 QUEUE_PER_WORKER = 4
 
@@ -50,8 +54,11 @@ class PythonAdapter:
         if self._busy >= self._limit:
             raise UpstreamBusy("the model's queue is full", backend=self._backend, replica="local")
         loop = asyncio.get_running_loop()
+        inputs = request.inputs
+        if type(inputs) is Tensors:
+            inputs = inputs.arrays()
         try:
-            future = loop.run_in_executor(self._pool, self._predict, request.inputs)
+            future = loop.run_in_executor(self._pool, self._predict, inputs)
         except RuntimeError:  # closed (a model swapped out): a retry reaches a live one
             raise UpstreamUnavailable(
                 "the model was unloaded", backend=self._backend, replica="local"

@@ -30,7 +30,17 @@ err = Console(stderr=True)
 
 
 @app.command()
-def check(config: ConfigOption = Path("failwell.yaml")) -> None:
+def check(
+    config: ConfigOption = Path("failwell.yaml"),
+    probe: Annotated[
+        bool,
+        typer.Option(
+            "--probe",
+            help="Also ask tier 1's V2 server for the tensor specs of routes that take them from "
+            "it, and print the schema each would use (exit 2 on a conflict, 1 when unreachable).",
+        ),
+    ] = False,
+) -> None:
     """Validate a config and print every problem with its key path (exit code 2 on errors)."""
     cfg = load(config)
     out = Console()
@@ -39,6 +49,10 @@ def check(config: ConfigOption = Path("failwell.yaml")) -> None:
         out.print(
             f"[yellow]needs a restart[/yellow] {key} (changed since the version applied last)"
         )
+    if probe:
+        from failwell.cli.probe import print_probes
+
+        raise typer.Exit(print_probes(cfg))
 
 
 def restart_keys(path: Path, config: FailwellConfig) -> list[str]:

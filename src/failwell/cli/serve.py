@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import ssl
 from pathlib import Path
 
@@ -11,9 +12,32 @@ from failwell.config.models import FailwellConfig
 from failwell.gateway import build
 from failwell.observe.logging import configure
 
+# glibc malloc serves blocks over its mmap threshold (128 KiB at first) with fresh mmap'd pages
+# and returns them on free: a 4 MB tensor body then costs ~1,000 page faults and as much
+# zeroing on each of its copies, which made the kernel's share of the gateway's CPU on a
+# 4.3 MB request 3x nginx's (bench/tensor_bench.py). Fixed thresholds keep such blocks in the
+# heap and reuse them; the heap may keep up to TRIM_THRESHOLD of freed memory.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest
+TRIM_THRESHOLD = 128 * 1024 * 1024
+
+
+def tune_allocator() -> bool:
+    """Set glibc's malloc thresholds for large request bodies; False where there is no glibc
+    (musl, macOS), which is fine: nothing changes."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    )
+
 
 def run(config: FailwellConfig, log_level: str = "info", path: Path | None = None) -> None:
     configure(log_level)
+    tune_allocator()
     app = build(config, path).app()  # with a path: reload on SIGHUP or a change of the file
     gw = config.gateway
     tls = gw.tls

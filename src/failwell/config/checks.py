@@ -1,12 +1,13 @@
 """Cross-checks of a whole config that one section cannot make alone: canaries against their
-routes' inputs, freshness objectives against the route's fields, and the listener's exposure
-against the keys."""
+routes' inputs, freshness objectives against the route's fields, tensor routes against their
+tier 1, and the listener's exposure against the keys."""
 
 from __future__ import annotations
 
 import ipaddress
 
-from failwell.config.models import FailwellConfig
+from failwell.config.models import FailwellConfig, WireProtocol
+from failwell.config.tensors import SchemaSource
 from failwell.errors import ConfigIssue
 
 
@@ -24,6 +25,8 @@ def canary_issues(config: FailwellConfig) -> list[ConfigIssue]:
             if route.kind.value == "chat":
                 if not isinstance(check.inputs.get("messages"), list):
                     issues.append(ConfigIssue(where, "a chat canary needs a 'messages' list"))
+                continue
+            if route.tensors is not None:  # checked against the specs once they are known
                 continue
             for field in sorted(set(route.input) ^ set(check.inputs)):
                 what = "missing" if field in route.input else "not in the route's input"
@@ -90,3 +93,28 @@ def exposure_issues(config: FailwellConfig) -> list[ConfigIssue]:
             "serve without keys (admin endpoints then stay loopback-only)",
         )
     ]
+
+
+def tensor_issues(config: FailwellConfig) -> list[ConfigIssue]:
+    """A tensor route whose specs come from the model server needs a V2 backend as tier 1."""
+    issues = []
+    for name, route in config.routes.items():
+        if route.tensors is None or route.tensors.origin is not SchemaSource.SERVER:
+            continue
+        backend = config.backends.get(route.tiers[0].backend or "")
+        if backend is None or backend.protocol is not WireProtocol.V2:
+            issues.append(
+                ConfigIssue(
+                    f"routes.{name}",
+                    "a predict route without 'input' fields or declared 'tensors' takes its "
+                    "tensor specs from tier 1's V2 server, but tier 1 is not a v2 backend",
+                )
+            )
+        if route.canary is not None:
+            issues.append(
+                ConfigIssue(
+                    f"routes.{name}.canary",
+                    "canaries need declared tensor specs (tensors.inputs with source: declared)",
+                )
+            )
+    return issues

@@ -13,7 +13,12 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from failwell.config.checks import canary_issues, exposure_issues, freshness_issues
+from failwell.config.checks import (
+    canary_issues,
+    exposure_issues,
+    freshness_issues,
+    tensor_issues,
+)
 from failwell.config.models import FailwellConfig, RouteKind, TierKind
 from failwell.config.paths import anchor_files, anchor_stores
 from failwell.errors import ConfigError, ConfigIssue
@@ -116,6 +121,8 @@ def _cross_check(cfg: FailwellConfig, resolve: bool) -> list[ConfigIssue]:
                 issues.extend(_check_import(f"{where}.rules", tier.rules or ""))
         if route.cache.key is not None:
             allowed = CHAT_KEY_FIELDS if route.kind is RouteKind.CHAT else set(route.input)
+            if route.tensors is not None:  # each name stands for its tensor's digest
+                allowed = set(route.tensors.inputs)
             try:
                 fields = [
                     f for _, f, _, _ in string.Formatter().parse(route.cache.key) if f is not None
@@ -168,6 +175,7 @@ def parse_config(
     except ValidationError as exc:
         raise ConfigError(issues + _pydantic_issues(exc)) from None
     issues += _cross_check(cfg, resolve) + canary_issues(cfg) + freshness_issues(cfg)
+    issues += tensor_issues(cfg)
     if issues:
         raise ConfigError(issues)
     return cfg

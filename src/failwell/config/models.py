@@ -19,6 +19,7 @@ from failwell.config.log import InputPolicy, LogConfig
 from failwell.config.observe import AlertsConfig, CanaryConfig, HealthConfig, SloConfig, Timestamp
 from failwell.config.registry import RegistryConfig
 from failwell.config.security import AdmissionConfig, ListenerTls, SecurityConfig, UpstreamTls
+from failwell.config.tensors import TensorsConfig, TensorWire
 from failwell.config.units import Duration, Size
 
 
@@ -41,7 +42,10 @@ class CacheStoreConfig(Frozen):
 
 class GatewayConfig(Frozen):
     listen: str = Field("127.0.0.1:8080", description="host:port the gateway listens on.")
-    max_body: Size = Field(1024 * 1024, description="Largest request body accepted (413 beyond).")
+    max_body: Size = Field(
+        1024 * 1024,
+        description="Largest request body accepted (413 beyond); a route may set its own (routes.NAME.max_body). Bodies are held whole while in flight, so this bounds memory per request.",
+    )
     cache: CacheStoreConfig = Field(
         default_factory=CacheStoreConfig, description="Answer cache store."
     )
@@ -174,6 +178,10 @@ class BackendConfig(Frozen):
         description="python: serve NAME@ALIAS or NAME@VERSION from the registry; the artifact's path goes to the factory as model_dir.",
     )
     tls: UpstreamTls | None = Field(None, description="TLS to https:// replicas (CA, client cert).")
+    tensor_data: TensorWire = Field(
+        TensorWire.MIRROR,
+        description="v2, tensor routes: how tensors go upstream: mirror (binary when the client sent binary), binary (Triton's binary extension) or json (servers without it, e.g. MLServer).",
+    )
 
     @model_validator(mode="after")
     def _by_protocol(self) -> BackendConfig:
@@ -275,6 +283,13 @@ class RouteConfig(Frozen):
     input: dict[str, FieldType] = Field(
         default_factory=dict, description="predict: input field name → type."
     )
+    tensors: TensorsConfig | None = Field(
+        None,
+        description="predict: a tensor route (V2 tensors of any shape and datatype, batches) instead of input fields; a predict route without 'input' takes its tensor specs from tier 1's V2 server.",
+    )
+    max_body: Size | None = Field(
+        None, description="Largest request body of this route (default: gateway.max_body)."
+    )
     deadline: Duration = Field(1.0, description="Time for the whole request, every tier included.")
     cache: RouteCacheConfig = Field(
         default_factory=RouteCacheConfig, description="Cache tier settings."
@@ -318,10 +333,12 @@ class RouteConfig(Frozen):
 
     @model_validator(mode="after")
     def _shape(self) -> RouteConfig:
-        if self.kind is RouteKind.PREDICT and not self.input:
-            raise ValueError("a predict route needs an 'input' schema")
-        if self.kind is RouteKind.CHAT and self.input:
-            raise ValueError("a chat route takes messages; it has no 'input' schema")
+        if self.kind is RouteKind.PREDICT and not self.input and self.tensors is None:
+            object.__setattr__(self, "tensors", TensorsConfig())  # specs from the model server
+        if self.input and self.tensors is not None:
+            raise ValueError("a route takes 'input' fields or 'tensors', not both")
+        if self.kind is RouteKind.CHAT and (self.input or self.tensors is not None):
+            raise ValueError("a chat route takes messages; it has no 'input' or 'tensors'")
         names = [t.name for t in self.tiers]
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:

@@ -45,6 +45,7 @@ from failwell.config.security import (
     SecurityConfig,
     UpstreamTls,
 )
+from failwell.config.tensors import TensorsConfig, TensorSpec
 from failwell.config.units import format_duration
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
@@ -59,6 +60,8 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("backends.NAME.tls", UpstreamTls),
     ("routes.NAME", RouteConfig),
     ("routes.NAME.cache", RouteCacheConfig),
+    ("routes.NAME.tensors", TensorsConfig),
+    ("routes.NAME.tensors.inputs.NAME / outputs.NAME", TensorSpec),
     ("routes.NAME.tiers[i]", TierConfig),
     ("backends.NAME.health", HealthConfig),
     ("routes.NAME.canary", CanaryConfig),

@@ -3,9 +3,12 @@
     python -m failwell.demo.modelserver --port P [--host 127.0.0.1] [--model-dir DIR]
         [--model-ref NAME@ALIAS --registry-config failwell.yaml]
         [--name ranker] [--chat-model NAME] [--chat-sentences N] [--label LABEL]
+        [--tensor-model]
+
+    POST /v2/models/{name}/infer        the ranker with --model-dir, the image scorer with
+                                        --tensor-model (binary tensor data too), else an echo
 
     GET  /v2  /v2/health/live  /v2/health/ready  /v2/models/{name}  /v2/models/{name}/ready
-    POST /v2/models/{name}/infer        the ranker with --model-dir, else an echo model
     POST /v1/chat/completions           with --chat-model (non-streaming)
     GET  /v1/models
     GET  /_control, POST /_control      fault injection (see ``faults``)
@@ -33,6 +36,7 @@ from aiohttp import web
 
 from failwell.demo.chat import ChatModel, ChatRequestError, completion, model_list
 from failwell.demo.faults import Fault, FaultInjector
+from failwell.demo.tensormodel import ScorerModel
 
 SHUTDOWN_TIMEOUT = 2.0
 _encode = msgspec.json.Encoder().encode
@@ -139,6 +143,7 @@ class ServerOptions:
     label: str | None = None
     model_ref: str | None = None  # NAME@ALIAS or NAME@VERSION from the registry
     registry_config: Path = Path("failwell.yaml")
+    tensor_model: bool = False  # serve the image scorer (tensors, batches, binary data)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -164,7 +169,9 @@ OPENAI_FAULT_BODY = _encode(
 class ModelServer:
     """The request handlers, over one v2 model, an optional chat model and the fault state."""
 
-    def __init__(self, v2: V2Model, chat: ChatModel | None, faults: FaultInjector) -> None:
+    def __init__(
+        self, v2: V2Model | ScorerModel, chat: ChatModel | None, faults: FaultInjector
+    ) -> None:
         self.v2, self.chat, self.faults = v2, chat, faults
 
     def routes(self) -> list[web.RouteDef]:
@@ -220,7 +227,10 @@ class ModelServer:
         faulty = await self.faults.apply(request, V2_FAULT_BODY)
         if faulty is not None:
             return faulty
-        if "Inference-Header-Content-Length" in request.headers:
+        header_length = request.headers.get("Inference-Header-Content-Length")
+        if isinstance(self.v2, ScorerModel):
+            return self._infer_tensors(body, header_length)
+        if header_length is not None:
             return _v2_error("binary tensor data is not supported; send JSON tensors")
         try:
             parsed = _decode_infer(body)
@@ -232,6 +242,18 @@ class ModelServer:
             answer["id"] = parsed.id
         answer["outputs"] = outputs
         return _json(answer)
+
+    def _infer_tensors(self, body: bytes, header_length: str | None) -> web.Response:
+        assert isinstance(self.v2, ScorerModel)
+        try:
+            length = None if header_length is None else int(header_length)
+            payload, out_length = self.v2.answer(body, length)
+        except (msgspec.DecodeError, ValueError, KeyError, TypeError) as exc:
+            return _v2_error(f"bad inference request: {exc}")
+        if out_length is None:
+            return web.Response(body=payload, content_type="application/json")
+        headers = {"Inference-Header-Content-Length": str(out_length)}
+        return web.Response(body=payload, content_type="application/octet-stream", headers=headers)
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         if self.chat is None:
@@ -258,7 +280,10 @@ class ModelServer:
         return _json(model_list([self.chat.name] if self.chat else []))
 
     async def get_control(self, request: web.Request) -> web.Response:
-        return _json(self.faults.state())
+        state = self.faults.state()
+        if isinstance(self.v2, ScorerModel):
+            state["model"] = self.v2.state()
+        return _json(state)
 
     async def set_control(self, request: web.Request) -> web.Response:
         try:
@@ -270,8 +295,10 @@ class ModelServer:
 
 def build_app(options: ServerOptions, faults: FaultInjector, label: str) -> web.Application:
     """The aiohttp application for ``options`` (loads the ranker when a model dir is given)."""
-    v2: V2Model
-    if options.model_ref is not None:
+    v2: V2Model | ScorerModel
+    if options.tensor_model:
+        v2 = ScorerModel(options.name)
+    elif options.model_ref is not None:
         from failwell.registry.serving import checkout_ref
 
         path, version = checkout_ref(options.registry_config, options.model_ref)
@@ -284,7 +311,7 @@ def build_app(options: ServerOptions, faults: FaultInjector, label: str) -> web.
     chat = None
     if options.chat_model is not None:
         chat = ChatModel(options.chat_model, label, sentences=options.chat_sentences)
-    app = web.Application(client_max_size=4 * 1024 * 1024)
+    app = web.Application(client_max_size=64 * 1024 * 1024)
     app.add_routes(ModelServer(v2, chat, faults).routes())
     return app
 
@@ -331,6 +358,9 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerOptions:
     parser.add_argument("--chat-model", help="serve /v1/chat/completions as this model")
     parser.add_argument("--chat-sentences", type=int, default=3, help="sentences per chat reply")
     parser.add_argument("--label", help="replica label included in chat replies")
+    parser.add_argument(
+        "--tensor-model", action="store_true", help="serve the image scorer (FP32 batches)"
+    )
     args = parser.parse_args(argv)
     return ServerOptions(
         port=args.port,
@@ -342,6 +372,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerOptions:
         label=args.label,
         model_ref=args.model_ref,
         registry_config=args.registry_config,
+        tensor_model=args.tensor_model,
     )
 
 

@@ -52,6 +52,7 @@ from failwell.errors import ConfigError, ConfigIssue, FailwellError, UnknownRout
 from failwell.faults.admin import FaultControl
 from failwell.fleet.fleet import Fleet
 from failwell.gateway.restart import needs_restart
+from failwell.gateway.schemas import ServerSchemas
 from failwell.gateway.topology import Topology, build_topology, python_model
 from failwell.health.plane import HealthPlan, HealthPlane
 from failwell.log.recorder import InferenceLog
@@ -90,6 +91,7 @@ class Gateway:
         self.pools: dict[str, Pool] = {}
         self.routes: dict[str, Route] = {}
         self.topology = build_topology(config, self.cache, self.metrics, clock, self._model)
+        self.schemas = ServerSchemas(self.routes, config)  # tensor specs from model servers
 
         self.log = InferenceLog(config.log, registry) if config.log.enabled else None
         self.faults = FaultControl(
@@ -124,6 +126,8 @@ class Gateway:
                 self.before_respond.append(self.log.before_respond)
             self.readiness_checks.append(self.log.readiness)
             admin += self.log.admin_routes()
+        self.services.insert(0, self.schemas)  # first: a conflict fails start-up early
+        self.readiness_checks.append(self.schemas.readiness)
         self.services += [self.limits.watch, self.admission, *self.health.services]
         self.services += [self.rollouts, self.watcher, self.drift]
         self.observers += [*self.health.observers, self.drift, self.quality]
@@ -166,6 +170,7 @@ class Gateway:
             self.log.bind(topology.config.routes)
         self.watcher.models = registry_models(topology.pools)
         self.watcher.interval = topology.config.registry.watch
+        self.schemas.bind(topology.config)
         self.health.bind(plan)
         self.drift.bind(topology.config.routes, references)
         self.quality.bind(topology.config.routes)
@@ -195,6 +200,7 @@ class Gateway:
             self.faults.decorate(topology.pools, topology.built, topology.routes)
             plan = self.health.prepare(config, topology.pools, topology.routes)
             references = await asyncio.to_thread(DriftMonitor.prepare, config.routes)
+            await self.schemas.resolve(topology.routes, config)  # a conflict refuses the reload
         except BaseException:
             for pool in opened:
                 await close_pool(pool, 0.0)

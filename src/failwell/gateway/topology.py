@@ -33,6 +33,7 @@ from failwell.resilience.retry import RetryPolicy
 from failwell.routing.chain import TierChain
 from failwell.routing.pool import Pool, Replica
 from failwell.routing.route import Route
+from failwell.routing.tensor_schema import TensorSchema
 from failwell.routing.tiers import CacheTier, ModelTier, RulesTier, StaticTier, Tier
 from failwell.store.cache import AnswerCache
 
@@ -86,7 +87,9 @@ def build_pool(
             http = HttpUpstream(name, cfg.max_connections, headers, tls)
             adapter: Adapter
             if cfg.protocol is WireProtocol.V2:
-                adapter = V2Adapter(http, rc.url, upstream_model, rc.label, cfg.version)
+                adapter = V2Adapter(
+                    http, rc.url, upstream_model, rc.label, cfg.version, cfg.tensor_data
+                )
             else:
                 adapter = OpenAIAdapter(http, rc.url, upstream_model, rc.label, cfg.version)
             replicas.append(Replica(rc.label, adapter, breaker(rc.label), rc.priority, rc.zone))
@@ -133,8 +136,10 @@ def build_route(
 
     tiers = [build_tier(i, tc, rc, pools, cache, key) for i, tc in enumerate(rc.tiers)]
     wants_store = any(t.kind is TierKind.CACHE for t in tiers)  # no cache tier: nothing to store
-    chain = TierChain(name, tiers, metrics, store if wants_store else None, clock)
-    route = Route(name, rc, chain)
+    schema = TensorSchema(name, rc.tensors) if rc.tensors is not None else None
+    conform = schema.conform if schema is not None else None
+    chain = TierChain(name, tiers, metrics, store if wants_store else None, clock, conform)
+    route = Route(name, rc, chain, schema)
     holder.append(route)
     return route
 

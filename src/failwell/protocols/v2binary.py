@@ -17,7 +17,7 @@ upstream's answer), so it never leaves the codec.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Annotated, Any
 
 import msgspec
@@ -135,7 +135,7 @@ def elements(datatype: str, shape: list[int], data: Raw, chunk: memoryview | Non
     decoder = _JSON_DECODERS.get(datatype)
     if decoder is None:
         raise V2Malformed(f"unknown datatype {datatype!r}")
-    count = _count(shape)
+    count = element_count(shape)
     if chunk is not None:
         if len(data):
             raise V2Malformed("has both data and parameters.binary_data_size")
@@ -150,7 +150,7 @@ def elements(datatype: str, shape: list[int], data: Raw, chunk: memoryview | Non
     return values
 
 
-def _count(shape: list[int]) -> int:
+def element_count(shape: list[int]) -> int:
     """The number of elements of a shape, which no tensor can hold 2**63 of."""
     count = 1
     for size in shape:
@@ -193,7 +193,7 @@ def _flatten(value: Any) -> list[Any]:
 
 def _unpack(datatype: str, raw: memoryview, count: int) -> list[Any]:
     if datatype == "BYTES":
-        return _unpack_bytes(raw, count)
+        return unpack_bytes(raw, count)
     fmt = _FORMATS[datatype]
     size = count * struct.calcsize(fmt)
     if len(raw) != size:
@@ -206,8 +206,9 @@ def _unpack(datatype: str, raw: memoryview, count: int) -> list[Any]:
     return list(values)
 
 
-def _unpack_bytes(raw: memoryview, count: int) -> list[Any]:
-    out: list[Any] = []
+def unpack_bytes(raw: bytes | memoryview, count: int) -> list[bytes]:
+    """The elements of BYTES data: exactly ``count`` length-prefixed ones, or V2Malformed."""
+    out: list[bytes] = []
     pos = 0
     end = len(raw)
     while pos < end:
@@ -229,15 +230,20 @@ def _unpack_bytes(raw: memoryview, count: int) -> list[Any]:
 # --- writing --------------------------------------------------------------------------------
 
 
+def pack_bytes(elements: Iterable[Any]) -> bytes:
+    """BYTES data of the elements: bytes as they are, anything else as UTF-8 text."""
+    parts: list[bytes] = []
+    for element in elements:
+        data = element if isinstance(element, bytes) else str(element).encode()
+        parts.append(_LENGTH.pack(len(data)))
+        parts.append(data)
+    return b"".join(parts)
+
+
 def pack(datatype: str, flat: Sequence[Any]) -> bytes:
     """The raw bytes of a flat list of elements (BYTES elements are str, sent as UTF-8)."""
     if datatype == "BYTES":
-        parts: list[bytes] = []
-        for element in flat:
-            data = element.encode()
-            parts.append(_LENGTH.pack(len(data)))
-            parts.append(data)
-        return b"".join(parts)
+        return pack_bytes(flat)
     if datatype == "BF16":
         raise ValueError("packing BF16 is not supported")
     return struct.pack(f"<{len(flat)}{_FORMATS[datatype]}", *flat)

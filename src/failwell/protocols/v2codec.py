@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from msgspec import UNSET, Raw, Struct, UnsetType
+from msgspec import UNSET
 
 from failwell.config.fields import FieldType
 from failwell.errors import InvalidInput, UpstreamMalformed
@@ -34,6 +34,16 @@ from failwell.protocols.v2binary import (
     slice_tail,
     split_body,
     tensor_of,
+)
+from failwell.protocols.v2wire import (
+    ENCODER,
+    REQUEST,
+    RESPONSE,
+    RequestOut,
+    ResponseOut,
+    TensorOut,
+    WireTensor,
+    output_choices,
 )
 
 # Datatypes that carry each field type upstream; in a request, "float" takes integers too.
@@ -59,72 +69,6 @@ def _field_type(field_type: str) -> tuple[str, bool]:
     return kind.element.value, kind.is_list
 
 
-# --- wire structures (decoded: unknown keys are ignored) ---------------------------------
-
-
-class _TensorParams(Struct):
-    binary_data_size: int | None = None  # >= 0: checked where the tensor can be named
-
-
-class _Tensor(Struct):
-    name: str
-    shape: list[int]  # each >= 0: likewise
-    datatype: str
-    parameters: _TensorParams | None = None
-    data: Raw = Raw()  # an empty Raw when the tensor has no "data"
-
-
-class _OutputParams(Struct):
-    binary_data: bool | None = None
-    classification: int = 0
-    shared_memory_region: str | None = None
-
-
-class _RequestedOutput(Struct):
-    name: str
-    parameters: _OutputParams | None = None
-
-
-class _RequestParams(Struct):
-    binary_data_output: bool = False
-
-
-class _InferRequest(Struct):
-    inputs: list[_Tensor]
-    id: str | None = None
-    parameters: _RequestParams | None = None
-    outputs: list[_RequestedOutput] | None = None
-
-
-class _InferResponse(Struct):
-    outputs: list[_Tensor]
-    model_version: str | None = None
-
-
-# --- wire structures (encoded) --------------------------------------------------------------
-
-
-class _TensorOut(Struct, omit_defaults=True, kw_only=True):
-    name: str
-    datatype: str
-    shape: list[int]
-    parameters: dict[str, int] | UnsetType = UNSET
-    data: list[Any] | UnsetType = UNSET
-
-
-class _RequestOut(Struct, omit_defaults=True, kw_only=True):
-    id: str | UnsetType = UNSET
-    inputs: list[_TensorOut]
-
-
-class _ResponseOut(Struct, omit_defaults=True, kw_only=True):
-    model_name: str
-    model_version: str | UnsetType = UNSET
-    id: str | UnsetType = UNSET
-    parameters: dict[str, Any]
-    outputs: list[_TensorOut]
-
-
 # --- tensor data ------------------------------------------------------------------------------
 
 
@@ -134,13 +78,13 @@ def _texts(values: list[Any]) -> list[str]:
 
 
 def _tensors(
-    tensors: list[_Tensor], tail: memoryview, role: str
-) -> list[tuple[_Tensor, list[Any]]]:
+    tensors: list[WireTensor], tail: memoryview, role: str
+) -> list[tuple[WireTensor, list[Any]]]:
     """Each tensor with its elements, names unique; raises V2Malformed."""
     sizes = [(t.name, t.parameters.binary_data_size if t.parameters else None) for t in tensors]
     chunks = slice_tail(sizes, tail, role)
     seen: set[str] = set()
-    out: list[tuple[_Tensor, list[Any]]] = []
+    out: list[tuple[WireTensor, list[Any]]] = []
     for tensor, chunk in zip(tensors, chunks, strict=True):
         if tensor.name in seen:
             raise V2Malformed(f"{role} {tensor.name!r} appears twice", tensor.name)
@@ -150,11 +94,6 @@ def _tensors(
         except V2Malformed as exc:
             raise V2Malformed(f"{role} {tensor.name!r}: {exc.message}", tensor.name) from None
     return out
-
-
-_ENCODER = msgspec.json.Encoder()
-_REQUEST = msgspec.json.Decoder(_InferRequest)
-_RESPONSE = msgspec.json.Decoder(_InferResponse)
 
 
 # --- gateway side ---------------------------------------------------------------------------
@@ -175,9 +114,9 @@ def decode_infer_request(
     """Route inputs from a v2 inference request; raises InvalidInput (400 or 422)."""
     try:
         header, tail = split_body(body, header_length)
-        request = _REQUEST.decode(header)
+        request = REQUEST.decode(header)
         tensors = _tensors(request.inputs, tail, "input")
-        binary_output, binary_outputs = _output_choices(request)
+        binary_output, binary_outputs = output_choices(request)
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"not a valid v2 inference request: {exc}", status=400) from None
     except V2Malformed as exc:
@@ -193,23 +132,6 @@ def decode_infer_request(
             raise InvalidInput(f"input {name!r} is missing", name)
     requested = list(binary_outputs) if binary_outputs else None
     return V2Request(inputs, request.id, binary_output, binary_outputs, requested)
-
-
-def _output_choices(request: _InferRequest) -> tuple[bool, dict[str, bool]]:
-    """The default binary flag, and each requested output's own; raises V2Malformed."""
-    default = request.parameters.binary_data_output if request.parameters else False
-    flags: dict[str, bool] = {}
-    for output in request.outputs or ():
-        params = output.parameters or _OutputParams()
-        if output.name in flags:
-            raise V2Malformed(f"output {output.name!r} is requested twice", output.name)
-        if params.classification or params.shared_memory_region is not None:
-            raise V2Malformed(
-                f"output {output.name!r}: classification and shared memory are not supported",
-                output.name,
-            )
-        flags[output.name] = default if params.binary_data is None else params.binary_data
-    return default, flags
 
 
 def _field_value(name: str, datatype: str, values: list[Any], field_type: str) -> Any:
@@ -239,7 +161,7 @@ def encode_infer_response(
     """The response body, and the inference header's length when binary data follows it."""
     named: Mapping[Any, Any] = outputs if isinstance(outputs, dict) else {"output": outputs}
     names: list[Any] = list(named) if request.requested is None else request.requested
-    tensors: list[_TensorOut] = []
+    tensors: list[TensorOut] = []
     blobs: list[bytes] = []
     for name in names:
         if name not in named:
@@ -249,13 +171,13 @@ def encode_infer_response(
             blob = pack(datatype, flat)
             size = {"binary_data_size": len(blob)}
             tensors.append(
-                _TensorOut(name=str(name), datatype=datatype, shape=shape, parameters=size)
+                TensorOut(name=str(name), datatype=datatype, shape=shape, parameters=size)
             )
             blobs.append(blob)
         else:
-            tensors.append(_TensorOut(name=str(name), datatype=datatype, shape=shape, data=flat))
-    header = _ENCODER.encode(
-        _ResponseOut(
+            tensors.append(TensorOut(name=str(name), datatype=datatype, shape=shape, data=flat))
+    header = ENCODER.encode(
+        ResponseOut(
             model_name=model_name,
             model_version=UNSET if model_version is None else model_version,
             id=UNSET if request_id is None else request_id,
@@ -285,7 +207,7 @@ def encode_upstream_request(
     models take only the datatype they declare; by default str/int/float/bool are sent as
     BYTES/INT64/FP64/BOOL. Raises InvalidInput when a value does not fit its field type.
     """
-    tensors: list[_TensorOut] = []
+    tensors: list[TensorOut] = []
     for name, field_type in schema.items():
         base, many = _field_type(field_type)
         if name not in inputs:
@@ -305,12 +227,12 @@ def encode_upstream_request(
         if datatype not in _SENDS[base]:
             raise ValueError(f"input {name!r}: datatype {datatype} cannot carry a {field_type}")
         tensors.append(
-            _TensorOut(
+            TensorOut(
                 name=name, datatype=datatype, shape=[1, len(flat)] if many else [1], data=flat
             )
         )
-    request = _RequestOut(id=UNSET if request_id is None else request_id, inputs=tensors)
-    return _ENCODER.encode(request)
+    request = RequestOut(id=UNSET if request_id is None else request_id, inputs=tensors)
+    return ENCODER.encode(request)
 
 
 def decode_upstream_response(body: bytes) -> tuple[dict[str, Any], str | None]:
@@ -327,7 +249,7 @@ def decode_infer_response(
     """
     try:
         header, tail = split_body(body, header_length)
-        response = _RESPONSE.decode(header)
+        response = RESPONSE.decode(header)
         outputs: dict[str, Any] = {}
         for tensor, values in _tensors(response.outputs, tail, "output"):
             if tensor.datatype == "BYTES":

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 from collections.abc import Iterator
+from copy import copy as shallow
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,9 +143,8 @@ class SplitTier:
         return await self._measure(self.stable, self.stable_stats, request, budget)
 
     async def _shadow(self, request: Request, budget: float) -> None:
-        copy = Request(
-            request.route, dict(request.inputs), request.deadline, request.request_id, "shadow"
-        )
+        # the same request (schema and tensors included), labelled as a shadow
+        copy = dataclasses.replace(request, inputs=shallow(request.inputs), front_end="shadow")
         with contextlib.suppress(FailwellError):  # measured; never reaches the caller
             await self._measure(self.candidate, self.candidate_stats, copy, budget)
 

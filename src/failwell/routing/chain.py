@@ -27,6 +27,9 @@ from failwell.routing.tiers import Tier
 StoreAnswer = Callable[[Request, Any, str | None], None]
 # Raises a FailwellError to skip a tier for this request (a flag switched it off, a drill).
 TierGate = Callable[[Tier, Request], None]
+# Shapes a tier's outputs into the route's form (a tensor route: Tensors matching the batch);
+# raises a FailwellError when they do not fit, and the next tier answers.
+Conform = Callable[[Request, Any, TierKind], Any]
 
 
 class TierChain:
@@ -37,6 +40,7 @@ class TierChain:
         metrics: Metrics,
         store: StoreAnswer | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        conform: Conform | None = None,
     ) -> None:
         self.route = route
         self.tiers = list(tiers)
@@ -44,6 +48,7 @@ class TierChain:
         self._metrics = metrics
         self._store = store
         self.clock = clock
+        self._conform = conform
         self.in_flight = metrics.route_in_flight(route)
         self.gate: TierGate | None = None  # set by failwell.control
 
@@ -61,6 +66,8 @@ class TierChain:
                 if budget <= 0 and tier.kind is TierKind.MODEL:
                     raise DeadlineExceeded("no time left for this tier")
                 got = await tier.answer(request, budget)
+                if self._conform is not None:
+                    got.outputs = self._conform(request, got.outputs, tier.kind)
             except FailwellError as exc:
                 failures.append(TierFailure(tier.name, exc.kind, exc.message))
                 metrics.fell_back(route, tier.name, exc.kind)

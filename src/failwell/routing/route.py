@@ -1,4 +1,8 @@
-"""A route: its input schema (decode and validate in one step) and its cache key."""
+"""A route: its input schema (decode and validate in one step) and its cache key.
+
+A field route's schema is its ``input`` fields; a tensor route's is a ``TensorSchema``
+(``routing/tensor_schema.py``), its inputs are ``Tensors`` and its cache key is a digest of
+the tensors' bytes."""
 
 from __future__ import annotations
 
@@ -12,8 +16,10 @@ from failwell.config.fields import FieldType
 from failwell.config.models import RouteConfig, RouteKind
 from failwell.contracts import Answer, Request
 from failwell.errors import InvalidInput
+from failwell.protocols.tensor import Tensors
 from failwell.resilience.deadline import Deadline
 from failwell.routing.chain import TierChain
+from failwell.routing.tensor_schema import TensorSchema
 
 MAX_LIST = 100_000
 _encode = msgspec.json.Encoder(order="deterministic").encode
@@ -37,16 +43,27 @@ def invalid_from_msgspec(exc: msgspec.DecodeError) -> InvalidInput:
     return InvalidInput(f"body is not valid JSON: {text}", field=field, status=400)
 
 
+_decode_any_body = msgspec.json.Decoder(dict[str, dict[str, Any]]).decode
+
+
 class Route:
-    def __init__(self, name: str, config: RouteConfig, chain: TierChain) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: RouteConfig,
+        chain: TierChain,
+        tensors: TensorSchema | None = None,
+    ) -> None:
         self.name = name
         self.config = config
         self.kind = config.kind
         self.schema = dict(config.input)
+        self.tensors = tensors
         self.chain = chain
         self.deadline = config.deadline
+        self.max_body = config.max_body
         self._key_template = config.cache.key
-        if self.kind is RouteKind.PREDICT:
+        if self.kind is RouteKind.PREDICT and tensors is None:
             self._inputs = inputs = input_struct(name, self.schema)
             body = msgspec.defstruct(
                 f"{name}_body", [("inputs", inputs)], forbid_unknown_fields=True
@@ -75,7 +92,16 @@ class Route:
             gauge.dec()
 
     def decode_predict(self, body: bytes) -> dict[str, Any]:
-        """Decode and validate a ``{"inputs": {...}}`` body into the inputs mapping."""
+        """Decode and validate a ``{"inputs": {...}}`` body into the inputs mapping (a tensor
+        route's: each input as nested lists, in the declared datatype)."""
+        if self.tensors is not None:
+            try:
+                given = _decode_any_body(body)
+            except msgspec.DecodeError as exc:
+                raise invalid_from_msgspec(exc) from None
+            if set(given) != {"inputs"}:
+                raise InvalidInput('expected a body {"inputs": {...}}', status=400)
+            return self.tensors.from_values(given["inputs"])
         try:
             parsed = self._decode_body(body)
         except msgspec.DecodeError as exc:
@@ -88,6 +114,10 @@ class Route:
             if not isinstance(inputs.get("messages"), list):
                 raise InvalidInput("messages: expected a list of messages", field="messages")
             return dict(inputs)
+        if self.tensors is not None:
+            if type(inputs) is Tensors:
+                return self.tensors.check(inputs)
+            return self.tensors.from_values(inputs)
         try:
             parsed = msgspec.convert(dict(inputs), self._inputs)
         except msgspec.ValidationError as exc:
@@ -96,7 +126,11 @@ class Route:
 
     def cache_key(self, request: Request) -> str:
         inputs = request.inputs
-        if self.kind is RouteKind.CHAT:
+        if type(inputs) is Tensors:
+            if self._key_template is None:
+                return f"{self.name}\x1ftensors:{inputs.digest()}"
+            fields = {name: Tensors({name: t}).digest() for name, t in inputs.items()}
+        elif self.kind is RouteKind.CHAT:
             messages = inputs.get("messages", [])
             fields = {
                 "messages": _encode(messages).decode(),
@@ -108,7 +142,7 @@ class Route:
         else:
             fields = inputs
         if self._key_template is not None:
-            key = self._key_template.format_map(fields)
+            key = self._key_template.format_map(fields)  # a tensor: its digest
         elif self.kind is RouteKind.CHAT:
             key = fields["messages"]
         else:

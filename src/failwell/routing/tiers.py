@@ -16,6 +16,7 @@ from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.models import TierKind
 from failwell.contracts import Request
 from failwell.errors import TierFailed
+from failwell.protocols.tensor import Tensors
 from failwell.routing.pool import Pool
 from failwell.store.cache import AnswerCache
 
@@ -55,7 +56,8 @@ class ModelTier:
 
 
 class RulesTier:
-    """A plain function of the input; it runs inline, so it must be quick."""
+    """A plain function of the input; it runs inline, so it must be quick. On a tensor route it
+    gets the batch as named numpy arrays and answers per row."""
 
     kind = TierKind.RULES
 
@@ -74,8 +76,11 @@ class RulesTier:
         return True
 
     async def answer(self, request: Request, budget: float) -> TierAnswer:
+        inputs = request.inputs
+        if type(inputs) is Tensors:
+            inputs = inputs.arrays()
         try:
-            outputs = self._func(request.inputs)
+            outputs = self._func(inputs)
         except Exception as exc:  # a broken rule is a tier failure, whatever it raised
             raise TierFailed(
                 f"rules {self._label} raised {type(exc).__name__}: {exc}", "rules_error"

@@ -53,3 +53,29 @@ class Tunable:
         if self.fail_rate and self._random.random() < self.fail_rate:
             raise RuntimeError("tunable model told to fail")
         return {"score": 2 * float(inputs["x"]) + self.offset}
+
+
+class RowSums:
+    """A tensor model: each row of the first input summed, as ``score`` FP32 ``[rows, 1]``;
+    ``fail`` to raise."""
+
+    version = "rowsums-1"
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+
+    def predict(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        import numpy as np
+
+        if self.fail:
+            raise RuntimeError("rowsums model told to fail")
+        batch = next(iter(inputs.values()))
+        rows = batch.reshape(batch.shape[0], -1).astype(np.float32)
+        return {"score": rows.sum(axis=1, keepdims=True)}
+
+
+def row_count_rule(inputs: dict[str, Any]) -> dict[str, Any]:
+    """A tensor rules function: per row of the batch, its element count as ``score``."""
+    batch = next(iter(inputs.values()))
+    per_row = batch[0].size if len(batch) else 0
+    return {"score": [[float(per_row)] for _ in range(len(batch))]}

@@ -1,0 +1,167 @@
+"""A tensor as it travels a tensor route: its name, V2 datatype, shape and raw bytes.
+
+The bytes are the V2 wire form (little-endian elements back to back; for BYTES, each element
+a 4-byte little-endian length and then its bytes), so a tensor that arrived in Triton's binary
+extension goes on as the very bytes the client sent, usually a view into the request body.
+numpy arrays are made only where a tier needs to look at the values (``Tensor.array`` is a
+zero-copy view for fixed-size datatypes).
+
+``Tensors`` is a name → ``Tensor`` mapping: what a tensor route's request carries instead of
+fields, and what its tiers answer. Its ``rows`` is the batch: the first dimension of its first
+tensor.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from failwell.config.tensors import Datatype
+from failwell.protocols.v2binary import V2Malformed, pack_bytes, unpack_bytes
+
+_DATATYPES = frozenset(d.value for d in Datatype)
+# numpy's (kind, itemsize) of an array → its V2 datatype
+_FROM_NUMPY: dict[tuple[str, int], Datatype] = {
+    (np.dtype(d.numpy).kind, np.dtype(d.numpy).itemsize): d
+    for d in Datatype
+    if d is not Datatype.BYTES
+}
+
+
+@dataclass(slots=True)
+class Tensor:
+    name: str
+    datatype: str  # a Datatype value
+    shape: tuple[int, ...]
+    data: bytes | memoryview  # the wire bytes
+    binary: bool = True  # it came as binary data (and goes on so where the upstream allows)
+    text: msgspec.Raw | None = None  # the JSON "data" it came with, passed on as JSON unparsed
+
+    @property
+    def rows(self) -> int:
+        return self.shape[0] if self.shape else 1
+
+    @property
+    def count(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+
+    def array(self) -> np.ndarray[Any, Any]:
+        """The elements as a numpy array of the tensor's shape: a read-only view of the bytes
+        for fixed-size datatypes; for BYTES, an object array of ``bytes``."""
+        if self.datatype == "BYTES":
+            out = np.empty(self.count, dtype=object)
+            out[:] = unpack_bytes(self.data, self.count)
+            return out.reshape(self.shape)
+        return np.frombuffer(self.data, dtype=Datatype(self.datatype).numpy).reshape(self.shape)
+
+    def elements(self) -> list[Any]:
+        """The flat elements as JSON values (BYTES as text; raises UnicodeDecodeError)."""
+        if self.datatype == "BYTES":
+            return [e.decode() for e in unpack_bytes(self.data, self.count)]
+        flat: list[Any] = self.array().ravel().tolist()
+        return flat
+
+    def nested(self) -> Any:
+        """The elements as nested lists of the tensor's shape (BYTES as text)."""
+        if self.datatype == "BYTES":
+            return np.array(self.elements(), dtype=object).reshape(self.shape).tolist()
+        return self.array().tolist()
+
+    def hash_into(self, digest: Any) -> None:
+        digest.update(f"{self.name}\x1f{self.datatype}\x1f{self.shape}\x1f".encode())
+        digest.update(self.data)
+
+
+class Tensors(dict[str, Tensor]):
+    """A request's or an answer's tensors, by name."""
+
+    @property
+    def rows(self) -> int:
+        """The batch: the first dimension of the first tensor (1 for a scalar or none)."""
+        for tensor in self.values():
+            return tensor.rows
+        return 1
+
+    @property
+    def binary(self) -> bool:
+        """Whether any tensor came as binary data."""
+        return any(t.binary for t in self.values())
+
+    def arrays(self) -> dict[str, np.ndarray[Any, Any]]:
+        return {name: tensor.array() for name, tensor in self.items()}
+
+    def digest(self) -> str:
+        """SHA-256 over every tensor's name, datatype, shape and bytes."""
+        h = hashlib.sha256()
+        for name in sorted(self):
+            self[name].hash_into(h)
+        return h.hexdigest()
+
+
+def check_datatype(datatype: str) -> None:
+    """Raise V2Malformed for a datatype a tensor route does not take."""
+    if datatype not in _DATATYPES:
+        raise V2Malformed(f"unknown datatype {datatype!r}")
+
+
+def from_wire(
+    name: str, datatype: str, shape: tuple[int, ...], raw: memoryview, count: int
+) -> Tensor:
+    """A tensor over binary data, checked against its datatype and element count."""
+    if datatype == "BYTES":
+        unpack_bytes(raw, count)
+    else:
+        size = count * Datatype(datatype).itemsize
+        if len(raw) != size:
+            raise V2Malformed(
+                f"has {len(raw)} bytes of binary data, but {count} {datatype} elements take {size}"
+            )
+    return Tensor(name, datatype, shape, raw, True)
+
+
+def tensor_of(name: str, value: Any, datatype: str | None = None, *, binary: bool = True) -> Tensor:
+    """A tensor holding ``value`` (a numpy array, nested lists, a scalar, or a Tensor), in
+    ``datatype`` when given, else the one its numpy dtype maps to (text and bytes: BYTES).
+    Raises ValueError (and numpy's OverflowError) when the value does not fit."""
+    if isinstance(value, Tensor):
+        if datatype is not None and value.datatype != datatype:
+            value = tensor_of(name, value.array(), datatype, binary=value.binary)
+        return Tensor(name, value.datatype, value.shape, value.data, value.binary)
+    if datatype == "BYTES" or (datatype is None and _is_text(value)):
+        array = np.asarray(value, dtype=object)
+        return Tensor(name, "BYTES", array.shape, pack_bytes(array.ravel()), binary)
+    array = np.asarray(value, dtype=None if datatype is None else Datatype(datatype).numpy)
+    found = _FROM_NUMPY.get((array.dtype.kind, array.dtype.itemsize))
+    if found is None:
+        raise ValueError(f"{name!r}: a {array.dtype} array has no V2 datatype")
+    little = np.ascontiguousarray(array, dtype=found.numpy)
+    return Tensor(name, found.value, little.shape, little.tobytes(), binary)
+
+
+def _is_text(value: Any) -> bool:
+    if isinstance(value, str | bytes):
+        return True
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "OSU"
+    if isinstance(value, list | tuple):
+        first: Any = value
+        while isinstance(first, list | tuple) and first:
+            first = first[0]
+        return isinstance(first, str | bytes)
+    return False
+
+
+def restore(name: str, value: Any) -> Tensor:
+    """A tensor back from its JSON form in the answer cache (``data`` in base64), or from any
+    value ``tensor_of`` takes."""
+    if isinstance(value, Mapping) and {"datatype", "shape", "data"} <= value.keys():
+        data = value["data"]
+        raw = base64.b64decode(data) if isinstance(data, str) else bytes(data)
+        return Tensor(name, str(value["datatype"]), tuple(value["shape"]), raw, True)
+    return tensor_of(name, value)
