@@ -16,6 +16,7 @@ from failwell.observe.metrics import Metrics
 from failwell.routing.pool import Pool
 from failwell.routing.route import Route
 from failwell.store.cache import AnswerCache
+from failwell.supervisor.service import Supervisor
 
 
 class Host(Protocol):
@@ -42,6 +43,9 @@ class Host(Protocol):
 
     @property
     def health(self) -> HealthPlane: ...
+
+    @property
+    def supervisor(self) -> Supervisor: ...
 
     @property
     def observers(self) -> Sequence[Observer]: ...

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from failwell.config.control import ControlConfig
 from failwell.config.fields import FieldType
 from failwell.config.log import InputPolicy, LogConfig
+from failwell.config.managed import ManagedConfig
 from failwell.config.observe import AlertsConfig, CanaryConfig, HealthConfig, SloConfig, Timestamp
 from failwell.config.registry import RegistryConfig
 from failwell.config.security import AdmissionConfig, ListenerTls, SecurityConfig, UpstreamTls
@@ -120,6 +121,9 @@ class WireProtocol(enum.StrEnum):
     PYTHON = "python"
 
 
+_PROBE_PATHS = {WireProtocol.V2: "/v2/health/ready", WireProtocol.OPENAI: "/v1/models"}
+
+
 class BackendConfig(Frozen):
     protocol: WireProtocol = Field(
         description="v2 (Open Inference Protocol), openai (chat completions) or python (in-process)."
@@ -172,6 +176,15 @@ class BackendConfig(Frozen):
         description="python: serve NAME@ALIAS or NAME@VERSION from the registry; the artifact's path goes to the factory as model_dir.",
     )
     tls: UpstreamTls | None = Field(None, description="TLS to https:// replicas (CA, client cert).")
+    managed: ManagedConfig | None = Field(
+        None,
+        description="Local replicas the gateway starts, restarts and scales (docs/operations.md).",
+    )
+
+    @property
+    def probe_path(self) -> str:
+        """The liveness path probed with GET (``health.path`` or the protocol's default)."""
+        return self.health.path or _PROBE_PATHS.get(self.protocol, "/")
 
     @model_validator(mode="after")
     def _by_protocol(self) -> BackendConfig:
@@ -182,8 +195,12 @@ class BackendConfig(Frozen):
                 raise ValueError(f"target must look like 'module:factory', got {self.target!r}")
             if self.replicas:
                 raise ValueError("a python backend runs in-process and takes no 'replicas'")
-        elif not self.replicas:
-            raise ValueError(f"a {self.protocol.value} backend needs at least one replica")
+            if self.managed is not None:
+                raise ValueError("a python backend runs in-process and takes no 'managed'")
+        elif not self.replicas and self.managed is None:
+            raise ValueError(
+                f"a {self.protocol.value} backend needs at least one replica or 'managed'"
+            )
         if self.model_ref is not None and (
             self.protocol is not WireProtocol.PYTHON or not _MODEL_REF.match(self.model_ref)
         ):

@@ -11,6 +11,7 @@ from pydantic_core import PydanticUndefined
 
 from failwell.config.control import CanaryDrillConfig, ControlConfig
 from failwell.config.log import LogConfig, RetentionConfig
+from failwell.config.managed import AutoscaleConfig, ManagedConfig, RestartConfig
 from failwell.config.models import (
     BackendConfig,
     BreakerConfig,
@@ -55,6 +56,9 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("backends.NAME.retry", RetryConfig),
     ("backends.NAME.breaker", BreakerConfig),
     ("backends.NAME.tls", UpstreamTls),
+    ("backends.NAME.managed", ManagedConfig),
+    ("backends.NAME.managed.restart", RestartConfig),
+    ("backends.NAME.managed.autoscale", AutoscaleConfig),
     ("routes.NAME", RouteConfig),
     ("routes.NAME.cache", RouteCacheConfig),
     ("routes.NAME.tiers[i]", TierConfig),
@@ -102,6 +106,15 @@ _DURATIONS = {
     "watch",
     "queue_timeout",
     "body_timeout",
+    "start_timeout",
+    "drain",
+    "stop_grace",
+    "window",
+    "target_p99",
+    "up_window",
+    "down_window",
+    "up_cooldown",
+    "down_cooldown",
 }
 
 

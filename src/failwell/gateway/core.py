@@ -48,7 +48,7 @@ from failwell.contracts import (
 from failwell.errors import ConfigError, ConfigIssue, FailwellError, UnknownRoute
 from failwell.faults.admin import FaultControl
 from failwell.gateway.restart import needs_restart
-from failwell.gateway.topology import Topology, build_topology, python_model
+from failwell.gateway.topology import Topology, build_replica, build_topology, python_model
 from failwell.health.plane import HealthPlan, HealthPlane
 from failwell.log.recorder import InferenceLog
 from failwell.observe.metrics import Metrics
@@ -56,9 +56,11 @@ from failwell.registry.serving import RegistryWatcher, registry_adapter, registr
 from failwell.reload.reloader import ConfigReloader
 from failwell.rollout.admin import rollout_admin_routes
 from failwell.rollout.controller import Rollouts
-from failwell.routing.pool import Pool
+from failwell.routing.pool import Pool, Replica
 from failwell.routing.route import Route
 from failwell.store.cache import AnswerCache
+from failwell.supervisor.backend import Hooks
+from failwell.supervisor.service import Supervisor
 
 DRAIN_TIMEOUT = 30.0
 _fingerprint = msgspec.json.Encoder(enc_hook=lambda obj: None, order="deterministic").encode
@@ -98,11 +100,23 @@ class Gateway:
         self.rollouts = Rollouts(self.routes, self.pools, self.audit, registry)
         self.watcher = RegistryWatcher([], config.registry.watch, self.audit, registry)
         self.reloader = ConfigReloader(path, self.reload, self.audit) if path is not None else None
+        self.supervisor = Supervisor(
+            Hooks(
+                make_replica=self._managed_replica,
+                deep_check=self.health.canaries.check,
+                changed=lambda: self.health.board.bind(self.pools),
+                notify=self.health.evaluator.notify,
+                audit=lambda action, detail: self.audit(action, detail),
+            ),
+            registry,
+            clock,
+        )
         self._openapi = b""
         self._closing: set[asyncio.Task[None]] = set()
 
         admin: list[AdminRoute] = [*status_routes(self), *drain_routes(self.guard, self.audit)]
         admin += self.faults.admin_routes() + rollout_admin_routes(self.rollouts)
+        admin += self.supervisor.admin_routes()
         if self.log is not None:
             self.services += self.log.services
             self.observers.append(self.log.observe)
@@ -120,6 +134,7 @@ class Gateway:
         if self.reloader is not None:
             self.services.append(self.reloader)
             admin += self.reloader.admin_routes()
+        self.services.append(self.supervisor)  # last: stopped first, before the pools close
         for route in admin:
             self.admin.add(route.method, route.path, route.handler)
 
@@ -137,6 +152,10 @@ class Gateway:
             return registry_adapter(name, cfg, self.config.registry)
         return python_model(name, cfg)
 
+    def _managed_replica(self, name: str, cfg: BackendConfig, url: str, label: str) -> Replica:
+        """A replica the supervisor starts, built like a configured one."""
+        return build_replica(name, cfg, url, label, self.metrics, self.clock)
+
     def _switch(self, topology: Topology, plan: HealthPlan) -> None:
         """Serve ``topology`` from the next request on: no await here, so no request sees half
         of it. What can fail was checked before (``faults.decorate``, ``health.prepare``)."""
@@ -152,6 +171,7 @@ class Gateway:
         self.watcher.models = registry_models(topology.pools)
         self.watcher.interval = topology.config.registry.watch
         self.health.bind(plan)
+        self.supervisor.bind(topology.config.backends, topology.pools)
         self._openapi = encode(openapi(self.routes, self.guard.required))
 
     async def reload(self, config: FailwellConfig) -> dict[str, Any]:

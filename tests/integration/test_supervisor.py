@@ -1,0 +1,268 @@
+"""Managed replicas with real processes: the gateway starts demo model servers itself, replaces
+the ones SIGKILLed or SIGSTOPped under load without a failed request, promotes a warm standby,
+quarantines a crash-looping command, and adopts or stops its replicas after being SIGKILLed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from failwell.supervisor.process import start_time
+from failwell.testing.load import LoadResult, run_load
+from tests.integration.conftest import PY, Gateway, Stack, http_json, metric_value, wait_until
+
+FIGURES = Path(__file__).resolve().parents[2] / ".failwell" / "supervisor-figures.json"
+
+
+def port_range(size: int = 8) -> tuple[int, int]:
+    """A run of free loopback ports (bound once to check)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            first = int(s.getsockname()[1])
+        if first + size > 65000:
+            continue
+        if all(bindable(p) for p in range(first, first + size)):
+            return first, first + size - 1
+    raise RuntimeError("no run of free ports")
+
+
+def bindable(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def server_command(label: str = "r") -> list[str]:
+    return [PY, "-m", "failwell.demo.modelserver", "--port", "{port}", "--label", label]
+
+
+def managed_config(stack: Stack, command: list[str], **managed: Any) -> dict[str, Any]:
+    ports = managed.pop("ports", None) or list(port_range())
+    return stack.config(
+        backends={
+            "echo": {
+                "protocol": "v2",
+                "model": "ranker",
+                "timeout": "300ms",
+                "retry": {"attempts": 3, "backoff": "2ms", "max_backoff": "10ms"},
+                "breaker": {"failure_threshold": 2, "recovery": "1s"},
+                "health": {"interval": "250ms", "timeout": "200ms", "down_after": 2},
+                "managed": {
+                    "command": command,
+                    "ports": ports,
+                    "log_dir": str(stack.tmp / "replicas"),
+                    "start_timeout": "30s",
+                    "drain": "2s",
+                    "stop_grace": "2s",
+                    "autoscale": {"enabled": False},
+                    **managed,
+                },
+            }
+        },
+        routes={
+            "echo": {
+                "input": {"x": "str"},
+                "deadline": "1s",
+                "tiers": [
+                    {"name": "primary", "backend": "echo"},
+                    {"name": "static", "value": {"x": "static"}},
+                ],
+            }
+        },
+    )
+
+
+def supervisor(gw: Gateway) -> dict[str, Any]:
+    doc: dict[str, Any] = http_json(f"{gw.url}/admin/supervisor")["echo"]
+    return doc
+
+
+def pids(gw: Gateway, state: str = "serving") -> list[int]:
+    return [r["pid"] for r in supervisor(gw)["replicas"] if r["state"] == state]
+
+
+def settled(gw: Gateway, serving: int, standby: int = 0) -> bool:
+    doc = supervisor(gw)
+    states = [r["state"] for r in doc["replicas"]]
+    return (
+        states.count("serving") == serving
+        and states.count("standby") == standby
+        and (len(states) == serving + standby)
+    )
+
+
+def gone(gw: Gateway, pid: int) -> bool:
+    return pid not in pids(gw)
+
+
+def alive(pid: int) -> bool:
+    return start_time(pid) is not None
+
+
+def record(name: str, value: Any) -> None:
+    FIGURES.parent.mkdir(exist_ok=True)
+    figures = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
+    figures[name] = value
+    FIGURES.write_text(json.dumps(figures, indent=2))
+
+
+def body(i: int) -> dict[str, Any]:
+    return {"inputs": {"x": f"v{i}"}}
+
+
+def test_sigkill_and_sigstop_under_load_fail_no_request(stack: Stack) -> None:
+    config = managed_config(
+        stack, server_command(), min=2, max=3, standby=1, restart={"backoff": "200ms"}
+    )
+    gw = stack.gateway(config)
+    assert wait_until(lambda: settled(gw, 2, 1), timeout=60, interval=0.2), supervisor(gw)
+    detect: list[float] = []
+    replaced: list[float] = []
+
+    def break_replicas() -> None:
+        for n, sig in enumerate([signal.SIGKILL, signal.SIGSTOP, signal.SIGKILL, signal.SIGSTOP]):
+            victim = pids(gw)[0]
+            os.kill(victim, sig)
+            hit = time.monotonic()
+            assert wait_until(partial(gone, gw, victim), timeout=10, interval=0.01)
+            detect.append(time.monotonic() - hit)
+            assert wait_until(lambda: settled(gw, 2, 1), timeout=30, interval=0.05), (
+                n,
+                supervisor(gw),
+            )
+            replaced.append(time.monotonic() - hit)
+            time.sleep(0.3)
+
+    async def scenario() -> LoadResult:
+        result = LoadResult()
+        stop = asyncio.Event()
+        load = asyncio.create_task(
+            run_load(
+                gw.predict_url("echo"), body, concurrency=6, duration=60, stop=stop, sink=result
+            )
+        )
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(break_replicas)
+        await asyncio.sleep(0.5)
+        stop.set()
+        await load
+        return result
+
+    result = asyncio.run(scenario())
+    assert len(result) > 200
+    assert result.failed == [], result.failed[:3]
+    tiers = result.tiers()
+    record(
+        "sigkill_sigstop_under_load",
+        {
+            "requests": len(result),
+            "failed": len(result.failed),
+            "by_tier": dict(tiers),
+            "detect_s": [round(d, 3) for d in detect],
+            "back_to_2_serving_1_standby_s": [round(r, 3) for r in replaced],
+        },
+    )
+    # A SIGKILLed replica is seen by its exit (tick 0.1 s); a SIGSTOPped one by 2 failed
+    # liveness probes (interval 0.25 s, timeout 0.2 s), and a standby takes its place at once.
+    assert max(detect) < 2.0, detect
+    assert tiers["primary"] / len(result) > 0.9, tiers
+
+
+def test_dead_replica_replaced_within_backoff(stack: Stack) -> None:
+    config = managed_config(stack, server_command(), min=2, max=2, restart={"backoff": "500ms"})
+    gw = stack.gateway(config)
+    assert wait_until(lambda: settled(gw, 2), timeout=60, interval=0.2), supervisor(gw)
+    victim = pids(gw)[0]
+    os.kill(victim, signal.SIGKILL)
+    hit = time.monotonic()
+    assert wait_until(lambda: victim not in pids(gw), timeout=5, interval=0.01)
+    gone = time.monotonic() - hit
+    assert wait_until(lambda: settled(gw, 2), timeout=30, interval=0.02), supervisor(gw)
+    back = time.monotonic() - hit
+    ready = metric_value(gw.metrics(), "failwell_managed_ready_seconds_sum", backend="echo")
+    count = metric_value(gw.metrics(), "failwell_managed_ready_seconds_count", backend="echo")
+    assert ready is not None and count == 3
+    record(
+        "replace_dead_replica",
+        {"detect_s": round(gone, 3), "serving_again_s": round(back, 3), "backoff_s": 0.5,
+         "mean_start_to_ready_s": round(ready / count, 3)},
+    )  # fmt: skip
+    # The backoff (0.5 s) plus one start of the server (well under 10 s on a busy machine).
+    assert gone < 1.0
+    assert back < 0.5 + 10.0
+    events = [e["event"] for e in supervisor(gw)["events"]]
+    assert "replica_failed" in events and "replica_serving" in events
+
+
+def test_crash_looping_command_is_quarantined_with_an_alert(stack: Stack) -> None:
+    crash = [PY, "-c", "import sys; print('model missing', flush=True); sys.exit(3)", "{port}"]
+    config = managed_config(
+        stack, crash, min=2, max=2, restart={"backoff": "50ms", "crash_loop": 4, "window": "30s"}
+    )
+    gw = stack.gateway(config)
+    assert wait_until(lambda: supervisor(gw)["quarantined"], timeout=30, interval=0.1)
+    doc = supervisor(gw)
+    failures = doc["failures_in_window"]
+    assert failures >= 4
+    time.sleep(1.0)  # quarantined: no more starts
+    assert supervisor(gw)["failures_in_window"] == failures
+    assert supervisor(gw)["replicas"] == []
+    feed = http_json(f"{gw.url}/dashboard/feed")
+    assert {"alert": "failwell_replica_crash_loop", "backend": "echo", "severity": "page"} in (
+        feed["alerts"]["firing"]
+    )
+    recent = [a for a in feed["alerts"]["recent"] if a["alert"] == "failwell_replica_crash_loop"]
+    assert recent and recent[0]["state"] == "firing"
+    assert metric_value(gw.metrics(), "failwell_managed_quarantined", backend="echo") == 1
+    logs = list((stack.tmp / "replicas").glob("echo-*.log"))
+    assert logs and "model missing" in logs[0].read_text()
+    # The route still answers, from its later tier.
+    answer = http_json(gw.predict_url("echo"), {"inputs": {"x": "a"}})
+    assert answer["tier"] == "static"
+    released = http_json(f"{gw.url}/admin/supervisor/release", {"backend": "echo"})
+    assert released["quarantined"] is False
+
+
+def test_gateway_sigkill_then_restart_adopts_or_stops_replicas(stack: Stack) -> None:
+    ports = list(port_range())
+    config = managed_config(stack, server_command("a"), min=2, max=2, ports=ports)
+    gw = stack.gateway(config, name="gw1")
+    assert wait_until(lambda: settled(gw, 2), timeout=60, interval=0.2), supervisor(gw)
+    first = sorted(pids(gw))
+    gw.proc.kill(signal.SIGKILL)
+    gw.proc.wait(5)
+    assert all(alive(p) for p in first)  # replicas outlive the gateway: the next one adopts
+
+    gw2 = stack.gateway(config, name="gw2")
+    assert wait_until(lambda: settled(gw2, 2), timeout=30, interval=0.1), supervisor(gw2)
+    assert sorted(pids(gw2)) == first
+    assert all(r["adopted"] for r in supervisor(gw2)["replicas"])
+    assert http_json(gw2.predict_url("echo"), {"inputs": {"x": "a"}})["tier"] == "primary"
+
+    # Killed again, and restarted with another command: the old replicas are stopped, not kept.
+    gw2.proc.kill(signal.SIGKILL)
+    gw2.proc.wait(5)
+    changed = managed_config(stack, server_command("b"), min=2, max=2, ports=ports)
+    changed["gateway"]["listen"] = config["gateway"]["listen"]
+    gw3 = stack.gateway(changed, name="gw3")
+    assert wait_until(lambda: not any(alive(p) for p in first), timeout=15, interval=0.1)
+    assert wait_until(lambda: settled(gw3, 2), timeout=60, interval=0.2), supervisor(gw3)
+    second = pids(gw3)
+    assert not set(second) & set(first)
+
+    # A clean stop leaves no replica and no port bound.
+    gw3.proc.stop(grace=15)
+    assert wait_until(lambda: not any(alive(p) for p in second), timeout=10, interval=0.1)
+    assert all(bindable(p) for p in range(ports[0], ports[1] + 1))
