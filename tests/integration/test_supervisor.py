@@ -266,3 +266,59 @@ def test_gateway_sigkill_then_restart_adopts_or_stops_replicas(stack: Stack) -> 
     gw3.proc.stop(grace=15)
     assert wait_until(lambda: not any(alive(p) for p in second), timeout=10, interval=0.1)
     assert all(bindable(p) for p in range(ports[0], ports[1] + 1))
+
+
+def test_autoscaler_adds_replicas_under_load_and_removes_them_after(stack: Stack) -> None:
+    """A short ramp: 20 ms of service time per request, closed-loop load of 8 then none; the
+    desired count goes up to max, every added replica serves, then it comes back to min."""
+    autoscale = {
+        "target_in_flight": 1.5,
+        "interval": "500ms",
+        "up_window": "1s",
+        "down_window": "3s",
+        "up_cooldown": "1s",
+        "down_cooldown": "2s",
+    }
+    config = managed_config(
+        stack, [*server_command(), "--delay-ms", "20"], min=2, max=4, autoscale=autoscale
+    )
+    gw = stack.gateway(config)
+    assert wait_until(lambda: settled(gw, 2), timeout=60, interval=0.2), supervisor(gw)
+
+    async def ramp() -> LoadResult:
+        result = LoadResult()
+        await run_load(gw.predict_url("echo"), body, concurrency=8, duration=8, sink=result)
+        return result
+
+    result = asyncio.run(ramp())
+    doc = supervisor(gw)
+    ups = [d for d in doc["decisions"] if d["direction"] == "up"]
+    assert ups, doc
+    assert max(d["to"] for d in ups) == 4
+    assert result.failed == []
+    assert wait_until(lambda: settled(gw, 2), timeout=30, interval=0.2), supervisor(gw)
+    doc = supervisor(gw)
+    downs = [d for d in doc["decisions"] if d["direction"] == "down"]
+    assert downs and "in flight per replica" in downs[0]["reason"]
+    text = gw.metrics()
+    assert metric_value(text, "failwell_autoscale_decisions_total", direction="up") is not None
+    # Decide-to-serving: from the first scale-up to each replica it added serving.
+    events = list(reversed(doc["events"]))
+    first_up = next(e for e in events if e["event"] == "scale" and e["direction"] == "up")
+    served = [
+        e["at"] - first_up["at"]
+        for e in events
+        if e["event"] == "replica_serving" and e["at"] > first_up["at"]
+    ]
+    record(
+        "autoscale_ramp",
+        {
+            "requests": len(result),
+            "failed": len(result.failed),
+            "decisions": [
+                {k: d[k] for k in ("direction", "from", "to", "reason")}
+                for d in reversed(doc["decisions"])
+            ],
+            "decide_to_serving_s": [round(s, 3) for s in served],
+        },
+    )

@@ -3,6 +3,7 @@
     python -m failwell.demo.modelserver --port P [--host 127.0.0.1] [--model-dir DIR]
         [--model-ref NAME@ALIAS --registry-config failwell.yaml]
         [--name ranker] [--chat-model NAME] [--chat-sentences N] [--label LABEL]
+        [--delay-ms N]
 
     GET  /v2  /v2/health/live  /v2/health/ready  /v2/models/{name}  /v2/models/{name}/ready
     POST /v2/models/{name}/infer        the ranker with --model-dir, else an echo model
@@ -32,7 +33,7 @@ import msgspec
 from aiohttp import web
 
 from failwell.demo.chat import ChatModel, ChatRequestError, completion, model_list
-from failwell.demo.faults import Fault, FaultInjector
+from failwell.demo.faults import Fault, FaultInjector, FaultMode
 
 SHUTDOWN_TIMEOUT = 2.0
 _encode = msgspec.json.Encoder().encode
@@ -139,6 +140,7 @@ class ServerOptions:
     label: str | None = None
     model_ref: str | None = None  # NAME@ALIAS or NAME@VERSION from the registry
     registry_config: Path = Path("failwell.yaml")
+    delay_ms: int = 0  # service time of every inference (the "slow" fault from the start)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -331,6 +333,9 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerOptions:
     parser.add_argument("--chat-model", help="serve /v1/chat/completions as this model")
     parser.add_argument("--chat-sentences", type=int, default=3, help="sentences per chat reply")
     parser.add_argument("--label", help="replica label included in chat replies")
+    parser.add_argument(
+        "--delay-ms", type=int, default=0, help="service time added to every inference"
+    )
     args = parser.parse_args(argv)
     return ServerOptions(
         port=args.port,
@@ -342,6 +347,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerOptions:
         label=args.label,
         model_ref=args.model_ref,
         registry_config=args.registry_config,
+        delay_ms=args.delay_ms,
     )
 
 
@@ -365,6 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     port = sock.getsockname()[1]
     label = options.label or f"{options.chat_model or options.name}@{port}"
     faults = FaultInjector()
+    if options.delay_ms:
+        faults.fault = Fault(FaultMode.SLOW, options.delay_ms)
     try:
         app = build_app(options, faults, label)
     except Exception as exc:  # whatever loading the model raised, the server cannot start

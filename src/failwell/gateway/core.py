@@ -59,7 +59,7 @@ from failwell.rollout.controller import Rollouts
 from failwell.routing.pool import Pool, Replica
 from failwell.routing.route import Route
 from failwell.store.cache import AnswerCache
-from failwell.supervisor.backend import Hooks
+from failwell.supervisor.members import Hooks
 from failwell.supervisor.service import Supervisor
 
 DRAIN_TIMEOUT = 30.0

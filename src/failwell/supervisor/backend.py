@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -27,59 +25,15 @@ import aiohttp
 
 from failwell.clock import Clock
 from failwell.config.models import BackendConfig
-from failwell.contracts import Adapter
 from failwell.observe.logging import log
 from failwell.routing.pool import Pool, Replica
 from failwell.supervisor import runstate
+from failwell.supervisor.autoscale import Decision
+from failwell.supervisor.latency import TimedAdapter
+from failwell.supervisor.members import STATES, Hooks, Managed, port_free
 from failwell.supervisor.metrics import SupervisorMetrics
 from failwell.supervisor.process import ReplicaProcess
-
-STATES = ("starting", "standby", "serving", "leaving")
-
-
-@dataclass(frozen=True)
-class Hooks:
-    """What the supervisor needs of the gateway, injected by the composition root."""
-
-    make_replica: Callable[[str, BackendConfig, str, str], Replica]
-    deep_check: Callable[[str, Adapter], Awaitable[str | None]]  # why it fails, or None
-    changed: Callable[[], None]  # a pool's membership changed (the health board follows)
-    notify: Callable[[dict[str, Any]], None]  # the alert path
-    audit: Callable[[str, dict[str, Any]], None]
-
-
-@dataclass(eq=False)
-class Managed:
-    port: int
-    argv: tuple[str, ...]
-    process: ReplicaProcess
-    replica: Replica
-    state: str
-    since: float
-    failures: int = 0  # consecutive failed liveness probes
-    task: asyncio.Task[None] | None = None
-
-    def as_json(self, now: float, log_path: Path) -> dict[str, Any]:
-        return {
-            "name": self.replica.label,
-            "port": self.port,
-            "pid": self.process.pid,
-            "state": self.state,
-            "for_s": round(now - self.since, 3),
-            "adopted": self.process.adopted,
-            "outstanding": self.replica.outstanding,
-            "log": str(log_path),
-        }
-
-
-def port_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
+from failwell.supervisor.scaling import Scaling
 
 
 class ManagedBackend:
@@ -104,6 +58,14 @@ class ManagedBackend:
         self.events: deque[dict[str, Any]] = deque(maxlen=30)
         self.session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.scaling = Scaling(name, self.managed, metrics, clock)
+        self.scaling.publish(self.desired)
+
+    def _replica(self, port: int, label: str) -> Replica:
+        """A replica like a configured one, its calls timed for the autoscaler."""
+        replica = self.hooks.make_replica(self.name, self.config, self.managed.url(port), label)
+        replica.adapter = TimedAdapter(replica.adapter, self.scaling.latency)
+        return replica
 
     def rebind(self, config: BackendConfig, pool: Pool) -> None:
         """A reload: the new config applies from now on (replicas running another command are
@@ -111,13 +73,16 @@ class ManagedBackend:
         adapters made from the new config (the old pool closes once drained)."""
         assert config.managed is not None
         self.config, self.managed = config, config.managed
-        self.desired = min(max(self.desired, self.managed.min), self.managed.max)
+        self.scaling.rebind(self.managed)
+        low = self.managed.min
+        high = self.managed.max if self.managed.autoscale.enabled else low
+        self.desired = min(max(self.desired, low), high)
+        self.scaling.publish(self.desired)
         if pool is self.pool:
             return
         for m in self.replicas:
             if m.state != "leaving":
-                url = self.managed.url(m.port)
-                m.replica = self.hooks.make_replica(self.name, config, url, m.replica.label)
+                m.replica = self._replica(m.port, m.replica.label)
                 if m.state == "serving":
                     pool.add(m.replica)
         self.pool = pool
@@ -173,8 +138,7 @@ class ManagedBackend:
         return None
 
     def _track(self, port: int, process: ReplicaProcess, argv: tuple[str, ...]) -> Managed:
-        label = f"{self.managed.host}:{port}"
-        replica = self.hooks.make_replica(self.name, self.config, self.managed.url(port), label)
+        replica = self._replica(port, f"{self.managed.host}:{port}")
         m = Managed(port, argv, process, replica, "starting", self.clock.now())
         self.replicas.append(m)
         m.task = self._spawn(self._become_ready(m))
@@ -363,6 +327,20 @@ class ManagedBackend:
                 self._failed(m, "canary", "taken out of rotation by its canaries")
         self.reconcile()
 
+    # -- scaling ------------------------------------------------------------------------------
+
+    def autoscale(self) -> Decision | None:
+        """One decision of the autoscaler, applied at once: the desired count changes, a
+        metric, an audit record with its reason, an event in the status and the feed."""
+        serving = [m.replica for m in self.replicas if m.state == "serving"]
+        decision = self.scaling.decide(self.desired, len(serving))
+        if decision is None:
+            return None
+        self.desired = decision.desired
+        self._event("scale", **decision.as_json())
+        self.reconcile()
+        return decision
+
     def _stale(self) -> list[Managed]:
         """Serving replicas started with a command the config no longer gives (after a reload)."""
         return [m for m in self.in_state("serving") if m.argv != tuple(self.managed.argv(m.port))]
@@ -417,5 +395,7 @@ class ManagedBackend:
             "failures_in_window": len(self.failed_at),
             "next_start_in_s": round(max(0.0, self.next_start - now), 3),
             "replicas": [m.as_json(now, self.log_path(m.port)) for m in self.replicas],
+            "autoscale": self.managed.autoscale.enabled,
+            "decisions": list(self.scaling.decisions)[:20],
             "events": list(self.events)[:15],
         }

@@ -1,6 +1,6 @@
 """The supervisor service: one ``ManagedBackend`` per backend with a ``managed:`` section, a
-loop per backend (exits and canary verdicts every ``TICK``, liveness every
-``health.interval``), adoption of the previous run's replicas at start, and the admin calls.
+loop per backend (exits, canary verdicts and a load sample every ``TICK``, liveness every
+``health.interval``, an autoscaling decision every ``autoscale.interval``), adoption of the previous run's replicas at start, and the admin calls.
 
 It runs inside the gateway (a ``Service``), not as a separate ``failwell supervise`` process:
 adding a replica to a pool must be one synchronous step beside the request path that reads the
@@ -25,7 +25,8 @@ from failwell.errors import InvalidInput
 from failwell.observe.logging import log
 from failwell.routing.pool import Pool
 from failwell.supervisor import runstate
-from failwell.supervisor.backend import Hooks, ManagedBackend
+from failwell.supervisor.backend import ManagedBackend
+from failwell.supervisor.members import Hooks
 from failwell.supervisor.metrics import SupervisorMetrics
 
 TICK = 0.1  # how often exits and canary verdicts are looked at
@@ -95,11 +96,18 @@ class Supervisor:
     async def _run(self, backend: ManagedBackend) -> None:
         loop = asyncio.get_running_loop()
         next_probe = 0.0
+        next_scale = loop.time() + backend.managed.autoscale.interval
         probing: asyncio.Task[None] | None = None
         try:
             while True:
                 try:
                     backend.check()
+                    backend.scaling.sample(
+                        [m.replica for m in backend.replicas if m.state == "serving"]
+                    )
+                    if loop.time() >= next_scale:
+                        next_scale = loop.time() + backend.managed.autoscale.interval
+                        backend.autoscale()
                     if loop.time() >= next_probe and (probing is None or probing.done()):
                         next_probe = loop.time() + backend.config.health.interval
                         probing = loop.create_task(backend.liveness())
