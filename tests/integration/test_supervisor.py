@@ -322,3 +322,71 @@ def test_autoscaler_adds_replicas_under_load_and_removes_them_after(stack: Stack
             "decide_to_serving_s": [round(s, 3) for s in served],
         },
     )
+
+
+def test_a_replica_failing_its_canaries_is_replaced(stack: Stack) -> None:
+    config = managed_config(stack, server_command(), min=2, max=2, restart={"backoff": "200ms"})
+    config["routes"]["echo"]["canary"] = {
+        "interval": "300ms",
+        "down_after": 2,
+        "checks": [{"inputs": {"x": "c"}, "expect": {"x": "c"}}],
+    }
+    gw = stack.gateway(config)
+    assert wait_until(lambda: settled(gw, 2), timeout=60, interval=0.2), supervisor(gw)
+    victim = supervisor(gw)["replicas"][0]
+    http_json(f"http://127.0.0.1:{victim['port']}/_control", {"mode": "error", "status": 500})
+    assert wait_until(partial(gone, gw, victim["pid"]), timeout=10, interval=0.05)
+    failed = next(e for e in supervisor(gw)["events"] if e["event"] == "replica_failed")
+    assert failed["reason"] == "canary" and failed["replica"] == victim["name"]
+    assert wait_until(lambda: settled(gw, 2), timeout=30, interval=0.1), supervisor(gw)
+    text = gw.metrics()
+    assert metric_value(text, "failwell_managed_replica_failures_total", reason="canary") == 1
+
+
+def test_a_reload_keeps_serving_replicas_and_rolls_a_changed_command(stack: Stack) -> None:
+    ports = list(port_range())
+    config = managed_config(stack, server_command("a"), min=2, max=2, ports=ports)
+    gw = stack.gateway(config)
+    assert wait_until(lambda: settled(gw, 2), timeout=60, interval=0.2), supervisor(gw)
+    first = sorted(pids(gw))
+
+    def reload(new: dict[str, Any]) -> Any:
+        gw.config_path.write_text(json.dumps(new))
+        return http_json(f"{gw.url}/admin/config/reload", {})
+
+    async def during(action: Any) -> LoadResult:
+        result = LoadResult()
+        stop = asyncio.Event()
+        load = asyncio.create_task(
+            run_load(
+                gw.predict_url("echo"), body, concurrency=4, duration=60, stop=stop, sink=result
+            )
+        )
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(action)
+        await asyncio.sleep(0.3)
+        stop.set()
+        await load
+        return result
+
+    # Another timeout rebuilds the backend's pool: the same processes serve in the new pool.
+    config["backends"]["echo"]["timeout"] = "400ms"
+    result = asyncio.run(during(lambda: reload(config)))
+    assert result.failed == [] and result.tiers()["primary"] == len(result)
+    assert sorted(pids(gw)) == first
+
+    # Another command: replicas are replaced one at a time, a new one serving before an old
+    # one leaves.
+    changed = managed_config(stack, server_command("b"), min=2, max=2, ports=ports)
+    changed["gateway"] = config["gateway"]
+    changed["backends"]["echo"]["timeout"] = "400ms"
+
+    def roll() -> None:
+        reload(changed)
+        assert wait_until(
+            lambda: settled(gw, 2) and not set(pids(gw)) & set(first), timeout=60, interval=0.1
+        ), supervisor(gw)
+
+    result = asyncio.run(during(roll))
+    assert result.failed == []
+    assert result.tiers()["primary"] == len(result)
