@@ -10,15 +10,31 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from failwell.supervisor.process import start_time
+import pytest
+
+from failwell.supervisor import runstate
+from failwell.supervisor.process import ReplicaProcess, start_time
 from failwell.testing.load import LoadResult, run_load
 from tests.integration.conftest import PY, Gateway, Stack, http_json, metric_value, wait_until
 
 FIGURES = Path(__file__).resolve().parents[2] / ".failwell" / "supervisor-figures.json"
+
+
+@pytest.fixture(autouse=True)
+def no_replica_left(tmp_path: Path) -> Iterator[None]:
+    """Replicas outlive a gateway killed with SIGKILL by design: whatever a failed test left
+    running (recorded in the run state files) is stopped here."""
+    yield
+    for state in (tmp_path / "replicas").glob("*.replicas.json"):
+        for recorded in runstate.read(state):
+            process = ReplicaProcess.adopt(recorded.pid, recorded.started)
+            if process is not None:
+                process.signal(signal.SIGKILL)
 
 
 def port_range(size: int = 8) -> tuple[int, int]:
