@@ -17,6 +17,7 @@ from failwell.quality.watch import QualityWatch
 from failwell.routing.pool import Pool
 from failwell.routing.route import Route
 from failwell.store.cache import AnswerCache
+from failwell.supervisor.service import Supervisor
 
 
 class Host(Protocol):
@@ -46,6 +47,9 @@ class Host(Protocol):
 
     @property
     def quality(self) -> QualityWatch: ...
+
+    @property
+    def supervisor(self) -> Supervisor: ...
 
     @property
     def observers(self) -> Sequence[Observer]: ...

@@ -45,6 +45,8 @@ def status(host: Host) -> dict[str, Any]:
         }
         for name, pool in host.pools.items()
     }
+    for name, managed in host.supervisor.status().items():
+        backends[name]["managed"] = managed
     return {"routes": routes, "backends": backends}
 
 
@@ -92,7 +94,12 @@ def feed(host: Host, window: float = 300.0) -> dict[str, Any]:
     doc["ready"] = ready
     doc["readiness"] = detail["status"]  # ready, degraded or not_ready
     doc["alerts"] = {
-        "firing": plane.evaluator.firing(),
+        "firing": plane.evaluator.firing()
+        + [
+            {"alert": "failwell_replica_crash_loop", "backend": name, "severity": "page"}
+            for name, b in host.supervisor.backends.items()
+            if b.quarantined
+        ],
         "recent": list(plane.evaluator.recent)[:20],
     }
     doc["time"] = time.time()

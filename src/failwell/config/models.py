@@ -16,6 +16,7 @@ from failwell.config.drift import DriftConfig, QualityConfig
 from failwell.config.fields import FieldType
 from failwell.config.fleet import FleetConfig
 from failwell.config.log import InputPolicy, LogConfig
+from failwell.config.managed import ManagedConfig
 from failwell.config.observe import AlertsConfig, CanaryConfig, HealthConfig, SloConfig, Timestamp
 from failwell.config.registry import RegistryConfig
 from failwell.config.security import AdmissionConfig, ListenerTls, SecurityConfig, UpstreamTls
@@ -126,6 +127,9 @@ class WireProtocol(enum.StrEnum):
     PYTHON = "python"
 
 
+_PROBE_PATHS = {WireProtocol.V2: "/v2/health/ready", WireProtocol.OPENAI: "/v1/models"}
+
+
 class BackendConfig(Frozen):
     protocol: WireProtocol = Field(
         description="v2 (Open Inference Protocol), openai (chat completions) or python (in-process)."
@@ -182,6 +186,15 @@ class BackendConfig(Frozen):
         TensorWire.MIRROR,
         description="v2, tensor routes: how tensors go upstream: mirror (binary when the client sent binary), binary (Triton's binary extension) or json (servers without it, e.g. MLServer).",
     )
+    managed: ManagedConfig | None = Field(
+        None,
+        description="Local replicas the gateway starts, restarts and scales (docs/operations.md).",
+    )
+
+    @property
+    def probe_path(self) -> str:
+        """The liveness path probed with GET (``health.path`` or the protocol's default)."""
+        return self.health.path or _PROBE_PATHS.get(self.protocol, "/")
 
     @model_validator(mode="after")
     def _by_protocol(self) -> BackendConfig:
@@ -192,8 +205,12 @@ class BackendConfig(Frozen):
                 raise ValueError(f"target must look like 'module:factory', got {self.target!r}")
             if self.replicas:
                 raise ValueError("a python backend runs in-process and takes no 'replicas'")
-        elif not self.replicas:
-            raise ValueError(f"a {self.protocol.value} backend needs at least one replica")
+            if self.managed is not None:
+                raise ValueError("a python backend runs in-process and takes no 'managed'")
+        elif not self.replicas and self.managed is None:
+            raise ValueError(
+                f"a {self.protocol.value} backend needs at least one replica or 'managed'"
+            )
         if self.model_ref is not None and (
             self.protocol is not WireProtocol.PYTHON or not _MODEL_REF.match(self.model_ref)
         ):

@@ -43,7 +43,8 @@ def anchor_files(data: Any, base: Path) -> Any:
 
 def anchor_stores(config: FailwellConfig, base: Path) -> FailwellConfig:
     """Anchor the stores' paths (given or default): the cache, the log, the flags file, the
-    registry's folder and checkouts, the routes' drift references."""
+    registry's folder and checkouts, the routes' drift references, the managed replicas'
+    folder."""
     gw, log, control, registry = config.gateway, config.log, config.control, config.registry
     routes = {
         name: rc
@@ -57,9 +58,22 @@ def anchor_stores(config: FailwellConfig, base: Path) -> FailwellConfig:
         )
         for name, rc in config.routes.items()
     }
+    backends = {
+        name: bc
+        if bc.managed is None
+        else bc.model_copy(
+            update={
+                "managed": bc.managed.model_copy(
+                    update={"log_dir": anchored(bc.managed.log_dir, base)}
+                )
+            }
+        )
+        for name, bc in config.backends.items()
+    }
     return config.model_copy(
         update={
             "routes": routes,
+            "backends": backends,
             "gateway": gw.model_copy(
                 update={
                     "cache": gw.cache.model_copy(update={"path": anchored(gw.cache.path, base)})

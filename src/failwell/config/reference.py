@@ -13,6 +13,7 @@ from failwell.config.control import CanaryDrillConfig, ControlConfig
 from failwell.config.drift import DriftConfig, DriftThreshold, QualityConfig
 from failwell.config.fleet import FleetConfig
 from failwell.config.log import LogConfig, RetentionConfig
+from failwell.config.managed import AutoscaleConfig, ManagedConfig, RestartConfig
 from failwell.config.models import (
     BackendConfig,
     BreakerConfig,
@@ -58,6 +59,9 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("backends.NAME.retry", RetryConfig),
     ("backends.NAME.breaker", BreakerConfig),
     ("backends.NAME.tls", UpstreamTls),
+    ("backends.NAME.managed", ManagedConfig),
+    ("backends.NAME.managed.restart", RestartConfig),
+    ("backends.NAME.managed.autoscale", AutoscaleConfig),
     ("routes.NAME", RouteConfig),
     ("routes.NAME.cache", RouteCacheConfig),
     ("routes.NAME.tensors", TensorsConfig),
@@ -115,6 +119,15 @@ _DURATIONS = {
     "max_reconnect",
     "cache_ttl",
     "cache_refresh",
+    "start_timeout",
+    "drain",
+    "stop_grace",
+    "window",
+    "target_p99",
+    "up_window",
+    "down_window",
+    "up_cooldown",
+    "down_cooldown",
 }
 
 

@@ -3,7 +3,7 @@
     python -m failwell.demo.modelserver --port P [--host 127.0.0.1] [--model-dir DIR]
         [--model-ref NAME@ALIAS --registry-config failwell.yaml]
         [--name ranker] [--chat-model NAME] [--chat-sentences N] [--label LABEL]
-        [--tensor-model]
+        [--tensor-model] [--delay-ms N]
 
     POST /v2/models/{name}/infer        the ranker with --model-dir, the image scorer with
                                         --tensor-model (binary tensor data too), else an echo
@@ -35,7 +35,7 @@ import msgspec
 from aiohttp import web
 
 from failwell.demo.chat import ChatModel, ChatRequestError, completion, model_list
-from failwell.demo.faults import Fault, FaultInjector
+from failwell.demo.faults import Fault, FaultInjector, FaultMode
 from failwell.demo.tensormodel import ScorerModel
 
 SHUTDOWN_TIMEOUT = 2.0
@@ -144,6 +144,7 @@ class ServerOptions:
     model_ref: str | None = None  # NAME@ALIAS or NAME@VERSION from the registry
     registry_config: Path = Path("failwell.yaml")
     tensor_model: bool = False  # serve the image scorer (tensors, batches, binary data)
+    delay_ms: int = 0  # service time of every inference (the "slow" fault from the start)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -361,6 +362,9 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerOptions:
     parser.add_argument(
         "--tensor-model", action="store_true", help="serve the image scorer (FP32 batches)"
     )
+    parser.add_argument(
+        "--delay-ms", type=int, default=0, help="service time added to every inference"
+    )
     args = parser.parse_args(argv)
     return ServerOptions(
         port=args.port,
@@ -373,6 +377,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerOptions:
         model_ref=args.model_ref,
         registry_config=args.registry_config,
         tensor_model=args.tensor_model,
+        delay_ms=args.delay_ms,
     )
 
 
@@ -396,6 +401,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     port = sock.getsockname()[1]
     label = options.label or f"{options.chat_model or options.name}@{port}"
     faults = FaultInjector()
+    if options.delay_ms:
+        faults.fault = Fault(FaultMode.SLOW, options.delay_ms)
     try:
         app = build_app(options, faults, label)
     except Exception as exc:  # whatever loading the model raised, the server cannot start

@@ -53,7 +53,7 @@ from failwell.faults.admin import FaultControl
 from failwell.fleet.fleet import Fleet
 from failwell.gateway.restart import needs_restart
 from failwell.gateway.schemas import ServerSchemas
-from failwell.gateway.topology import Topology, build_topology, python_model
+from failwell.gateway.topology import Topology, build_replica, build_topology, python_model
 from failwell.health.plane import HealthPlan, HealthPlane
 from failwell.log.recorder import InferenceLog
 from failwell.observe.metrics import Metrics
@@ -62,9 +62,11 @@ from failwell.registry.serving import RegistryWatcher, registry_adapter, registr
 from failwell.reload.reloader import ConfigReloader
 from failwell.rollout.admin import rollout_admin_routes
 from failwell.rollout.controller import Rollouts
-from failwell.routing.pool import Pool
+from failwell.routing.pool import Pool, Replica
 from failwell.routing.route import Route
 from failwell.store.cache import AnswerCache
+from failwell.supervisor.members import Hooks
+from failwell.supervisor.service import Supervisor
 
 DRAIN_TIMEOUT = 30.0
 _fingerprint = msgspec.json.Encoder(enc_hook=lambda obj: None, order="deterministic").encode
@@ -108,6 +110,17 @@ class Gateway:
         self.watcher = RegistryWatcher([], config.registry.watch, self.audit, registry)
         self.reloader = ConfigReloader(path, self.reload, self.audit) if path is not None else None
         self.fleet = Fleet(config.fleet, registry, clock) if config.fleet is not None else None
+        self.supervisor = Supervisor(
+            Hooks(
+                make_replica=self._managed_replica,
+                deep_check=self.health.canaries.check,
+                changed=lambda: self.health.board.bind(self.pools),
+                notify=self.health.evaluator.notify,
+                audit=lambda action, detail: self.audit(action, detail),
+            ),
+            registry,
+            clock,
+        )
         self._openapi = b""
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -118,6 +131,7 @@ class Gateway:
             self.fleet.share_cache(self.cache)
             self.readiness_checks.append(self.fleet.readiness)
         admin += self.faults.admin_routes() + rollout_admin_routes(self.rollouts)
+        admin += self.supervisor.admin_routes()
         if self.log is not None:
             self.services += self.log.services
             self.observers.append(self.log.observe)
@@ -138,6 +152,7 @@ class Gateway:
         if self.reloader is not None:
             self.services.append(self.reloader)
             admin += self.reloader.admin_routes()
+        self.services.append(self.supervisor)  # last: stopped first, before the pools close
         for route in admin:
             self.admin.add(route.method, route.path, route.handler)
 
@@ -153,6 +168,10 @@ class Gateway:
         if cfg.model_ref is not None:
             return registry_adapter(name, cfg, self.config.registry)
         return python_model(name, cfg)
+
+    def _managed_replica(self, name: str, cfg: BackendConfig, url: str, label: str) -> Replica:
+        """A replica the supervisor starts, built like a configured one."""
+        return build_replica(name, cfg, url, label, self.metrics, self.clock)
 
     def _switch(
         self, topology: Topology, plan: HealthPlan, references: Mapping[str, Reference]
@@ -176,6 +195,7 @@ class Gateway:
         self.quality.bind(topology.config.routes)
         if self.fleet is not None:
             self.fleet.bind(topology.pools)
+        self.supervisor.bind(topology.config.backends, topology.pools)
         self._openapi = encode(openapi(self.routes, self.guard.required))
 
     async def reload(self, config: FailwellConfig) -> dict[str, Any]:

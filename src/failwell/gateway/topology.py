@@ -60,6 +60,44 @@ def python_model(name: str, cfg: BackendConfig) -> Adapter:
     return PythonAdapter(name, cfg.target, cfg.args, cfg.workers, cfg.version)
 
 
+def build_breaker(
+    name: str, label: str, cfg: BackendConfig, metrics: Metrics, clock: Clock
+) -> Breaker:
+    b = Breaker(
+        cfg.breaker.failure_threshold, cfg.breaker.recovery, cfg.breaker.half_open_max, clock
+    )
+    b.on_change(lambda old, new: metrics.breaker_changed(name, label, old, new))
+    metrics.breaker_init(name, label)
+    return b
+
+
+def build_replica(
+    name: str,
+    cfg: BackendConfig,
+    url: str,
+    label: str,
+    metrics: Metrics,
+    clock: Clock,
+    priority: int = 0,
+    zone: str = "default",
+) -> Replica:
+    """One HTTP replica of backend ``name``: its adapter and its breaker (with metrics)."""
+    b = Breaker(
+        cfg.breaker.failure_threshold, cfg.breaker.recovery, cfg.breaker.half_open_max, clock
+    )
+    b.on_change(lambda old, new: metrics.breaker_changed(name, label, old, new))
+    metrics.breaker_init(name, label)
+    headers = {"authorization": f"Bearer {cfg.api_key}"} if cfg.api_key else None
+    tls = upstream_context(cfg.tls) if cfg.tls is not None else None
+    http = HttpUpstream(name, cfg.max_connections, headers, tls)
+    adapter: Adapter
+    if cfg.protocol is WireProtocol.V2:
+        adapter = V2Adapter(http, url, cfg.model or name, label, cfg.version, cfg.tensor_data)
+    else:
+        adapter = OpenAIAdapter(http, url, cfg.model or name, label, cfg.version)
+    return Replica(label, adapter, b, priority, zone)
+
+
 def build_pool(
     name: str,
     cfg: BackendConfig,
@@ -67,32 +105,17 @@ def build_pool(
     clock: Clock,
     model: PythonModel = python_model,
 ) -> Pool:
-    def breaker(replica: str) -> Breaker:
-        b = Breaker(
-            cfg.breaker.failure_threshold, cfg.breaker.recovery, cfg.breaker.half_open_max, clock
-        )
-        b.on_change(lambda old, new: metrics.breaker_changed(name, replica, old, new))
-        metrics.breaker_init(name, replica)
-        return b
-
+    """The pool of backend ``name``: its configured replicas (a managed backend's replicas join
+    it as the supervisor makes them ready)."""
     retry = RetryPolicy(cfg.retry.attempts, cfg.retry.backoff, cfg.retry.max_backoff)
-    upstream_model = cfg.model or name
     if cfg.protocol is WireProtocol.PYTHON:
-        replicas = [Replica("local", model(name, cfg), breaker("local"))]
+        b = build_breaker(name, "local", cfg, metrics, clock)
+        replicas = [Replica("local", model(name, cfg), b)]
     else:
-        headers = {"authorization": f"Bearer {cfg.api_key}"} if cfg.api_key else None
-        replicas = []
-        tls = upstream_context(cfg.tls) if cfg.tls is not None else None
-        for rc in cfg.replicas:
-            http = HttpUpstream(name, cfg.max_connections, headers, tls)
-            adapter: Adapter
-            if cfg.protocol is WireProtocol.V2:
-                adapter = V2Adapter(
-                    http, rc.url, upstream_model, rc.label, cfg.version, cfg.tensor_data
-                )
-            else:
-                adapter = OpenAIAdapter(http, rc.url, upstream_model, rc.label, cfg.version)
-            replicas.append(Replica(rc.label, adapter, breaker(rc.label), rc.priority, rc.zone))
+        replicas = [
+            build_replica(name, cfg, rc.url, rc.label, metrics, clock, rc.priority, rc.zone)
+            for rc in cfg.replicas
+        ]
     return Pool(name, replicas, retry, cfg.timeout, clock)
 
 

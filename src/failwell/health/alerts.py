@@ -194,6 +194,11 @@ class SloEvaluator:
     def firing(self) -> list[dict[str, Any]]:
         return [a.event("firing", a.last_sent) for a in self.alerts.values() if a.firing]
 
+    def notify(self, event: dict[str, Any]) -> None:
+        """Deliver an alert another part raises (e.g. a crash-looping managed replica) the way
+        SLO alerts go: the log, the webhook, the dashboard's recent alerts."""
+        self._notify(event)
+
     def _notify(self, event: dict[str, Any]) -> None:
         self.recent.appendleft(event)
         if event["state"] == "firing":

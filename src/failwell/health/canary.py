@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from failwell.config.models import RouteKind
 from failwell.config.observe import CanaryCheck, CanaryConfig
-from failwell.contracts import Request
+from failwell.contracts import Adapter, Request
 from failwell.errors import ConfigError, ConfigIssue, FailwellError
 from failwell.health.prober import HealthBoard
 from failwell.observe import families
@@ -181,10 +181,11 @@ class CanaryRunner:
         self, route: Route, tier: ModelTier, cfg: CanaryConfig, inputs: list[dict[str, Any]]
     ) -> CanaryResult:
         pool = tier.pool
+        members = list(pool.replicas)  # the supervisor may change the pool meanwhile
         verdicts = await asyncio.gather(
-            *(self._replica(route, pool.backend, r.label, cfg, inputs) for r in pool.replicas)
+            *(self._replica(route, pool.backend, r.label, cfg, inputs) for r in members)
         )
-        replicas = dict(zip((r.label for r in pool.replicas), verdicts, strict=True))
+        replicas = dict(zip((r.label for r in members), verdicts, strict=True))
         passed = [v for v in replicas.values() if v["ok"]]
         slow = [v for v in passed if v["latency_ms"] > cfg.latency_budget * 1000]
         failed = [f"{label}: {v['error']}" for label, v in replicas.items() if not v["ok"]]
@@ -214,7 +215,32 @@ class CanaryRunner:
         inputs: list[dict[str, Any]],
     ) -> dict[str, Any]:
         health = self.board.get(backend, label)
-        adapter = health.replica.adapter
+        error, worst = await self._checks(route, cfg, inputs, health.replica.adapter)
+        if error is None:
+            health.canary_failures = 0
+            health.canary = True
+        else:
+            health.canary_failures += 1
+            health.last_error = f"canary: {error}"
+            if health.canary_failures >= cfg.down_after:
+                health.canary = False
+        self.board.update(health, "canary")
+        return {"ok": error is None, "latency_ms": round(worst * 1000, 3), "error": error}
+
+    async def check(self, backend: str, adapter: Adapter) -> str | None:
+        """Run the canaries of every route whose tier 1 is ``backend`` against ``adapter`` (a
+        replica not in rotation yet: the supervisor's readiness); why it fails, or None."""
+        for route, tier, cfg, inputs in self.routes:
+            if tier.pool.backend == backend:
+                error, _ = await self._checks(route, cfg, inputs, adapter)
+                if error is not None:
+                    return f"canary of route {route.name}: {error}"
+        return None
+
+    async def _checks(
+        self, route: Route, cfg: CanaryConfig, inputs: list[dict[str, Any]], adapter: Adapter
+    ) -> tuple[str | None, float]:
+        """The route's canary checks against one adapter: the first failure and the slowest."""
         timeout = max(cfg.latency_budget * 2, 0.05)
         worst = 0.0
         error = None
@@ -241,13 +267,4 @@ class CanaryRunner:
             if error is not None:
                 break
         self.runs.labels(route.name, "fail" if error else "pass").inc()
-        if error is None:
-            health.canary_failures = 0
-            health.canary = True
-        else:
-            health.canary_failures += 1
-            health.last_error = f"canary: {error}"
-            if health.canary_failures >= cfg.down_after:
-                health.canary = False
-        self.board.update(health, "canary")
-        return {"ok": error is None, "latency_ms": round(worst * 1000, 3), "error": error}
+        return error, worst

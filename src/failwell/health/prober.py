@@ -25,8 +25,6 @@ from failwell.observe import families
 from failwell.observe.logging import log
 from failwell.routing.pool import Pool, Replica
 
-DEFAULT_PATH = {WireProtocol.V2: "/v2/health/ready", WireProtocol.OPENAI: "/v1/models"}
-
 
 @dataclass(slots=True)
 class ReplicaHealth:
@@ -115,9 +113,8 @@ class HealthProber:
         for name, bc in backends.items():
             if not bc.health.enabled or bc.protocol is WireProtocol.PYTHON:
                 continue
-            path = bc.health.path or DEFAULT_PATH[bc.protocol]
             for rc in bc.replicas:
-                targets.append((self.board.get(name, rc.label), rc.url + path, bc.health))
+                targets.append((self.board.get(name, rc.label), rc.url + bc.probe_path, bc.health))
         self.headers = {
             name: {"authorization": f"Bearer {bc.api_key}"} if bc.api_key else {}
             for name, bc in backends.items()

@@ -405,4 +405,41 @@ FLEET_CACHE_READS = counter(
 )
 
 
+# --- managed replicas and the autoscaler (supervisor/) --------------------------------------
+READY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+MANAGED_REPLICAS = gauge(
+    "failwell_managed_replicas",
+    "Managed replicas by state: starting, standby, serving, leaving.",
+    "backend", "state",
+)  # fmt: skip
+REPLICA_FAILURES = counter(
+    "failwell_managed_replica_failures",
+    "Managed replicas replaced, by why: exit, liveness, canary, start (no readiness in time).",
+    "backend", "reason",
+)  # fmt: skip
+REPLICA_QUARANTINED = gauge(
+    "failwell_managed_quarantined",
+    "1 while a backend's replicas crash-loop and are not restarted.",
+    "backend",
+)  # fmt: skip
+REPLICA_READY_SECONDS = histogram(
+    "failwell_managed_ready_seconds",
+    "Time from starting a replica to its readiness (probe and canaries passed).",
+    "backend",
+    buckets=READY_BUCKETS,
+)
+AUTOSCALE_DESIRED = gauge(
+    "failwell_autoscale_desired_replicas", "Serving replicas the autoscaler wants.", "backend"
+)
+AUTOSCALE_DECISIONS = counter(
+    "failwell_autoscale_decisions",
+    "Scaling decisions that changed the desired count, by direction (up, down).",
+    "backend", "direction",
+)  # fmt: skip
+AUTOSCALE_SIGNAL = gauge(
+    "failwell_autoscale_signal",
+    "What the autoscaler saw: in_flight_per_replica, p99_seconds, load_ratio.",
+    "backend", "signal",
+)  # fmt: skip
+
 FAMILIES: tuple[Family, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Family))

@@ -75,16 +75,35 @@ class Pool:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.backend = backend
-        self.replicas = list(replicas)
-        self.groups = [
-            [r for r in self.replicas if r.priority == p]
-            for p in sorted({r.priority for r in self.replicas})
-        ]
+        self.replicas: list[Replica] = []
+        self.groups: list[list[Replica]] = []
+        self._set(list(replicas))
         self.retry = retry
         self.timeout = timeout
         self._clock = clock
         self._sleep = sleep  # the backoff between attempts; tests inject a fake
         self._turn = itertools.count()
+
+    def _set(self, replicas: list[Replica]) -> None:
+        """Swap in a new replica list and its groups: new lists, assigned in one step, so a
+        ``pick`` (which reads ``groups`` once) sees either the old set or the new one."""
+        groups = [
+            [r for r in replicas if r.priority == p] for p in sorted({r.priority for r in replicas})
+        ]
+        self.replicas, self.groups = replicas, groups
+
+    def add(self, replica: Replica) -> None:
+        """Put ``replica`` in rotation from the next request on (the supervisor's replicas)."""
+        if replica not in self.replicas:
+            self._set([*self.replicas, replica])
+
+    def remove(self, replica: Replica) -> bool:
+        """Take ``replica`` out of rotation: no new request picks it; calls in flight finish.
+        False when it was not in the pool."""
+        if replica not in self.replicas:
+            return False
+        self._set([r for r in self.replicas if r is not replica])
+        return True
 
     def available(self) -> bool:
         return any(r.available() for r in self.replicas)

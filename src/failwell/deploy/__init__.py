@@ -1,0 +1,1 @@
+"""Deployment files generated from a failwell config: Kubernetes manifests with KEDA."""
