@@ -35,6 +35,7 @@ class Request:
     front_end: str = "predict"
     schema: Mapping[str, str] = field(default_factory=dict)  # the route's input types
     headers: dict[str, str] = field(default_factory=dict)  # propagated upstream (traceparent)
+    needs: frozenset[str] = frozenset()  # what the answering tier must support ("tools", ...)
 
 
 @dataclass(slots=True)

@@ -186,3 +186,29 @@ def test_tier_one_answer_is_stored_and_all_failed_lists_each_tier() -> None:
     with pytest.raises(AllTiersFailed) as info:
         run(dead.run(request(clock), clock.now()))
     assert [(f.tier, f.kind) for f in info.value.failures] == [("p", "unavailable")]
+
+
+def test_a_tier_without_what_the_request_needs_is_skipped_with_the_reason() -> None:
+    clock = FakeClock()
+    textonly = ok("text")
+    chain = TierChain(
+        "r",
+        [
+            ModelTier(
+                "small", "reduced", 0.0, pool([rep("t", textonly, clock)], clock), frozenset()
+            ),
+            ModelTier("large", "full", 0.0, pool([rep("l", ok("large"), clock)], clock)),
+            StaticTier("static", "minimal", 0.0, "sorry"),
+        ],
+        Metrics(),
+        clock=clock,
+    )
+    req = request(clock)
+    req.needs = frozenset({"tools"})
+    answer = run(chain.run(req, clock.now()))
+    assert answer.tier == "large" and textonly.calls == []
+    assert [(f.tier, f.kind) for f in answer.failures] == [("small", "unsupported")]
+    assert "tools" in answer.failures[0].message
+    req = request(clock)
+    req.needs = frozenset({"vision"})
+    assert run(chain.run(req, clock.now())).tier == "large"

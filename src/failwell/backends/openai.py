@@ -1,4 +1,8 @@
-"""OpenAI-compatible chat completions (vLLM, TGI, llama.cpp, Ollama, hosted APIs)."""
+"""OpenAI-compatible chat completions (vLLM, TGI, llama.cpp, Ollama, hosted APIs).
+
+The request goes up as the client sent it, with ``model`` set to this backend's upstream model
+name; the answer comes back whole (usage, tool calls, logprobs, system fingerprint ...).
+"""
 
 from __future__ import annotations
 
@@ -9,35 +13,10 @@ import msgspec
 from failwell.backends.http import HttpUpstream
 from failwell.contracts import Request, Result
 from failwell.errors import UpstreamMalformed
+from failwell.protocols.chat import check_completion
 
-
-class _Message(msgspec.Struct):
-    content: str | None = None
-
-
-class _Choice(msgspec.Struct):
-    message: _Message
-    finish_reason: str | None = None
-
-
-class _Completion(msgspec.Struct):
-    choices: list[_Choice]
-    model: str | None = None
-
-
-_decode = msgspec.json.Decoder(_Completion).decode
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
 _encode = msgspec.json.Encoder().encode
-
-# Sampling parameters passed through to the upstream when the caller sets them.
-PASSTHROUGH = (
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "stop",
-    "seed",
-    "presence_penalty",
-    "frequency_penalty",
-)
 
 
 class OpenAIAdapter:
@@ -55,31 +34,23 @@ class OpenAIAdapter:
         self._replica = replica
         self._version = version
 
-    async def call(self, request: Request, timeout: float) -> Result:
-        inputs = request.inputs
-        body: dict[str, Any] = {"model": self._model, "messages": inputs["messages"]}
-        for key in PASSTHROUGH:
-            if inputs.get(key) is not None:
-                body[key] = inputs[key]
-        payload = await self._http.post(
-            self._url, _encode(body), timeout, self._replica, request.headers
+    def _malformed(self, why: str) -> UpstreamMalformed:
+        return UpstreamMalformed(
+            f"not a chat completion: {why}", backend=self._http.backend, replica=self._replica
         )
+
+    async def call(self, request: Request, timeout: float) -> Result:
+        body = _encode({**request.inputs, "model": self._model})
+        payload = await self._http.post(self._url, body, timeout, self._replica, request.headers)
         try:
-            completion = _decode(payload)
-            choice = completion.choices[0]
-        except (msgspec.DecodeError, IndexError) as exc:
-            raise UpstreamMalformed(
-                f"not a chat completion: {exc}", backend=self._http.backend, replica=self._replica
-            ) from None
-        if choice.message.content is None:
-            raise UpstreamMalformed(
-                "chat completion without content", backend=self._http.backend, replica=self._replica
-            )
-        outputs = {
-            "content": choice.message.content,
-            "finish_reason": choice.finish_reason or "stop",
-        }
-        return Result(outputs, completion.model or self._version)
+            answer = _decode(payload)
+        except msgspec.DecodeError as exc:
+            raise self._malformed(str(exc)) from None
+        why = check_completion(answer)
+        if why is not None:
+            raise self._malformed(why)
+        model = answer.get("model")
+        return Result(answer, model if isinstance(model, str) else self._version)
 
     async def close(self) -> None:
         await self._http.close()

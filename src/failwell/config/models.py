@@ -162,6 +162,19 @@ class BackendConfig(Frozen):
         description="python: serve NAME@ALIAS or NAME@VERSION from the registry; the artifact's path goes to the factory as model_dir.",
     )
     tls: UpstreamTls | None = Field(None, description="TLS to https:// replicas (CA, client cert).")
+    tools: bool = Field(
+        True,
+        description="chat: the model takes tool definitions; false skips it for requests with tools.",
+    )
+    vision: bool = Field(
+        True,
+        description="chat: the model takes image content parts; false skips it for requests with images.",
+    )
+
+    @property
+    def supports(self) -> frozenset[str]:
+        """What a chat request may need of this backend: ``tools``, ``vision``."""
+        return frozenset(n for n, on in (("tools", self.tools), ("vision", self.vision)) if on)
 
     @model_validator(mode="after")
     def _by_protocol(self) -> BackendConfig:

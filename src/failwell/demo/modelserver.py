@@ -9,6 +9,7 @@
     POST /v1/chat/completions           with --chat-model (non-streaming)
     GET  /v1/models
     GET  /_control, POST /_control      fault injection (see ``faults``)
+    GET  /_control/last                 the last chat request's body, as it arrived
 
 Prints ``READY <port>`` on stdout once it accepts connections (``--port 0`` picks a free port)
 and stops cleanly on SIGTERM or SIGINT. Errors are JSON: ``{"error": "..."}`` on v2 routes and
@@ -156,9 +157,17 @@ def _openai_error(
 
 
 V2_FAULT_BODY = _encode({"error": "injected fault"})
-OPENAI_FAULT_BODY = _encode(
-    {"error": {"message": "injected fault", "type": "server_error", "param": None, "code": None}}
-)
+
+
+def _v2_fault(fault: Fault) -> bytes:
+    return V2_FAULT_BODY
+
+
+def _openai_fault(fault: Fault) -> bytes:
+    """OpenAI's error shape; a 4xx is the caller's (invalid_request_error), else server_error."""
+    kind = "invalid_request_error" if 400 <= fault.status < 500 else "server_error"
+    error = {"message": "injected fault", "type": kind, "param": None, "code": fault.code}
+    return _encode({"error": error})
 
 
 class ModelServer:
@@ -166,6 +175,7 @@ class ModelServer:
 
     def __init__(self, v2: V2Model, chat: ChatModel | None, faults: FaultInjector) -> None:
         self.v2, self.chat, self.faults = v2, chat, faults
+        self.last_chat = b""  # the last chat request's body as it arrived (GET /_control/last)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -181,6 +191,7 @@ class ModelServer:
             web.post("/v1/chat/completions", self.chat_completions),
             web.get("/v1/models", self.models),
             web.get("/_control", self.get_control),
+            web.get("/_control/last", self.last_request),
             web.post("/_control", self.set_control),
         ]
 
@@ -217,7 +228,7 @@ class ModelServer:
         if unknown is not None:
             return unknown
         body = await request.read()
-        faulty = await self.faults.apply(request, V2_FAULT_BODY)
+        faulty = await self.faults.apply(request, _v2_fault)
         if faulty is not None:
             return faulty
         if "Inference-Header-Content-Length" in request.headers:
@@ -236,8 +247,8 @@ class ModelServer:
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         if self.chat is None:
             return _openai_error("this server has no chat model", 404, code="model_not_found")
-        body = await request.read()
-        faulty = await self.faults.apply(request, OPENAI_FAULT_BODY)
+        body = self.last_chat = await request.read()
+        faulty = await self.faults.apply(request, _openai_fault)
         if faulty is not None:
             return faulty
         try:
@@ -259,6 +270,9 @@ class ModelServer:
 
     async def get_control(self, request: web.Request) -> web.Response:
         return _json(self.faults.state())
+
+    async def last_request(self, request: web.Request) -> web.Response:
+        return _json({"body": self.last_chat.decode("utf-8", "replace")})
 
     async def set_control(self, request: web.Request) -> web.Response:
         try:

@@ -103,6 +103,12 @@ BREAKER_TRANSITIONS = counter(
     "failwell_breaker_transitions", "Breaker state changes per replica.", "backend", "replica", "to"
 )
 IN_FLIGHT = gauge("failwell_in_flight_requests", "Requests being answered now, by route.", "route")
+TOKENS = counter(
+    "failwell_tokens",
+    "Tokens the upstream counted (usage), by route, answering tier, backend and kind "
+    "(prompt, completion).",
+    "route", "tier", "backend", "kind",
+)  # fmt: skip
 CACHE_WRITES_DROPPED = counter(
     "failwell_cache_writes_dropped", "Cache writes dropped because the queue was full."
 )

@@ -98,6 +98,7 @@ class SplitTier:
     ) -> None:
         self.stable, self.candidate, self.shadow = stable, candidate, shadow
         self.name, self.quality, self.reserve = stable.name, stable.quality, stable.reserve
+        self.supports = stable.supports & candidate.supports
         self.weight = 0.0
         self.clock = clock
         self._random = rng or random.Random()
@@ -142,7 +143,12 @@ class SplitTier:
 
     async def _shadow(self, request: Request, budget: float) -> None:
         copy = Request(
-            request.route, dict(request.inputs), request.deadline, request.request_id, "shadow"
+            request.route,
+            dict(request.inputs),
+            request.deadline,
+            request.request_id,
+            "shadow",
+            needs=request.needs,
         )
         with contextlib.suppress(FailwellError):  # measured; never reaches the caller
             await self._measure(self.candidate, self.candidate_stats, copy, budget)

@@ -2,7 +2,9 @@
 
 Tier i may spend what is left of the deadline minus what the tiers after it hold back
 (their ``reserve``), so the last resort always has time to answer. A tier that cannot answer
-now (every replica open) is skipped at once. A tier-1 answer is stored for the cache tier.
+now (every replica open) is skipped at once, and so is a tier that cannot honour the request
+(a static text for a request with tools), with the reason. A tier-1 answer is stored for the
+cache tier.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from failwell.errors import (
     DeadlineExceeded,
     FailwellError,
     NoHealthyReplica,
+    TierFailed,
     TierFailure,
 )
 from failwell.observe.metrics import Metrics
@@ -27,6 +30,11 @@ from failwell.routing.tiers import Tier
 StoreAnswer = Callable[[Request, Any, str | None], None]
 # Raises a FailwellError to skip a tier for this request (a flag switched it off, a drill).
 TierGate = Callable[[Tier, Request], None]
+
+
+def _unsupported(tier: Tier, needs: frozenset[str]) -> str:
+    missing = ", ".join(sorted(needs - tier.supports))
+    return f"skipped: tier {tier.name!r} cannot honour a request with {missing}"
 
 
 class TierChain:
@@ -56,6 +64,8 @@ class TierChain:
             try:
                 if self.gate is not None:
                     self.gate(tier, request)
+                if request.needs and not request.needs <= tier.supports:
+                    raise TierFailed(_unsupported(tier, request.needs), "unsupported")
                 if not tier.ready():
                     raise NoHealthyReplica("skipped: no replica available")
                 if budget <= 0 and tier.kind is TierKind.MODEL:

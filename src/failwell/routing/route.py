@@ -12,6 +12,9 @@ from failwell.config.fields import FieldType
 from failwell.config.models import RouteConfig, RouteKind
 from failwell.contracts import Answer, Request
 from failwell.errors import InvalidInput
+from failwell.protocols.chat import NO_NEEDS, text_of
+from failwell.protocols.chat import needs as chat_needs
+from failwell.protocols.invalid import invalid_from_msgspec
 from failwell.resilience.deadline import Deadline
 from failwell.routing.chain import TierChain
 
@@ -22,19 +25,6 @@ _encode = msgspec.json.Encoder(order="deterministic").encode
 def input_struct(route: str, schema: Mapping[str, FieldType]) -> type[msgspec.Struct]:
     fields = [(name, kind.python) for name, kind in schema.items()]
     return msgspec.defstruct(f"{route}_inputs", fields, forbid_unknown_fields=True)
-
-
-def invalid_from_msgspec(exc: msgspec.DecodeError) -> InvalidInput:
-    """Turn msgspec's message ("Expected `str`, got `int` - at `$.inputs.user_id`") into an
-    InvalidInput naming the field."""
-    text = str(exc)
-    field = None
-    if " - at `$" in text:
-        text, _, path = text.partition(" - at `$")
-        field = path.rstrip("`").lstrip(".") or None
-    if isinstance(exc, msgspec.ValidationError):
-        return InvalidInput(f"{field}: {text}" if field else text, field=field)
-    return InvalidInput(f"body is not valid JSON: {text}", field=field, status=400)
 
 
 class Route:
@@ -66,6 +56,7 @@ class Route:
             front_end,
             self.schema,
             headers,
+            chat_needs(inputs) if self.kind is RouteKind.CHAT else NO_NEEDS,
         )
         gauge = chain.in_flight
         gauge.inc()
@@ -101,7 +92,11 @@ class Route:
             fields = {
                 "messages": _encode(messages).decode(),
                 "prompt": next(
-                    (m.get("content", "") for m in reversed(messages) if m.get("role") == "user"),
+                    (
+                        text_of(m.get("content"))
+                        for m in reversed(messages)
+                        if m.get("role") == "user"
+                    ),
                     "",
                 ),
             }

@@ -1,7 +1,8 @@
 """The four tier kinds of a fallback chain: model, rules, cache, static.
 
 Every tier has a name, a quality label, the time it asks earlier tiers to leave it
-(``reserve``), a cheap ``ready()`` check (a model tier whose replicas are all open is skipped at
+(``reserve``), what it can honour of a request (``supports``: a request that needs ``tools``
+skips a tier without them, with the reason), a cheap ``ready()`` check (a model tier whose replicas are all open is skipped at
 once) and ``answer(request, budget)`` which returns a ``TierAnswer`` or raises a failwell error.
 """
 
@@ -29,11 +30,17 @@ class TierAnswer:
     age: float | None = None  # seconds, for stale answers from the cache
 
 
+# What a tier that is not a model can honour: it answers text, never a tool call.
+LOCAL_SUPPORTS = frozenset({"vision"})
+EVERYTHING = frozenset({"tools", "vision"})
+
+
 class Tier(Protocol):
     name: str
     kind: TierKind
     quality: str
     reserve: float
+    supports: frozenset[str]
 
     def ready(self) -> bool: ...
 
@@ -43,8 +50,16 @@ class Tier(Protocol):
 class ModelTier:
     kind = TierKind.MODEL
 
-    def __init__(self, name: str, quality: str, reserve: float, pool: Pool) -> None:
+    def __init__(
+        self,
+        name: str,
+        quality: str,
+        reserve: float,
+        pool: Pool,
+        supports: frozenset[str] = EVERYTHING,
+    ) -> None:
         self.name, self.quality, self.reserve, self.pool = name, quality, reserve, pool
+        self.supports = supports
 
     def ready(self) -> bool:
         return self.pool.available()
@@ -58,6 +73,7 @@ class RulesTier:
     """A plain function of the input; it runs inline, so it must be quick."""
 
     kind = TierKind.RULES
+    supports = LOCAL_SUPPORTS
 
     def __init__(
         self,
@@ -89,6 +105,7 @@ class CacheTier:
     """The last good answer for this request's cache key; stale within the route's TTL."""
 
     kind = TierKind.CACHE
+    supports = LOCAL_SUPPORTS
 
     def __init__(
         self,
@@ -124,6 +141,7 @@ class CacheTier:
 
 class StaticTier:
     kind = TierKind.STATIC
+    supports = LOCAL_SUPPORTS
 
     def __init__(self, name: str, quality: str, reserve: float, value: Any) -> None:
         self.name, self.quality, self.reserve, self._value = name, quality, reserve, value
