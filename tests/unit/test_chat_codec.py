@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from failwell.errors import InvalidInput
+from failwell.errors import InvalidInput, UpstreamContextLength, UpstreamRefused, UpstreamRejected
 from failwell.protocols.chat import (
     check_completion,
+    classify,
     decode_request,
     needs,
     text_of,
@@ -95,3 +96,33 @@ def test_a_completion_may_carry_content_tool_calls_or_a_refusal() -> None:
     assert check_completion({"object": "error"}) is not None
     assert usage_of(completion({"content": "x"})) == (3, 4)
     assert usage_of({"usage": {"prompt_tokens": "3", "completion_tokens": 4}}) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "meaning"),
+    [
+        (
+            400,
+            {"code": "context_length_exceeded", "type": "invalid_request_error"},
+            UpstreamContextLength,
+        ),
+        (413, {"code": None}, UpstreamContextLength),
+        (400, {"code": "content_filter", "type": "invalid_request_error"}, UpstreamRefused),
+        (400, {"code": None, "type": "invalid_request_error"}, UpstreamRefused),
+        (422, {"code": 422}, UpstreamRefused),
+        (404, {"code": "model_not_found"}, UpstreamRejected),
+        (401, {"code": "invalid_api_key"}, UpstreamRejected),
+    ],
+)
+def test_upstream_4xx_are_classified_by_status_and_code(
+    status: int, error: dict[str, Any], meaning: type[UpstreamRejected]
+) -> None:
+    body = json.dumps({"error": {"message": "whatever the text says", **error}}).encode()
+    got = classify(UpstreamRejected("4xx", status=status, body=body, backend="b", replica="r"))
+    assert type(got) is meaning
+    assert (got.status, got.body, got.backend, got.replica) == (status, body, "b", "r")
+
+
+def test_an_error_body_that_is_not_json_is_classified_by_status() -> None:
+    assert type(classify(UpstreamRejected("x", status=400, body=b"<html>"))) is UpstreamRefused
+    assert type(classify(UpstreamRejected("x", status=403, body=b"<html>"))) is UpstreamRejected

@@ -13,6 +13,7 @@ from failwell.errors import (
     UpstreamMalformed,
     UpstreamRejected,
     UpstreamStatus,
+    UpstreamThrottled,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -165,3 +166,23 @@ def test_connection_refused_is_unavailable() -> None:
         await client.close()
 
     asyncio.run(main())
+
+
+def test_a_429_carries_retry_after_and_a_4xx_its_status_and_body() -> None:
+    async def check(
+        client: HttpUpstream, url: str, connections: list[asyncio.StreamWriter]
+    ) -> None:
+        with pytest.raises(UpstreamThrottled) as throttled:
+            await client.post(url, b"{}", 1.0, "r")
+        assert throttled.value.retry_after == 7.0
+        with pytest.raises(UpstreamRejected) as rejected:
+            await client.post(url, b"{}", 1.0, "r")
+        assert (rejected.value.status, rejected.value.body) == (400, b'{"error":{}}')
+
+    answers = iter(
+        [
+            b"HTTP/1.1 429 Too Many\r\nretry-after: 7\r\ncontent-length: 2\r\n\r\n{}",
+            b"HTTP/1.1 400 Bad\r\ncontent-length: 12\r\n\r\n" + b'{"error":{}}',
+        ]
+    )
+    run(lambda request: next(answers), check)

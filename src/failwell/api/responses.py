@@ -15,9 +15,11 @@ from failwell.errors import (
     Overloaded,
     RateLimited,
     Unauthorized,
+    UpstreamRefused,
 )
 
 encode = msgspec.json.Encoder().encode
+_decode_object = msgspec.json.Decoder(dict[str, Any]).decode
 Headers = list[tuple[bytes, bytes]]
 JSON = (b"content-type", b"application/json")
 
@@ -30,12 +32,23 @@ def error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
             err["field"] = exc.field
             err["param"] = exc.field  # the OpenAI clients read 'param'
         return exc.status, {"error": err}
+    if isinstance(exc, UpstreamRefused):
+        return exc.status, _upstream_said(exc)
     if isinstance(exc, AllTiersFailed):
         tiers = [{"tier": f.tier, "error": f.kind, "message": f.message} for f in exc.failures]
         return 503, {"error": {"type": exc.kind, "message": exc.message, "tiers": tiers}}
     if isinstance(exc, FailwellError):
         return 503, {"error": {"type": exc.kind, "message": exc.message}}
     return 500, {"error": {"type": "internal", "message": "internal error; see the gateway log"}}
+
+
+def _upstream_said(exc: UpstreamRefused) -> dict[str, Any]:
+    """The upstream's own error body, as it said it; failwell's shape if it was not JSON."""
+    try:
+        body = _decode_object(exc.body)
+    except msgspec.DecodeError:
+        return {"error": {"type": exc.kind, "message": exc.message}}
+    return body
 
 
 def error_headers(exc: BaseException) -> Headers:

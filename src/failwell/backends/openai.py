@@ -12,8 +12,8 @@ import msgspec
 
 from failwell.backends.http import HttpUpstream
 from failwell.contracts import Request, Result
-from failwell.errors import UpstreamMalformed
-from failwell.protocols.chat import check_completion
+from failwell.errors import UpstreamMalformed, UpstreamRejected
+from failwell.protocols.chat import check_completion, classify
 
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
 _encode = msgspec.json.Encoder().encode
@@ -41,7 +41,12 @@ class OpenAIAdapter:
 
     async def call(self, request: Request, timeout: float) -> Result:
         body = _encode({**request.inputs, "model": self._model})
-        payload = await self._http.post(self._url, body, timeout, self._replica, request.headers)
+        try:
+            payload = await self._http.post(
+                self._url, body, timeout, self._replica, request.headers
+            )
+        except UpstreamRejected as exc:
+            raise classify(exc) from None
         try:
             answer = _decode(payload)
         except msgspec.DecodeError as exc:

@@ -14,7 +14,12 @@ from typing import Any, Literal
 
 import msgspec
 
-from failwell.errors import InvalidInput
+from failwell.errors import (
+    InvalidInput,
+    UpstreamContextLength,
+    UpstreamRefused,
+    UpstreamRejected,
+)
 from failwell.protocols.invalid import invalid_from_msgspec
 
 MAX_MESSAGES = 1024
@@ -65,6 +70,21 @@ class ChatRequest(msgspec.Struct, forbid_unknown_fields=False):
     user: str | None = None
 
 
+# OpenAI's error codes (``error.code``), read as data, never from the message text.
+CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
+POLICY_CODES = frozenset({"content_filter", "content_policy_violation", "safety"})
+CALLER_STATUSES = frozenset({400, 422})  # the caller's request was refused as it is
+
+
+class _ErrorDetail(msgspec.Struct):
+    code: str | int | None = None
+
+
+class _ErrorBody(msgspec.Struct):
+    error: _ErrorDetail | str | None = None
+
+
+_error_body = msgspec.json.Decoder(_ErrorBody).decode
 _check = msgspec.json.Decoder(ChatRequest).decode
 _raw = msgspec.json.Decoder(dict[str, Any]).decode
 
@@ -180,3 +200,25 @@ def check_completion(answer: Any) -> str | None:
     ):
         return None
     return "a message without content, tool calls or refusal"
+
+
+def classify(exc: UpstreamRejected) -> UpstreamRejected:
+    """What an upstream's 4xx means for the chain, from its status and ``error.code``: over the
+    context window (or 413) → the next tier may answer; a content-policy rejection or the
+    caller's invalid request (400, 422) → back to the caller as the upstream said it; any
+    other 4xx (401, 403, 404: the backend's key or model name) → the next tier."""
+    try:
+        detail = _error_body(exc.body).error
+    except msgspec.DecodeError:
+        detail = None
+    code = detail.code if isinstance(detail, _ErrorDetail) else None
+    meaning: type[UpstreamRejected]
+    if code in CONTEXT_CODES or exc.status == 413:
+        meaning = UpstreamContextLength
+    elif code in POLICY_CODES or exc.status in CALLER_STATUSES:
+        meaning = UpstreamRefused
+    else:
+        return exc
+    return meaning(
+        exc.message, status=exc.status, body=exc.body, backend=exc.backend, replica=exc.replica
+    )

@@ -22,6 +22,7 @@ from failwell.errors import (
     NoHealthyReplica,
     TierFailed,
     TierFailure,
+    UpstreamRefused,
 )
 from failwell.observe.metrics import Metrics
 from failwell.resilience.deadline import reserves_after, tier_budget
@@ -71,6 +72,9 @@ class TierChain:
                 if budget <= 0 and tier.kind is TierKind.MODEL:
                     raise DeadlineExceeded("no time left for this tier")
                 got = await tier.answer(request, budget)
+            except UpstreamRefused:
+                metrics.refused(route, "upstream_refused")
+                raise  # the caller's request, refused upstream: never routed around
             except FailwellError as exc:
                 failures.append(TierFailure(tier.name, exc.kind, exc.message))
                 metrics.fell_back(route, tier.name, exc.kind)

@@ -5,6 +5,10 @@ Priority groups: replicas with priority 0 take all traffic while any of them is 
 (breaker closed, or half-open with a probe slot free, and not marked down by the prober).
 Only when none is does the next group (a standby zone) get traffic; it gives it back as soon
 as a replica of the group above can take a probe again.
+
+A replica that timed out is not tried again for the same request: the time is better spent on
+another replica or the next tier. A replica that answered 429 cools down for its
+``Retry-After`` (``THROTTLE_BACKOFF`` when it did not say) and the request moves on at once.
 """
 
 from __future__ import annotations
@@ -15,11 +19,18 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.contracts import Adapter, Request, Result
-from failwell.errors import DeadlineExceeded, NoHealthyReplica, UpstreamError
+from failwell.errors import (
+    DeadlineExceeded,
+    NoHealthyReplica,
+    UpstreamError,
+    UpstreamThrottled,
+    UpstreamTimeout,
+)
 from failwell.resilience.breaker import Breaker
 from failwell.resilience.retry import RetryPolicy
 
 Sleep = Callable[[float], Awaitable[None]]
+THROTTLE_BACKOFF = 1.0  # seconds a replica cools down after a 429 without Retry-After
 
 
 class Replica:
@@ -83,11 +94,14 @@ class Pool:
     def available(self) -> bool:
         return any(r.available() for r in self.replicas)
 
-    def pick(self, tried: Sequence[Replica] = ()) -> Replica | None:
+    def pick(
+        self, tried: Sequence[Replica] = (), exclude: Sequence[Replica] = ()
+    ) -> Replica | None:
         """Least outstanding requests in the first group with an available replica, preferring
-        replicas not tried yet for this request; ties go round-robin."""
+        replicas not tried yet for this request and never one in ``exclude``; ties go
+        round-robin."""
         for group in self.groups:
-            ready = [r for r in group if r.available()]
+            ready = [r for r in group if r.available() and r not in exclude]
             if not ready:
                 continue
             fresh = [r for r in ready if r not in tried] or ready
@@ -104,10 +118,11 @@ class Pool:
         clock = self._clock
         ends_at = clock.now() + budget
         tried: list[Replica] = []
+        timed_out: list[Replica] = []
         last: UpstreamError | None = None
         attempt = 1
         while True:
-            replica = self.pick(tried)
+            replica = self.pick(tried, timed_out)
             if replica is None or not replica.breaker.acquire():
                 raise last or NoHealthyReplica(f"backend {self.backend!r}: no replica available")
             timeout = min(self.timeout, ends_at - clock.now())
@@ -118,6 +133,10 @@ class Pool:
             replica.outstanding += 1
             try:
                 result = await replica.adapter.call(request, timeout)
+            except UpstreamThrottled as exc:
+                last = exc.labelled(self.backend, replica.label, attempt)
+                replica.breaker.release()
+                replica.breaker.hold(exc.retry_after or THROTTLE_BACKOFF)
             except UpstreamError as exc:
                 last = exc.labelled(self.backend, replica.label, attempt)
                 if exc.counts_against_replica:
@@ -126,6 +145,8 @@ class Pool:
                     replica.breaker.record_success()
                 if not exc.retryable:
                     raise
+                if isinstance(exc, UpstreamTimeout):
+                    timed_out.append(replica)
             except BaseException:
                 replica.breaker.release()
                 raise
@@ -135,7 +156,7 @@ class Pool:
             finally:
                 replica.outstanding -= 1
             attempt += 1
-            wait = self.retry.wait(attempt)
+            wait = 0.0 if isinstance(last, UpstreamThrottled) else self.retry.wait(attempt)
             if not self.retry.may_retry(attempt, wait, ends_at - clock.now(), self.timeout):
                 raise last
             if wait > 0:
