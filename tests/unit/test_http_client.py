@@ -186,3 +186,24 @@ def test_a_429_carries_retry_after_and_a_4xx_its_status_and_body() -> None:
         ]
     )
     run(lambda request: next(answers), check)
+
+
+def test_open_stream_gives_a_chunked_body_as_it_arrives() -> None:
+    async def check(
+        client: HttpUpstream, url: str, connections: list[asyncio.StreamWriter]
+    ) -> None:
+        body = await client.open_stream(url, b"{}", 1.0, "r")
+        got = []
+        while (piece := await body.read(1.0)) is not None:
+            got.append(piece)
+        body.close()
+        assert b"".join(got) == b"data: a\n\ndata: [DONE]\n\n"
+        again = await client.open_stream(url, b"{}", 1.0, "r")  # the connection was reused
+        again.close()
+        assert len(connections) == 1
+
+    raw = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"9\r\ndata: a\n\n\r\ne\r\ndata: [DONE]\n\n\r\n0\r\n\r\n"
+    )
+    run(fixed(raw), check)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from failwell.api.auth import Pass
+from failwell.api.chatstream import stream_chat
 from failwell.api.http import Receive, Scope, Send, read_body, respond
 from failwell.api.layers import FrontEnd
 from failwell.api.limits import BodyLimits
@@ -19,7 +20,6 @@ from failwell.api.predict import find_route
 from failwell.api.responses import answer_headers, encode
 from failwell.config.models import RouteKind
 from failwell.contracts import Answer, Exchange
-from failwell.errors import InvalidInput
 from failwell.protocols.chat import completion, decode_request, is_completion
 from failwell.routing.route import Route
 
@@ -66,15 +66,14 @@ async def chat(
 ) -> None:
     body = await read_body(scope, receive, limit)
     model, stream, inputs = decode_request(body)
-    if stream:
-        raise InvalidInput(
-            "streaming is not supported yet; send stream: false", field="stream", status=400
-        )
     ex.route = model
     route = find_route(routes, model, RouteKind.CHAT)
     ex.inputs = inputs
     slot = await gate.admit(route.name)
     try:
+        if stream:
+            await stream_chat(route, inputs, receive, send, ex)
+            return
         answer = await route.answer(inputs, ex.request_id, "openai", ex.upstream_headers)
     finally:
         gate.release(slot)

@@ -6,10 +6,12 @@ name; the answer comes back whole (usage, tool calls, logprobs, system fingerpri
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import msgspec
 
+from failwell.backends.chatstream import ChatStream
 from failwell.backends.http import HttpUpstream
 from failwell.contracts import Request, Result
 from failwell.errors import UpstreamMalformed, UpstreamRejected
@@ -56,6 +58,20 @@ class OpenAIAdapter:
             raise self._malformed(why)
         model = answer.get("model")
         return Result(answer, model if isinstance(model, str) else self._version)
+
+    async def stream(self, request: Request, timeout: float) -> ChatStream:
+        """The answer as a stream, once its first substantive chunk is in hand (within
+        ``timeout`` seconds, the head included)."""
+        body = _encode({**request.inputs, "model": self._model, "stream": True})
+        ends = time.monotonic() + timeout
+        try:
+            reader = await self._http.open_stream(
+                self._url, body, timeout, self._replica, request.headers
+            )
+        except UpstreamRejected as exc:
+            raise classify(exc) from None
+        stream = ChatStream(reader, self._http.backend, self._replica)
+        return await stream.open(max(0.0, ends - time.monotonic()))
 
     async def close(self) -> None:
         await self._http.close()

@@ -264,6 +264,25 @@ class RouteCacheConfig(Frozen):
     ttl: Duration = Field(86400.0, description="How long a stored answer may be served as stale.")
 
 
+class MidStream(enum.StrEnum):
+    ERROR = "error"
+
+
+class StreamConfig(Frozen):
+    first_token_timeout: Duration = Field(
+        10.0,
+        description="chat: time for an attempt's first content chunk; past it the next replica or tier takes the stream.",
+    )
+    idle_timeout: Duration = Field(
+        30.0,
+        description="chat: longest gap between chunks once the stream has begun; past it the stream ends with an error event.",
+    )
+    on_failure: MidStream = Field(
+        MidStream.ERROR,
+        description="chat: after the first chunk, a stall, cut, malformed chunk or error event ends the stream with an in-band error event (error).",
+    )
+
+
 class RouteKind(enum.StrEnum):
     PREDICT = "predict"
     CHAT = "chat"
@@ -290,6 +309,9 @@ class RouteConfig(Frozen):
     )
     admission: AdmissionConfig = Field(
         default_factory=AdmissionConfig, description="Rate and concurrency limits of the route."
+    )
+    stream: StreamConfig = Field(
+        default_factory=StreamConfig, description="chat: streaming (stream: true) time limits."
     )
 
     @field_validator("input", mode="before")

@@ -111,8 +111,8 @@ def read_messages(body: Any) -> list[tuple[str, str]]:
         if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
             raise ChatRequestError(f"messages[{i}] must be an object with a string 'role'")
         out.append((message["role"], _text(message.get("content"))))
-    if body.get("stream"):
-        raise ChatRequestError("streaming is not supported by this server")
+    if not isinstance(body.get("stream", False), bool):
+        raise ChatRequestError("'stream' must be true or false")
     return out
 
 

@@ -1,7 +1,9 @@
 """Real faults for the demo model server, switched at run time through ``POST /_control``.
 
-    {"mode": "ok" | "error" | "malformed" | "close" | "hang" | "slow",
-     "delay_ms": 0, "status": 500, "code": null, "retry_after": null, "ready": true}
+    {"mode": "ok" | "error" | "malformed" | "close" | "hang" | "slow"
+             | "stream_stall" | "stream_cut" | "stream_malformed" | "stream_error",
+     "delay_ms": 0, "status": 500, "code": null, "retry_after": null, "after": 0,
+     "ready": true}
 
 Each POST sets the whole fault state (omitted keys take their defaults). Modes apply to the
 inference endpoints only; ``delay_ms`` is waited first in every mode, so "slow" is "ok" after
@@ -14,6 +16,7 @@ the delay, and "error" with a delay is a slow error.
     close      writes part of the headers, then aborts the connection
     hang       never answers (until the client goes away or the server stops)
     ready      false makes ``/v2/health/ready`` answer 503
+    stream_*   streamed chat answers only, after ``after`` chunks (``demo/stream.py``)
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ class FaultMode(enum.StrEnum):
     CLOSE = "close"
     HANG = "hang"
     SLOW = "slow"
+    STREAM_STALL = "stream_stall"
+    STREAM_CUT = "stream_cut"
+    STREAM_MALFORMED = "stream_malformed"
+    STREAM_ERROR = "stream_error"
 
 
 @dataclass(frozen=True)
@@ -49,13 +56,15 @@ class Fault:
     ready: bool = True
     code: str | None = None
     retry_after: int | None = None
+    after: int = 0
 
     @classmethod
     def parse(cls, body: Any) -> Fault:
         """The fault a control body asks for; ValueError says what is wrong with it."""
         if not isinstance(body, dict):
             raise ValueError("the control body must be a JSON object")
-        unknown = set(body) - {"mode", "delay_ms", "status", "ready", "code", "retry_after"}
+        known = {"mode", "delay_ms", "status", "ready", "code", "retry_after", "after"}
+        unknown = set(body) - known
         if unknown:
             raise ValueError(f"unknown keys: {', '.join(sorted(unknown))}")
         try:
@@ -81,7 +90,10 @@ class Fault:
             isinstance(retry_after, bool) or not isinstance(retry_after, int) or retry_after < 0
         ):
             raise ValueError("retry_after must be a non-negative integer (seconds)")
-        return cls(mode, delay, status, ready, code, retry_after)
+        after = body.get("after", 0)
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise ValueError("after must be a non-negative integer (chunks)")
+        return cls(mode, delay, status, ready, code, retry_after, after)
 
 
 class FaultInjector:
@@ -90,6 +102,7 @@ class FaultInjector:
     def __init__(self) -> None:
         self.fault = Fault()
         self.requests = 0
+        self.streams_open = 0  # streamed answers being sent now
         self._released = asyncio.Event()
 
     def state(self) -> dict[str, Any]:
@@ -101,6 +114,8 @@ class FaultInjector:
             "ready": f.ready,
             "code": f.code,
             "retry_after": f.retry_after,
+            "after": f.after,
+            "streams_open": self.streams_open,
             "requests": self.requests,
         }
 

@@ -3,10 +3,12 @@
     python -m failwell.demo.modelserver --port P [--host 127.0.0.1] [--model-dir DIR]
         [--model-ref NAME@ALIAS --registry-config failwell.yaml]
         [--name ranker] [--chat-model NAME] [--chat-sentences N] [--label LABEL]
+        [--stream-gap-ms MS]
 
     GET  /v2  /v2/health/live  /v2/health/ready  /v2/models/{name}  /v2/models/{name}/ready
     POST /v2/models/{name}/infer        the ranker with --model-dir, else an echo model
-    POST /v1/chat/completions           with --chat-model (non-streaming)
+    POST /v1/chat/completions           with --chat-model; ``stream: true`` answers with Server-Sent
+                                        Events, token by token, --stream-gap-ms apart
     GET  /v1/models
     GET  /_control, POST /_control      fault injection (see ``faults``)
     GET  /_control/last                 the last chat request's body, as it arrived
@@ -34,6 +36,7 @@ from aiohttp import web
 
 from failwell.demo.chat import ChatModel, ChatRequestError, completion, model_list
 from failwell.demo.faults import Fault, FaultInjector
+from failwell.demo.stream import stream_answer
 
 SHUTDOWN_TIMEOUT = 2.0
 _encode = msgspec.json.Encoder().encode
@@ -140,6 +143,7 @@ class ServerOptions:
     label: str | None = None
     model_ref: str | None = None  # NAME@ALIAS or NAME@VERSION from the registry
     registry_config: Path = Path("failwell.yaml")
+    stream_gap_ms: int = 15  # between streamed chunks
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -173,8 +177,10 @@ def _openai_fault(fault: Fault) -> bytes:
 class ModelServer:
     """The request handlers, over one v2 model, an optional chat model and the fault state."""
 
-    def __init__(self, v2: V2Model, chat: ChatModel | None, faults: FaultInjector) -> None:
-        self.v2, self.chat, self.faults = v2, chat, faults
+    def __init__(
+        self, v2: V2Model, chat: ChatModel | None, faults: FaultInjector, gap: float = 0.015
+    ) -> None:
+        self.v2, self.chat, self.faults, self.gap = v2, chat, faults, gap
         self.last_chat = b""  # the last chat request's body as it arrived (GET /_control/last)
 
     def routes(self) -> list[web.RouteDef]:
@@ -261,9 +267,16 @@ class ModelServer:
                 f"The model `{model}` does not exist.", 404, code="model_not_found"
             )
         try:
-            return _json(completion(self.chat, parsed))
+            answer = completion(self.chat, parsed)
         except ChatRequestError as exc:
             return _openai_error(str(exc))
+        if not parsed.get("stream"):
+            return _json(answer)
+        self.faults.streams_open += 1
+        try:
+            return await stream_answer(request, answer, parsed, self.faults.fault, self.gap)
+        finally:
+            self.faults.streams_open -= 1
 
     async def models(self, request: web.Request) -> web.Response:
         return _json(model_list([self.chat.name] if self.chat else []))
@@ -299,7 +312,7 @@ def build_app(options: ServerOptions, faults: FaultInjector, label: str) -> web.
     if options.chat_model is not None:
         chat = ChatModel(options.chat_model, label, sentences=options.chat_sentences)
     app = web.Application(client_max_size=4 * 1024 * 1024)
-    app.add_routes(ModelServer(v2, chat, faults).routes())
+    app.add_routes(ModelServer(v2, chat, faults, options.stream_gap_ms / 1000).routes())
     return app
 
 
@@ -345,6 +358,9 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerOptions:
     parser.add_argument("--chat-model", help="serve /v1/chat/completions as this model")
     parser.add_argument("--chat-sentences", type=int, default=3, help="sentences per chat reply")
     parser.add_argument("--label", help="replica label included in chat replies")
+    parser.add_argument(
+        "--stream-gap-ms", type=int, default=15, help="time between streamed chunks"
+    )
     args = parser.parse_args(argv)
     return ServerOptions(
         port=args.port,
@@ -356,6 +372,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerOptions:
         label=args.label,
         model_ref=args.model_ref,
         registry_config=args.registry_config,
+        stream_gap_ms=args.stream_gap_ms,
     )
 
 

@@ -9,12 +9,13 @@ cache tier.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.models import TierKind
-from failwell.contracts import Answer, Request
+from failwell.contracts import Answer, ChunkStream, Request
 from failwell.errors import (
     AllTiersFailed,
     DeadlineExceeded,
@@ -25,8 +26,11 @@ from failwell.errors import (
     UpstreamRefused,
 )
 from failwell.observe.metrics import Metrics
+from failwell.protocols.chat import completion, is_completion
 from failwell.resilience.deadline import reserves_after, tier_budget
-from failwell.routing.tiers import Tier
+from failwell.routing.pool import Replica
+from failwell.routing.streams import LocalStream, OpenStream, include_usage
+from failwell.routing.tiers import ModelTier, Tier, TierAnswer
 
 StoreAnswer = Callable[[Request, Any, str | None], None]
 # Raises a FailwellError to skip a tier for this request (a flag switched it off, a drill).
@@ -57,11 +61,27 @@ class TierChain:
         self.gate: TierGate | None = None  # set by failwell.control
 
     async def run(self, request: Request, started: float) -> Answer:
+        answer = await self._run(request, started, None)
+        assert isinstance(answer, Answer)
+        return answer
+
+    async def open_stream(self, request: Request, started: float, first_token: float) -> OpenStream:
+        """The first tier whose stream's first chunk comes within ``first_token`` seconds of an
+        attempt (a model tier), or whose whole answer becomes a stream (any other tier)."""
+        opened = await self._run(request, started, first_token)
+        assert isinstance(opened, OpenStream)
+        return opened
+
+    async def _run(
+        self, request: Request, started: float, first_token: float | None
+    ) -> Answer | OpenStream:
         metrics, route = self._metrics, self.route
         failures: list[TierFailure] = []
         deadline = request.deadline
         for index, tier in enumerate(self.tiers):
             budget = tier_budget(deadline.remaining(), self._held_back[index])
+            stream: ChunkStream | None = None
+            replica: Replica | None = None
             try:
                 if self.gate is not None:
                     self.gate(tier, request)
@@ -71,7 +91,11 @@ class TierChain:
                     raise NoHealthyReplica("skipped: no replica available")
                 if budget <= 0 and tier.kind is TierKind.MODEL:
                     raise DeadlineExceeded("no time left for this tier")
-                got = await tier.answer(request, budget)
+                if first_token is not None and isinstance(tier, ModelTier) and tier.streams:
+                    stream, replica = await tier.open_stream(request, budget, first_token)
+                    got = TierAnswer(None, tier.pool.backend, None, replica.label)
+                else:
+                    got = await tier.answer(request, budget)
             except UpstreamRefused:
                 metrics.refused(route, "upstream_refused")
                 raise  # the caller's request, refused upstream: never routed around
@@ -81,9 +105,7 @@ class TierChain:
                 continue
             latency = self.clock.now() - started
             metrics.answered(route, tier.name, "ok", latency)
-            if index == 0 and self._store is not None:
-                self._store(request, got.outputs, got.model_version)
-            return Answer(
+            answer = Answer(
                 got.outputs,
                 tier.name,
                 tier.quality,
@@ -95,5 +117,20 @@ class TierChain:
                 got.age,
                 failures,
             )
+            store = self._store if index == 0 else None
+            if first_token is None:
+                if store is not None:
+                    store(request, got.outputs, got.model_version)
+                return answer
+            if stream is None:  # a whole answer, told as a stream
+                stream = LocalStream(as_completion(got, request), include_usage(request))
+            return OpenStream(answer, stream, request, replica, store)
         metrics.refused(route, "all_tiers_failed")
         raise AllTiersFailed(route, failures)
+
+
+def as_completion(got: TierAnswer, request: Request) -> dict[str, Any]:
+    """A tier's answer as a chat completion (an upstream's or a cached one is one already)."""
+    if is_completion(got.outputs):
+        return cast(dict[str, Any], got.outputs)
+    return completion(request.request_id, int(time.time()), got.backend, got.outputs)

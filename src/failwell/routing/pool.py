@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Awaitable, Callable, Sequence
+from typing import cast
 
 from failwell.clock import SYSTEM_CLOCK, Clock
-from failwell.contracts import Adapter, Request, Result
+from failwell.contracts import Adapter, ChunkStream, Request, Result, StreamingAdapter
 from failwell.errors import (
     DeadlineExceeded,
     NoHealthyReplica,
@@ -115,6 +116,39 @@ class Pool:
 
     async def call(self, request: Request, budget: float) -> tuple[Result, Replica]:
         """Answer within ``budget`` seconds, retrying on other replicas while the budget allows."""
+        result, replica = await self._attempts(request, budget, self.timeout, False)
+        return cast(Result, result), replica
+
+    async def open_stream(
+        self, request: Request, budget: float, first_token: float
+    ) -> tuple[ChunkStream, Replica]:
+        """A stream whose first chunk came within ``first_token`` seconds of its attempt, trying
+        other replicas within ``budget``. The replica's verdict waits for the stream's end:
+        call ``settle`` with how it ended."""
+        stream, replica = await self._attempts(request, budget, first_token, True)
+        return cast(ChunkStream, stream), replica
+
+    @staticmethod
+    def settle(replica: Replica, failure: UpstreamError | None) -> None:
+        """The verdict on a stream from ``open_stream``: complete (``failure`` None), or
+        failed mid-stream (a stall or a cut counts against the replica)."""
+        replica.outstanding -= 1
+        if failure is None:
+            replica.breaker.record_success()
+        elif failure.counts_against_replica:
+            replica.breaker.record_failure()
+        else:
+            replica.breaker.release()
+
+    @staticmethod
+    def abandon(replica: Replica) -> None:
+        """A stream from ``open_stream`` left unfinished by its client: no verdict."""
+        replica.outstanding -= 1
+        replica.breaker.release()
+
+    async def _attempts(
+        self, request: Request, budget: float, attempt_time: float, streaming: bool
+    ) -> tuple[Result | ChunkStream, Replica]:
         clock = self._clock
         ends_at = clock.now() + budget
         tried: list[Replica] = []
@@ -125,20 +159,26 @@ class Pool:
             replica = self.pick(tried, timed_out)
             if replica is None or not replica.breaker.acquire():
                 raise last or NoHealthyReplica(f"backend {self.backend!r}: no replica available")
-            timeout = min(self.timeout, ends_at - clock.now())
+            timeout = min(attempt_time, ends_at - clock.now())
             if timeout <= 0:
                 replica.breaker.release()
                 raise DeadlineExceeded(f"backend {self.backend!r}: no time left for an attempt")
             tried.append(replica)
             replica.outstanding += 1
             try:
-                result = await replica.adapter.call(request, timeout)
+                if streaming:
+                    adapter = cast(StreamingAdapter, replica.adapter)
+                    result: Result | ChunkStream = await adapter.stream(request, timeout)
+                else:
+                    result = await replica.adapter.call(request, timeout)
             except UpstreamThrottled as exc:
                 last = exc.labelled(self.backend, replica.label, attempt)
+                replica.outstanding -= 1
                 replica.breaker.release()
                 replica.breaker.hold(exc.retry_after or THROTTLE_BACKOFF)
             except UpstreamError as exc:
                 last = exc.labelled(self.backend, replica.label, attempt)
+                replica.outstanding -= 1
                 if exc.counts_against_replica:
                     replica.breaker.record_failure()
                 else:
@@ -148,16 +188,17 @@ class Pool:
                 if isinstance(exc, UpstreamTimeout):
                     timed_out.append(replica)
             except BaseException:
+                replica.outstanding -= 1
                 replica.breaker.release()
                 raise
             else:
-                replica.breaker.record_success()
+                if not streaming:  # a stream's verdict waits for its end (settle)
+                    replica.outstanding -= 1
+                    replica.breaker.record_success()
                 return result, replica
-            finally:
-                replica.outstanding -= 1
             attempt += 1
             wait = 0.0 if isinstance(last, UpstreamThrottled) else self.retry.wait(attempt)
-            if not self.retry.may_retry(attempt, wait, ends_at - clock.now(), self.timeout):
+            if not self.retry.may_retry(attempt, wait, ends_at - clock.now(), attempt_time):
                 raise last
             if wait > 0:
                 await self._sleep(wait)

@@ -17,6 +17,7 @@ from failwell.protocols.chat import needs as chat_needs
 from failwell.protocols.invalid import invalid_from_msgspec
 from failwell.resilience.deadline import Deadline
 from failwell.routing.chain import TierChain
+from failwell.routing.streams import OpenStream
 
 MAX_LIST = 100_000
 _encode = msgspec.json.Encoder(order="deterministic").encode
@@ -64,6 +65,35 @@ class Route:
             return await chain.run(request, started)
         finally:
             gauge.dec()
+
+    async def open_stream(
+        self, inputs: dict[str, Any], request_id: str, front_end: str, headers: dict[str, str]
+    ) -> OpenStream:
+        """The answer as a stream (a chat route, ``stream: true``): the route's deadline
+        bounds the time to the first chunk; the in-flight gauge falls when it ``end``s."""
+        chain = self.chain
+        started = chain.clock.now()
+        request = Request(
+            self.name,
+            inputs,
+            Deadline(self.deadline, chain.clock),
+            request_id,
+            front_end,
+            self.schema,
+            headers,
+            chat_needs(inputs),
+        )
+        gauge = chain.in_flight
+        gauge.inc()
+        try:
+            opened = await chain.open_stream(
+                request, started, self.config.stream.first_token_timeout
+            )
+        except BaseException:
+            gauge.dec()
+            raise
+        opened.gauge = gauge
+        return opened
 
     def decode_predict(self, body: bytes) -> dict[str, Any]:
         """Decode and validate a ``{"inputs": {...}}`` body into the inputs mapping."""

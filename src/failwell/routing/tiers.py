@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.models import TierKind
-from failwell.contracts import Request
+from failwell.contracts import ChunkStream, Request
 from failwell.errors import TierFailed
-from failwell.routing.pool import Pool
+from failwell.routing.pool import Pool, Replica
 from failwell.store.cache import AnswerCache
 
 
@@ -67,6 +67,16 @@ class ModelTier:
     async def answer(self, request: Request, budget: float) -> TierAnswer:
         result, replica = await self.pool.call(request, budget)
         return TierAnswer(result.outputs, self.pool.backend, result.model_version, replica.label)
+
+    @property
+    def streams(self) -> bool:
+        """Whether every replica's adapter can stream (an OpenAI-compatible backend)."""
+        return all(hasattr(r.base, "stream") for r in self.pool.replicas)
+
+    async def open_stream(
+        self, request: Request, budget: float, first_token: float
+    ) -> tuple[ChunkStream, Replica]:
+        return await self.pool.open_stream(request, budget, first_token)
 
 
 class RulesTier:
