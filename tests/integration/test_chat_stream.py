@@ -12,7 +12,14 @@ from typing import Any
 import openai
 import pytest
 
-from tests.integration.conftest import Gateway, ModelServer, Stack, http_json, wait_until
+from tests.integration.conftest import (
+    Gateway,
+    ModelServer,
+    Stack,
+    http_json,
+    metric_value,
+    wait_until,
+)
 
 MESSAGES: Any = [{"role": "user", "content": "What should I read next?"}]
 FIRST_TOKEN = 1.0
@@ -177,3 +184,55 @@ def test_a_client_that_goes_away_cancels_the_upstream_stream(stack: Stack) -> No
     assert http_json(f"{slow.url}/_control")["streams_open"] == 1
     stream.close()
     assert wait_until(lambda: http_json(f"{slow.url}/_control")["streams_open"] == 0, 5)
+
+
+def test_two_hundred_streams_with_the_primary_killed_mid_stream(stack: Stack) -> None:
+    args = ["--chat-model", "demo-large", "--stream-gap-ms", "300", "--chat-sentences", "8"]
+    slow = ModelServer(stack, "slow", args)  # streams of about 40 s
+    small = stack.model_server(chat_model="demo-small", label="small")
+    gw = stack.gateway(stream_config(stack, slow, small))
+    count = 200
+    started = asyncio.Event()
+    outcomes: list[tuple[str, str]] = []
+    killed = [False]
+
+    first_chunks = [0]
+
+    async def one(aclient: openai.AsyncOpenAI) -> None:
+        stream = await aclient.chat.completions.create(model="chat", messages=MESSAGES, stream=True)
+        seen, tier = False, stream.response.headers["x-failwell-tier"]
+        try:
+            async for _ in stream:
+                if not seen:
+                    seen = True
+                    first_chunks[0] += 1
+                    if first_chunks[0] == count:
+                        started.set()
+            outcomes.append((tier, "complete" if killed[0] else "complete before the kill"))
+        except openai.APIError as exc:
+            outcomes.append((tier, "error" if "stream" in exc.message else exc.message))
+
+    async def main() -> float:
+        aclient = openai.AsyncOpenAI(
+            base_url=f"{gw.url}/v1", api_key="unused", max_retries=0, timeout=30
+        )
+        tasks = [asyncio.create_task(one(aclient)) for _ in range(count)]
+        await asyncio.wait_for(started.wait(), 60)
+        killed[0] = True
+        slow.kill()  # every stream is past its first chunk
+        at = time.monotonic()
+        await asyncio.wait_for(asyncio.gather(*tasks), IDLE + 10)
+        await aclient.close()
+        return time.monotonic() - at
+
+    took = asyncio.run(main())
+    # A stream of the killed primary ends with the in-band error, never a clean close; one
+    # that tier 2 took from the start (a slow first token under this load) completes.
+    assert len(outcomes) == count
+    assert {o for t, o in outcomes if t == "primary"} == {"error"}
+    assert {o for t, o in outcomes if t != "primary"} <= {"complete", "complete before the kill"}
+    assert sum(t == "primary" for t, _ in outcomes) >= count // 4, outcomes
+    assert took < IDLE + 5  # none hangs
+    assert wait_until(
+        lambda: metric_value(gw.metrics(), "failwell_in_flight_requests", route="chat") == 0, 5
+    )

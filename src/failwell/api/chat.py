@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
 
 from failwell.api.auth import Pass
 from failwell.api.chatstream import stream_chat
@@ -17,21 +16,11 @@ from failwell.api.http import Receive, Scope, Send, read_body, respond
 from failwell.api.layers import FrontEnd
 from failwell.api.limits import BodyLimits
 from failwell.api.predict import find_route
-from failwell.api.responses import answer_headers, encode
+from failwell.api.responses import answer_headers, encode, with_labels
 from failwell.config.models import RouteKind
 from failwell.contracts import Answer, Exchange
 from failwell.protocols.chat import completion, decode_request, is_completion
 from failwell.routing.route import Route
-
-
-def labels(answer: Answer) -> dict[str, Any]:
-    """The ``failwell`` field of an answer: which tier, quality, backend and version."""
-    return {
-        "tier": answer.tier,
-        "quality": answer.quality,
-        "backend": answer.backend,
-        "model_version": answer.model_version,
-    }
 
 
 def answer_body(answer: Answer, request_id: str) -> bytes:
@@ -40,9 +29,7 @@ def answer_body(answer: Answer, request_id: str) -> bytes:
     outputs = answer.outputs
     if not is_completion(outputs):
         outputs = completion(request_id, int(time.time()), answer.backend, outputs)
-    # Splice the labels in rather than copy the upstream's answer (it is cached and logged);
-    # a completion is a non-empty JSON object, so it ends with "}".
-    return b'%s,"failwell":%s}' % (encode(outputs)[:-1], encode(labels(answer)))
+    return with_labels(outputs, answer)
 
 
 def front_end(routes: Mapping[str, Route], limit: BodyLimits) -> FrontEnd:
@@ -87,7 +74,7 @@ async def list_models(routes: Mapping[str, Route], send: Send) -> None:
     data = [
         {"id": name, "object": "model", "created": 0, "owned_by": "failwell"}
         for name, r in routes.items()
-        if r.kind is RouteKind.CHAT
+        if r.kind is not RouteKind.PREDICT
     ]
     await respond(
         send,

@@ -71,6 +71,22 @@ def v2_error(body: dict[str, Any]) -> dict[str, Any]:
     return {"error": err["message"]}
 
 
+def labels(answer: Answer) -> dict[str, Any]:
+    """The ``failwell`` field of an OpenAI-shaped answer: tier, quality, backend, version."""
+    return {
+        "tier": answer.tier,
+        "quality": answer.quality,
+        "backend": answer.backend,
+        "model_version": answer.model_version,
+    }
+
+
+def with_labels(outputs: dict[str, Any], answer: Answer) -> bytes:
+    """``outputs`` (a non-empty JSON object) encoded with the ``failwell`` field spliced in,
+    rather than copied: an upstream's answer is also cached and logged as it came."""
+    return b'%s,"failwell":%s}' % (encode(outputs)[:-1], encode(labels(answer)))
+
+
 def answer_headers(answer: Answer, request_id: str) -> Headers:
     return [
         JSON,

@@ -1,4 +1,6 @@
-"""OpenAI-compatible chat completions (vLLM, TGI, llama.cpp, Ollama, hosted APIs).
+"""OpenAI-compatible chat completions and embeddings (vLLM, TGI, llama.cpp, Ollama, hosted
+APIs). A backend that declares a ``dimension`` is an embeddings model: it answers
+``/v1/embeddings``, and a vector of another size is a malformed answer.
 
 The request goes up as the client sent it, with ``model`` set to this backend's upstream model
 name; the answer comes back whole (usage, tool calls, logprobs, system fingerprint ...).
@@ -16,6 +18,7 @@ from failwell.backends.http import HttpUpstream
 from failwell.contracts import Request, Result
 from failwell.errors import UpstreamMalformed, UpstreamRejected
 from failwell.protocols.chat import check_completion, classify
+from failwell.protocols.embeddings import check_answer as check_embeddings
 
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
 _encode = msgspec.json.Encoder().encode
@@ -29,16 +32,19 @@ class OpenAIAdapter:
         model: str,
         replica: str,
         version: str | None = None,
+        dimension: int | None = None,
     ) -> None:
         self._http = http
-        self._url = f"{base_url}/v1/chat/completions"
+        self._dimension = dimension
+        path = "/v1/embeddings" if dimension is not None else "/v1/chat/completions"
+        self._url = f"{base_url}{path}"
         self._model = model
         self._replica = replica
         self._version = version
 
     def _malformed(self, why: str) -> UpstreamMalformed:
         return UpstreamMalformed(
-            f"not a chat completion: {why}", backend=self._http.backend, replica=self._replica
+            f"not a usable answer: {why}", backend=self._http.backend, replica=self._replica
         )
 
     async def call(self, request: Request, timeout: float) -> Result:
@@ -52,8 +58,11 @@ class OpenAIAdapter:
         try:
             answer = _decode(payload)
         except msgspec.DecodeError as exc:
-            raise self._malformed(str(exc)) from None
-        why = check_completion(answer)
+            raise self._malformed(f"not JSON: {exc}") from None
+        if self._dimension is not None:
+            why = check_embeddings(answer, self._dimension)
+        else:
+            why = check_completion(answer)
         if why is not None:
             raise self._malformed(why)
         model = answer.get("model")

@@ -166,6 +166,11 @@ class BackendConfig(Frozen):
         True,
         description="chat: the model takes tool definitions; false skips it for requests with tools.",
     )
+    dimension: int | None = Field(
+        None,
+        ge=1,
+        description="openai/python: an embeddings model answering vectors of this size (answers of another size are malformed); tiers of one embeddings route must share it.",
+    )
     vision: bool = Field(
         True,
         description="chat: the model takes image content parts; false skips it for requests with images.",
@@ -286,11 +291,13 @@ class StreamConfig(Frozen):
 class RouteKind(enum.StrEnum):
     PREDICT = "predict"
     CHAT = "chat"
+    EMBEDDINGS = "embeddings"
 
 
 class RouteConfig(Frozen):
     kind: RouteKind = Field(
-        RouteKind.PREDICT, description="predict (named inputs) or chat (messages)."
+        RouteKind.PREDICT,
+        description="predict (named inputs), chat (messages) or embeddings (input texts).",
     )
     input: dict[str, FieldType] = Field(
         default_factory=dict, description="predict: input field name → type."
@@ -337,8 +344,8 @@ class RouteConfig(Frozen):
     def _shape(self) -> RouteConfig:
         if self.kind is RouteKind.PREDICT and not self.input:
             raise ValueError("a predict route needs an 'input' schema")
-        if self.kind is RouteKind.CHAT and self.input:
-            raise ValueError("a chat route takes messages; it has no 'input' schema")
+        if self.kind is not RouteKind.PREDICT and self.input:
+            raise ValueError(f"a {self.kind.value} route has no 'input' schema")
         names = [t.name for t in self.tiers]
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
@@ -365,4 +372,4 @@ class FailwellConfig(Frozen):
     )
 
 
-RouteKindName = Literal["predict", "chat"]
+RouteKindName = Literal["predict", "chat", "embeddings"]

@@ -187,3 +187,27 @@ def model_list(names: Sequence[str]) -> dict[str, Any]:
             {"id": n, "object": "model", "created": 0, "owned_by": "failwell-demo"} for n in names
         ],
     }
+
+
+def embed(name: str, dimension: int, body: Any) -> dict[str, Any]:
+    """The embeddings answer for a request body: one deterministic unit vector per input text
+    (seeded by the model name and the text), ``dimension`` long."""
+    if not isinstance(body, Mapping):
+        raise ChatRequestError("the request body must be a JSON object")
+    given = body.get("input")
+    texts = [given] if isinstance(given, str) else given
+    if not isinstance(texts, list) or not texts:
+        raise ChatRequestError("'input' must be a string or a non-empty list")
+    data = []
+    for i, text in enumerate(texts):
+        rng = np.random.default_rng(zlib.crc32(f"{name}\0{text}".encode()))
+        vector = rng.normal(size=dimension)
+        vector /= np.linalg.norm(vector)
+        data.append({"object": "embedding", "index": i, "embedding": vector.round(6).tolist()})
+    tokens = sum(len(str(t).split()) for t in texts)
+    return {
+        "object": "list",
+        "data": data,
+        "model": name,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }

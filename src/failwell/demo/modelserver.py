@@ -3,12 +3,13 @@
     python -m failwell.demo.modelserver --port P [--host 127.0.0.1] [--model-dir DIR]
         [--model-ref NAME@ALIAS --registry-config failwell.yaml]
         [--name ranker] [--chat-model NAME] [--chat-sentences N] [--label LABEL]
-        [--stream-gap-ms MS]
+        [--stream-gap-ms MS] [--embed-model NAME --embed-dim N]
 
     GET  /v2  /v2/health/live  /v2/health/ready  /v2/models/{name}  /v2/models/{name}/ready
     POST /v2/models/{name}/infer        the ranker with --model-dir, else an echo model
     POST /v1/chat/completions           with --chat-model; ``stream: true`` answers with Server-Sent
                                         Events, token by token, --stream-gap-ms apart
+    POST /v1/embeddings                 with --embed-model and --embed-dim
     GET  /v1/models
     GET  /_control, POST /_control      fault injection (see ``faults``)
     GET  /_control/last                 the last chat request's body, as it arrived
@@ -34,7 +35,7 @@ from typing import Any, Protocol
 import msgspec
 from aiohttp import web
 
-from failwell.demo.chat import ChatModel, ChatRequestError, completion, model_list
+from failwell.demo.chat import ChatModel, ChatRequestError, completion, embed, model_list
 from failwell.demo.faults import Fault, FaultInjector
 from failwell.demo.stream import stream_answer
 
@@ -144,6 +145,8 @@ class ServerOptions:
     model_ref: str | None = None  # NAME@ALIAS or NAME@VERSION from the registry
     registry_config: Path = Path("failwell.yaml")
     stream_gap_ms: int = 15  # between streamed chunks
+    embed_model: str | None = None
+    embed_dim: int = 8
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -182,6 +185,7 @@ class ModelServer:
     ) -> None:
         self.v2, self.chat, self.faults, self.gap = v2, chat, faults, gap
         self.last_chat = b""  # the last chat request's body as it arrived (GET /_control/last)
+        self.embedder: tuple[str, int] | None = None  # (model name, dimension)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -195,6 +199,7 @@ class ModelServer:
             web.post("/v2/models/{name}/infer", self.infer),
             web.post("/v2/models/{name}/versions/{version}/infer", self.infer),
             web.post("/v1/chat/completions", self.chat_completions),
+            web.post("/v1/embeddings", self.embeddings),
             web.get("/v1/models", self.models),
             web.get("/_control", self.get_control),
             web.get("/_control/last", self.last_request),
@@ -278,6 +283,22 @@ class ModelServer:
         finally:
             self.faults.streams_open -= 1
 
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
+        if self.embedder is None:
+            return _openai_error("this server has no embeddings model", 404, code="model_not_found")
+        name, dimension = self.embedder
+        body = await request.read()
+        faulty = await self.faults.apply(request, _openai_fault)
+        if faulty is not None:
+            return faulty
+        try:
+            parsed = msgspec.json.decode(body)
+            if isinstance(parsed, dict) and parsed.get("model") not in (None, name):
+                return _openai_error(f"The model `{parsed['model']}` does not exist.", 404)
+            return _json(embed(name, dimension, parsed))
+        except (msgspec.DecodeError, ChatRequestError) as exc:
+            return _openai_error(str(exc))
+
     async def models(self, request: web.Request) -> web.Response:
         return _json(model_list([self.chat.name] if self.chat else []))
 
@@ -312,7 +333,10 @@ def build_app(options: ServerOptions, faults: FaultInjector, label: str) -> web.
     if options.chat_model is not None:
         chat = ChatModel(options.chat_model, label, sentences=options.chat_sentences)
     app = web.Application(client_max_size=4 * 1024 * 1024)
-    app.add_routes(ModelServer(v2, chat, faults, options.stream_gap_ms / 1000).routes())
+    server = ModelServer(v2, chat, faults, options.stream_gap_ms / 1000)
+    if options.embed_model is not None:
+        server.embedder = (options.embed_model, options.embed_dim)
+    app.add_routes(server.routes())
     return app
 
 
@@ -361,6 +385,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerOptions:
     parser.add_argument(
         "--stream-gap-ms", type=int, default=15, help="time between streamed chunks"
     )
+    parser.add_argument("--embed-model", help="serve /v1/embeddings as this model")
+    parser.add_argument("--embed-dim", type=int, default=8, help="its vectors' dimension")
     args = parser.parse_args(argv)
     return ServerOptions(
         port=args.port,
@@ -373,6 +399,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerOptions:
         model_ref=args.model_ref,
         registry_config=args.registry_config,
         stream_gap_ms=args.stream_gap_ms,
+        embed_model=args.embed_model,
+        embed_dim=args.embed_dim,
     )
 
 

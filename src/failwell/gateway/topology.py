@@ -88,7 +88,9 @@ def build_pool(
             if cfg.protocol is WireProtocol.V2:
                 adapter = V2Adapter(http, rc.url, upstream_model, rc.label, cfg.version)
             else:
-                adapter = OpenAIAdapter(http, rc.url, upstream_model, rc.label, cfg.version)
+                adapter = OpenAIAdapter(
+                    http, rc.url, upstream_model, rc.label, cfg.version, cfg.dimension
+                )
             replicas.append(Replica(rc.label, adapter, breaker(rc.label), rc.priority, rc.zone))
     return Pool(name, replicas, retry, cfg.timeout, clock)
 

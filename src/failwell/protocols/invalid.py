@@ -6,6 +6,8 @@ import msgspec
 
 from failwell.errors import InvalidInput
 
+_MISSING = "Object missing required field `"
+
 
 def invalid_from_msgspec(exc: msgspec.DecodeError) -> InvalidInput:
     """Turn msgspec's message ("Expected `str`, got `int` - at `$.inputs.user_id`") into an
@@ -16,6 +18,9 @@ def invalid_from_msgspec(exc: msgspec.DecodeError) -> InvalidInput:
     if " - at `$" in text:
         text, _, path = text.partition(" - at `$")
         field = path.rstrip("`").lstrip(".") or None
+    if text.startswith(_MISSING):  # "Object missing required field `input`"
+        name = text[len(_MISSING) :].rstrip("`")
+        field = f"{field}.{name}" if field else name
     if isinstance(exc, msgspec.ValidationError):
         return InvalidInput(f"{field}: {text}" if field else text, field=field)
     return InvalidInput(f"body is not valid JSON: {text}", field=field, status=400)

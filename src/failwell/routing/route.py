@@ -109,6 +109,10 @@ class Route:
             if not isinstance(inputs.get("messages"), list):
                 raise InvalidInput("messages: expected a list of messages", field="messages")
             return dict(inputs)
+        if self.kind is RouteKind.EMBEDDINGS:
+            if not isinstance(inputs.get("input"), str | list):
+                raise InvalidInput("input: expected a string or a list", field="input")
+            return dict(inputs)
         try:
             parsed = msgspec.convert(dict(inputs), self._inputs)
         except msgspec.ValidationError as exc:
@@ -130,12 +134,16 @@ class Route:
                     "",
                 ),
             }
+        elif self.kind is RouteKind.EMBEDDINGS:
+            fields = {"input": _encode(inputs.get("input")).decode()}
         else:
             fields = inputs
         if self._key_template is not None:
             key = self._key_template.format_map(fields)
         elif self.kind is RouteKind.CHAT:
             key = fields["messages"]
+        elif self.kind is RouteKind.EMBEDDINGS:
+            key = _encode(inputs).decode()  # the options (dimensions, format) shape the answer
         else:
             key = "|".join(f"{k}={inputs[k]}" for k in self.schema)
         if len(key) > 200:
