@@ -109,6 +109,12 @@ def test_the_openai_client_streams_through_failwell(
         return "".join(parts)
 
     assert asyncio.run(async_client()) == text
+    metrics = gw.metrics()
+    labels = {"route": "chat", "tier": "primary"}
+    ended = metric_value(metrics, "failwell_stream_ends_total", outcome="complete", **labels)
+    assert ended == 2
+    gaps = metric_value(metrics, "failwell_stream_chunk_gap_seconds_count", **labels)
+    assert gaps is not None and gaps > 10
 
 
 @pytest.mark.parametrize(
@@ -160,6 +166,10 @@ def test_a_failure_after_the_first_chunk_ends_with_an_error_event(
     assert took < 5 * 0.015 + IDLE + SLACK  # a stall ends at the idle timeout, never a hang
     assert small.requests() == 0
     assert wait_until(lambda: http_json(f"{large.url}/_control")["streams_open"] == 0, 5)
+    kind = {"stream_stall": "timeout", "stream_cut": "unavailable"}.get(mode)
+    kind = kind or {"stream_error": "stream_error", "stream_malformed": "malformed"}[mode]
+    ended = metric_value(gw.metrics(), "failwell_stream_ends_total", route="chat", outcome=kind)
+    assert ended == 1
 
 
 def test_non_model_tiers_stream_their_answer(

@@ -13,6 +13,7 @@ carries the finish reason gets the ``failwell`` field.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from failwell.api.http import ClientDisconnected, Receive, Send
@@ -94,14 +95,20 @@ async def _relay(
 ) -> UpstreamError | None:
     """Send the stream's chunks as they come; how it ended (None: complete)."""
     stream = opened.stream
+    gaps = opened.gaps()
     index = 0
     try:
         for raw in stream.first:
             await _chunk(send, raw, index, stream.finish_at, answer)
             index += 1
+        last = time.perf_counter()
         while (more := await stream.next(idle)) is not None:
             await _chunk(send, more, index, stream.finish_at, answer)
             index += 1
+            if gaps is not None:
+                now = time.perf_counter()
+                gaps.observe(now - last)
+                last = now
     except UpstreamError as exc:
         await send({"type": "http.response.body", "body": error_event(exc), "more_body": False})
         return exc

@@ -124,7 +124,7 @@ class TierChain:
                 return answer
             if stream is None:  # a whole answer, told as a stream
                 stream = LocalStream(as_completion(got, request), include_usage(request))
-            return OpenStream(answer, stream, request, replica, store)
+            return OpenStream(answer, stream, request, replica, store, metrics=metrics)
         metrics.refused(route, "all_tiers_failed")
         raise AllTiersFailed(route, failures)
 

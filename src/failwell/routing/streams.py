@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import Gauge
+from prometheus_client import Gauge, Histogram
 
 from failwell.contracts import Answer, ChunkStream, Request
 from failwell.errors import UpstreamError
+from failwell.observe.metrics import Metrics
 from failwell.protocols.sse import completion_chunks
 from failwell.routing.pool import Pool, Replica
 
@@ -58,6 +59,7 @@ class OpenStream:
     replica: Replica | None = None
     store: Store | None = None
     gauge: Gauge | None = None
+    metrics: Metrics | None = None
 
     def end(self, failure: UpstreamError | None) -> None:
         """The stream is over: complete (``failure`` None and ``stream.done``), failed, or
@@ -75,3 +77,15 @@ class OpenStream:
             self.store(self.request, answer.outputs, answer.model_version)
         if self.gauge is not None:
             self.gauge.dec()
+        if self.metrics is not None:
+            if failure is not None:
+                outcome = failure.kind
+            else:
+                outcome = "complete" if stream.done else "client_gone"
+            self.metrics.stream_ended(self.request.route, answer.tier, outcome)
+
+    def gaps(self) -> Histogram | None:
+        """Where the edge observes the gap between chunks it relays."""
+        if self.metrics is None:
+            return None
+        return self.metrics.stream_gaps(self.request.route, self.answer.tier)
