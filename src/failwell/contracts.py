@@ -35,6 +35,7 @@ class Request:
     front_end: str = "predict"
     schema: Mapping[str, str] = field(default_factory=dict)  # the route's input types
     headers: dict[str, str] = field(default_factory=dict)  # propagated upstream (traceparent)
+    needs: frozenset[str] = frozenset()  # what the answering tier must support ("tools", ...)
 
 
 @dataclass(slots=True)
@@ -52,6 +53,31 @@ class Adapter(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class ChunkStream(Protocol):
+    """A streamed chat answer whose first substantive chunk is in hand (``first``: the chunks'
+    JSON bytes up to it). ``next`` gives the following chunks, ``None`` once complete, or
+    raises an ``UpstreamError`` (a stall over ``idle`` seconds, a cut, a malformed chunk, an
+    error event); ``answer`` is what was assembled so far; ``close`` lets the upstream go.
+    ``done`` is true once the upstream said the stream is complete."""
+
+    first: list[bytes]
+    done: bool
+    finish_at: int | None  # the index of the chunk that carries the finish reason, once known
+
+    async def next(self, idle: float) -> bytes | None: ...
+
+    def answer(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class StreamingAdapter(Adapter, Protocol):
+    """An adapter that can also stream: ``stream`` returns once the first substantive chunk
+    is in hand, within ``timeout`` seconds, or raises an ``UpstreamError``."""
+
+    async def stream(self, request: Request, timeout: float) -> ChunkStream: ...
 
 
 @dataclass(slots=True)

@@ -16,8 +16,15 @@
     │   ├── UpstreamUnavailable connection refused, reset or closed mid-response
     │   ├── UpstreamStatus     the upstream answered 5xx
     │   ├── UpstreamMalformed  the upstream's answer could not be decoded
+    │   ├── UpstreamStreamError an error event in the upstream's stream
     │   ├── UpstreamBusy       the backend's local queue is full; not counted against it
-    │   └── UpstreamRejected   the upstream answered 4xx: not counted against the replica
+    │   ├── UpstreamThrottled  the upstream answered 429: the replica cools down for its
+    │   │                      Retry-After, the request moves on at once; not counted
+    │   └── UpstreamRejected   the upstream answered 4xx: not counted against the replica;
+    │       │                  the next tier may answer
+    │       ├── UpstreamContextLength  over this model's context: the next tier may answer
+    │       └── UpstreamRefused  the caller's request refused (invalid, or a content-policy
+    │                          rejection): returned to the caller as the upstream said it
     ├── ShortCircuit           failed locally, without calling anything
     │   ├── NoHealthyReplica   every replica's breaker is open
     │   ├── DeadlineExceeded   the request's time is spent
@@ -166,6 +173,12 @@ class UpstreamMalformed(UpstreamError):
     kind = "malformed"
 
 
+class UpstreamStreamError(UpstreamError):
+    """The upstream's stream carried an error event (or in-band error JSON)."""
+
+    kind = "stream_error"
+
+
 class UpstreamBusy(UpstreamError):
     """Refused locally because the backend's queue is full: load, not a broken replica."""
 
@@ -173,12 +186,60 @@ class UpstreamBusy(UpstreamError):
     counts_against_replica = False
 
 
+class UpstreamThrottled(UpstreamError):
+    """The upstream answered 429: that replica cools down for ``retry_after`` seconds (a
+    default backoff when it did not say) and the request moves to another replica or tier at
+    once. Load, not a broken replica."""
+
+    kind = "throttled"
+    counts_against_replica = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        backend: str = "",
+        replica: str = "",
+    ) -> None:
+        super().__init__(message, backend=backend, replica=replica)
+        self.retry_after = retry_after
+
+
 class UpstreamRejected(UpstreamError):
-    """The upstream refused the request as invalid (4xx): the replica is fine."""
+    """The upstream refused the request (4xx): the replica is fine, the same model would
+    refuse it again; another tier may answer. Carries the upstream's status and body."""
 
     kind = "rejected"
     counts_against_replica = False
     retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        body: bytes = b"",
+        backend: str = "",
+        replica: str = "",
+    ) -> None:
+        super().__init__(message, backend=backend, replica=replica)
+        self.status = status
+        self.body = body
+
+
+class UpstreamContextLength(UpstreamRejected):
+    """The request is over this model's context window; a larger-context tier may take it."""
+
+    kind = "context_length"
+
+
+class UpstreamRefused(UpstreamRejected):
+    """The upstream refused the caller's request: invalid, or a content-policy or safety
+    rejection. It goes back to the caller as the upstream said it (status and body); the
+    chain never routes around it."""
+
+    kind = "refused"
 
 
 class ShortCircuit(FailwellError):

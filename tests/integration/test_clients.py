@@ -165,7 +165,10 @@ def test_openai_client_sees_clear_errors(stack: Stack) -> None:
     with pytest.raises(openai.UnprocessableEntityError) as bad:
         client.chat.completions.create(model="chat", messages=[{"role": "robot", "content": "hi"}])  # type: ignore[misc, list-item]
     assert "role" in str(bad.value)
-    with pytest.raises(openai.BadRequestError):
+    with pytest.raises(openai.BadRequestError) as options:
         client.chat.completions.create(
-            model="chat", messages=[{"role": "user", "content": "hi"}], stream=True
+            model="chat",
+            messages=[{"role": "user", "content": "hi"}],
+            stream_options={"include_usage": True},
         )
+    assert "stream_options" in str(options.value)

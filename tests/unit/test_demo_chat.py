@@ -66,7 +66,7 @@ def test_max_tokens_truncates_with_finish_reason_length() -> None:
         ({"messages": []}, "non-empty list"),
         ({"messages": [{"content": "hi"}]}, "role"),
         ({"messages": [{"role": "user", "content": 5}]}, "content"),
-        (ask("hi", stream=True), "streaming"),
+        (ask("hi", stream="yes"), "stream"),
         (ask("hi", max_tokens=0), "max_tokens"),
     ],
 )

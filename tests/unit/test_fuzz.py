@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from failwell.api.app import App
-from failwell.api.chat import decode_chat
 from failwell.config import parse_config
 from failwell.errors import ConfigError, InvalidInput
 from failwell.gateway import Gateway
+from failwell.protocols.chat import decode_request
 from failwell.protocols.v2codec import decode_infer_request
 from failwell.testing.asgi import asgi_call
 
@@ -98,7 +98,7 @@ chat_bodies = st.fixed_dictionaries(
 def test_chat_decoder(body: bytes) -> None:
     FUZZED["chat decoder"] += 1
     with contextlib.suppress(InvalidInput):
-        decode_chat(body)
+        decode_request(body)
 
 
 tensors = st.fixed_dictionaries(

@@ -13,6 +13,7 @@ from failwell.errors import (
     UpstreamMalformed,
     UpstreamRejected,
     UpstreamStatus,
+    UpstreamThrottled,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -165,3 +166,44 @@ def test_connection_refused_is_unavailable() -> None:
         await client.close()
 
     asyncio.run(main())
+
+
+def test_a_429_carries_retry_after_and_a_4xx_its_status_and_body() -> None:
+    async def check(
+        client: HttpUpstream, url: str, connections: list[asyncio.StreamWriter]
+    ) -> None:
+        with pytest.raises(UpstreamThrottled) as throttled:
+            await client.post(url, b"{}", 1.0, "r")
+        assert throttled.value.retry_after == 7.0
+        with pytest.raises(UpstreamRejected) as rejected:
+            await client.post(url, b"{}", 1.0, "r")
+        assert (rejected.value.status, rejected.value.body) == (400, b'{"error":{}}')
+
+    answers = iter(
+        [
+            b"HTTP/1.1 429 Too Many\r\nretry-after: 7\r\ncontent-length: 2\r\n\r\n{}",
+            b"HTTP/1.1 400 Bad\r\ncontent-length: 12\r\n\r\n" + b'{"error":{}}',
+        ]
+    )
+    run(lambda request: next(answers), check)
+
+
+def test_open_stream_gives_a_chunked_body_as_it_arrives() -> None:
+    async def check(
+        client: HttpUpstream, url: str, connections: list[asyncio.StreamWriter]
+    ) -> None:
+        body = await client.open_stream(url, b"{}", 1.0, "r")
+        got = []
+        while (piece := await body.read(1.0)) is not None:
+            got.append(piece)
+        body.close()
+        assert b"".join(got) == b"data: a\n\ndata: [DONE]\n\n"
+        again = await client.open_stream(url, b"{}", 1.0, "r")  # the connection was reused
+        again.close()
+        assert len(connections) == 1
+
+    raw = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"9\r\ndata: a\n\n\r\ne\r\ndata: [DONE]\n\n\r\n0\r\n\r\n"
+    )
+    run(fixed(raw), check)

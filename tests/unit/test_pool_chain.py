@@ -10,8 +10,12 @@ from failwell.errors import (
     AllTiersFailed,
     NoHealthyReplica,
     TierFailed,
+    UpstreamContextLength,
+    UpstreamRefused,
     UpstreamRejected,
     UpstreamStatus,
+    UpstreamThrottled,
+    UpstreamTimeout,
     UpstreamUnavailable,
 )
 from failwell.observe.metrics import Metrics
@@ -222,3 +226,79 @@ def test_cache_tier_ages_answers_on_the_injected_clock() -> None:
     clock.advance(31)
     with pytest.raises(TierFailed, match="over the TTL"):
         run(tier.answer(request(clock), 0.1))
+
+
+def test_a_tier_without_what_the_request_needs_is_skipped_with_the_reason() -> None:
+    clock = FakeClock()
+    textonly = ok("text")
+    chain = TierChain(
+        "r",
+        [
+            ModelTier(
+                "small", "reduced", 0.0, pool([rep("t", textonly, clock)], clock), frozenset()
+            ),
+            ModelTier("large", "full", 0.0, pool([rep("l", ok("large"), clock)], clock)),
+            StaticTier("static", "minimal", 0.0, "sorry"),
+        ],
+        Metrics(),
+        clock=clock,
+    )
+    req = request(clock)
+    req.needs = frozenset({"tools"})
+    answer = run(chain.run(req, clock.now()))
+    assert answer.tier == "large" and textonly.calls == []
+    assert [(f.tier, f.kind) for f in answer.failures] == [("small", "unsupported")]
+    assert "tools" in answer.failures[0].message
+    req = request(clock)
+    req.needs = frozenset({"vision"})
+    assert run(chain.run(req, clock.now())).tier == "large"
+
+
+def test_a_429_cools_the_replica_down_and_moves_on_at_once() -> None:
+    clock = FakeClock()
+    throttled = failing(UpstreamThrottled("429", retry_after=5.0))
+    a, b = rep("a", throttled, clock), rep("b", ok("b"), clock)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    p = Pool("b", [a, b], RetryPolicy(2, 0.05, 0.05), timeout=0.1, clock=clock, sleep=sleep)
+    for _ in range(3):  # whichever it picks first, b answers, and a is never tried twice
+        assert run(p.call(request(clock), 1.0))[1] is b
+    assert len(throttled.calls) == 1 and slept == []
+    assert not a.available() and a.breaker.state is BreakerState.CLOSED
+    clock.advance(5.0)
+    assert a.available()
+
+
+def test_a_timed_out_replica_is_not_retried_for_the_same_request() -> None:
+    clock = FakeClock()
+    silent = failing(UpstreamTimeout("silent"))
+    p = pool([rep("a", silent, clock, threshold=10)], clock, attempts=3)
+    with pytest.raises(UpstreamTimeout):
+        run(p.call(request(clock), 1.0))
+    assert len(silent.calls) == 1
+
+
+def test_an_upstream_refusal_reaches_the_caller_and_no_later_tier_is_asked() -> None:
+    clock = FakeClock()
+    refusing = failing(UpstreamRefused("content filter", status=400, body=b"{}"))
+    later = ok("later")
+    chain = TierChain(
+        "r",
+        [
+            ModelTier("primary", "full", 0.0, pool([rep("a", refusing, clock)], clock)),
+            ModelTier("fallback", "reduced", 0.0, pool([rep("b", later, clock)], clock)),
+            StaticTier("static", "minimal", 0.0, "sorry"),
+        ],
+        Metrics(),
+        clock=clock,
+    )
+    with pytest.raises(UpstreamRefused):
+        run(chain.run(request(clock), clock.now()))
+    assert later.calls == []
+    context = failing(UpstreamContextLength("too long", status=400))
+    chain.tiers[0] = ModelTier("primary", "full", 0.0, pool([rep("c", context, clock)], clock))
+    answer = run(chain.run(request(clock), clock.now()))
+    assert answer.tier == "fallback" and answer.failures[0].kind == "context_length"

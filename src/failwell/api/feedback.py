@@ -15,8 +15,8 @@ from failwell.api.limits import BodyLimits
 from failwell.api.responses import JSON, encode
 from failwell.contracts import Exchange
 from failwell.errors import InvalidInput, MethodNotAllowed
+from failwell.protocols.invalid import invalid_from_msgspec
 from failwell.quality.watch import Label, QualityWatch
-from failwell.routing.route import invalid_from_msgspec
 
 MAX_ITEMS = 10_000
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import msgspec
 
-from failwell.api.chat import ChatRequest
 from failwell.api.feedback import FeedbackBody
 from failwell.config.models import RouteKind
+from failwell.protocols.chat import ChatRequest
 from failwell.routing.route import Route, input_struct
 from failwell.version import __version__
 

@@ -15,13 +15,15 @@ from failwell.errors import MethodNotAllowed, UnknownRoute
 from failwell.protocols.tensor import Tensors
 from failwell.routing.route import Route
 
+_PATHS = {RouteKind.CHAT: "/v1/chat/completions", RouteKind.EMBEDDINGS: "/v1/embeddings"}
+
 
 def find_route(routes: Mapping[str, Route], name: str, kind: RouteKind) -> Route:
     route = routes.get(name)
     if route is None:
         raise UnknownRoute(f"no route named {name!r}")
     if route.kind is not kind:
-        hint = "/v1/chat/completions" if route.kind is RouteKind.CHAT else f"/v1/predict/{name}"
+        hint = _PATHS.get(route.kind) or f"/v1/predict/{name}"
         raise UnknownRoute(f"route {name!r} is a {route.kind.value} route; use {hint}")
     return route
 

@@ -15,9 +15,11 @@ from failwell.errors import (
     Overloaded,
     RateLimited,
     Unauthorized,
+    UpstreamRefused,
 )
 
 encode = msgspec.json.Encoder().encode
+_decode_object = msgspec.json.Decoder(dict[str, Any]).decode
 Headers = list[tuple[bytes, bytes]]
 JSON = (b"content-type", b"application/json")
 
@@ -30,12 +32,23 @@ def error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
             err["field"] = exc.field
             err["param"] = exc.field  # the OpenAI clients read 'param'
         return exc.status, {"error": err}
+    if isinstance(exc, UpstreamRefused):
+        return exc.status, _upstream_said(exc)
     if isinstance(exc, AllTiersFailed):
         tiers = [{"tier": f.tier, "error": f.kind, "message": f.message} for f in exc.failures]
         return 503, {"error": {"type": exc.kind, "message": exc.message, "tiers": tiers}}
     if isinstance(exc, FailwellError):
         return 503, {"error": {"type": exc.kind, "message": exc.message}}
     return 500, {"error": {"type": "internal", "message": "internal error; see the gateway log"}}
+
+
+def _upstream_said(exc: UpstreamRefused) -> dict[str, Any]:
+    """The upstream's own error body, as it said it; failwell's shape if it was not JSON."""
+    try:
+        body = _decode_object(exc.body)
+    except msgspec.DecodeError:
+        return {"error": {"type": exc.kind, "message": exc.message}}
+    return body
 
 
 def error_headers(exc: BaseException) -> Headers:
@@ -56,6 +69,22 @@ def v2_error(body: dict[str, Any]) -> dict[str, Any]:
         detail = "; ".join(f"{t['tier']}: {t['error']}" for t in tiers)
         return {"error": f"{err['message']} ({detail})"}
     return {"error": err["message"]}
+
+
+def labels(answer: Answer) -> dict[str, Any]:
+    """The ``failwell`` field of an OpenAI-shaped answer: tier, quality, backend, version."""
+    return {
+        "tier": answer.tier,
+        "quality": answer.quality,
+        "backend": answer.backend,
+        "model_version": answer.model_version,
+    }
+
+
+def with_labels(outputs: dict[str, Any], answer: Answer) -> bytes:
+    """``outputs`` (a non-empty JSON object) encoded with the ``failwell`` field spliced in,
+    rather than copied: an upstream's answer is also cached and logged as it came."""
+    return b'%s,"failwell":%s}' % (encode(outputs)[:-1], encode(labels(answer)))
 
 
 def answer_headers(answer: Answer, request_id: str) -> Headers:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from failwell.api import chat, feedback, predict, v2
+from failwell.api import chat, embeddings, feedback, predict, v2
 from failwell.api.auth import Pass
 from failwell.api.dashboard import dashboard_endpoints
 from failwell.api.health import readiness
@@ -37,6 +37,7 @@ class FrontEnds:
             "/metrics": ("GET", self._metrics),
             "/openapi.json": ("GET", self._openapi),
             "/v1/chat/completions": ("POST", chat.front_end(routes, limit)),
+            "/v1/embeddings": ("POST", embeddings.front_end(routes, limit)),
             "/v1/models": ("GET", self._models),
             "/v2": ("GET", self._v2_server),
         }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections import deque
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
@@ -22,6 +23,7 @@ from failwell.errors import (
     UpstreamMalformed,
     UpstreamRejected,
     UpstreamStatus,
+    UpstreamThrottled,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -35,16 +37,43 @@ class _Closed(Exception):
     """The connection closed before a whole response arrived."""
 
 
+class _BodyQueue:
+    """A streamed response body: the parser pushes, ``StreamBody.read`` waits."""
+
+    __slots__ = ("chunks", "ended", "waiter")
+
+    def __init__(self) -> None:
+        self.chunks: deque[bytes] = deque()
+        self.ended = False
+        self.waiter: asyncio.Future[None] | None = None
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def push(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self._wake()
+
+    def end(self) -> None:
+        self.ended = True
+        self._wake()
+
+
 class _Connection(asyncio.Protocol):
     __slots__ = (
         "_body",
+        "_body_queue",
         "_length_known",
         "_parser",
         "_status",
+        "_stream",
         "_waiter",
         "closed",
         "header_length",
         "keep_alive",
+        "retry_after",
         "transport",
     )
 
@@ -56,6 +85,9 @@ class _Connection(asyncio.Protocol):
         self._status = 0
         self._length_known = False
         self.header_length: bytes | None = None  # a v2 answer's Inference-Header-Content-Length
+        self.retry_after: bytes | None = None
+        self._stream: _BodyQueue | None = None  # set while a 200's body streams
+        self._body_queue: _BodyQueue | None = None  # a streamed request waiting for its head
         self.closed = False
         self.keep_alive = True
 
@@ -72,6 +104,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._stream is not None:
+            self._stream.end()  # a cut is told from an end by the stream's own framing
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             if self._status and not self._length_known:  # a body delimited by the close
@@ -86,15 +120,28 @@ class _Connection(asyncio.Protocol):
             self._length_known = True
         elif lname == b"inference-header-content-length":
             self.header_length = value
+        elif lname == b"retry-after":
+            self.retry_after = value
 
     def on_headers_complete(self) -> None:
         self._status = self._parser.get_status_code()
+        if self._status == 200 and self._body_queue is not None:
+            self._stream, self._body_queue = self._body_queue, None
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result((200, b""))
 
     def on_body(self, body: bytes) -> None:
-        self._body.append(body)
+        if self._stream is not None:
+            self._stream.push(body)
+        else:
+            self._body.append(body)
 
     def on_message_complete(self) -> None:
         self.keep_alive = self._parser.should_keep_alive()
+        if self._stream is not None:
+            self._stream.end()
+            return
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result((self._status, b"".join(self._body)))
@@ -105,12 +152,18 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
 
-    def send(self, head: bytes, body: Body) -> asyncio.Future[tuple[int, bytes]]:
+    def send(
+        self, head: bytes, body: Body, stream: _BodyQueue | None = None
+    ) -> asyncio.Future[tuple[int, bytes]]:
+        """Write a request; the future gives (status, body). With ``stream``, a 200's future
+        resolves at the end of its head and the body goes to ``stream`` as it arrives."""
         assert self.transport is not None
+        self._body_queue, self._stream = stream, None
         self._body = []
         self._status = 0
         self._length_known = False
         self.header_length = None
+        self.retry_after = None
         self._waiter = asyncio.get_running_loop().create_future()
         if isinstance(body, bytes):
             if len(body) < _COPY_BELOW:  # one write, one syscall
@@ -207,6 +260,39 @@ class HttpUpstream:
         """POST ``body`` (bytes, or parts sent one after the other): the answer's body and its
         Inference-Header-Content-Length, if any."""
         target = self._target(url)
+        status, payload, conn = await self._exchange(target, url, body, timeout, replica, extra)
+        length = conn.header_length  # read before the connection goes back to the pool
+        return self._finish(target, conn, status, payload, replica), length
+
+    async def open_stream(
+        self,
+        url: str,
+        body: bytes,
+        timeout: float,
+        replica: str,
+        extra: Mapping[str, str] | None = None,
+    ) -> StreamBody:
+        """POST and return the 200's body as it arrives (the head within ``timeout``); any
+        other status raises as ``post`` does. The caller must ``close`` the body."""
+        target = self._target(url)
+        queue = _BodyQueue()
+        status, payload, conn = await self._exchange(
+            target, url, body, timeout, replica, extra, queue
+        )
+        if status != 200:
+            self._finish(target, conn, status, payload, replica)
+        return StreamBody(self, target, conn, queue, replica)
+
+    async def _exchange(
+        self,
+        target: _Target,
+        url: str,
+        body: Body,
+        timeout: float,
+        replica: str,
+        extra: Mapping[str, str] | None,
+        stream: _BodyQueue | None = None,
+    ) -> tuple[int, bytes, _Connection]:
         head = target.head
         if extra:
             head += "".join(f"{k}: {v}\r\n" for k, v in extra.items()).encode("latin-1")
@@ -216,7 +302,7 @@ class HttpUpstream:
         try:
             async with asyncio.timeout(timeout), target.slots:
                 conn = await self._connect(target)
-                status, payload = await conn.send(head, body)
+                status, payload = await conn.send(head, body, stream)
         except TimeoutError:
             if conn is not None:
                 conn.close()
@@ -236,24 +322,99 @@ class HttpUpstream:
             if conn is not None:
                 conn.close()
             raise
+        return status, payload, conn
+
+    def _finish(
+        self, target: _Target, conn: _Connection, status: int, payload: bytes, replica: str
+    ) -> bytes:
+        """Give a connection whose response is complete back, and the body or its error."""
+        retry_after = conn.retry_after
+        self.release(target, conn)
+        if status >= 400:
+            raise self._refusal(status, payload, retry_after, replica)
+        return payload
+
+    @staticmethod
+    def release(target: _Target, conn: _Connection) -> None:
         if conn.keep_alive and not conn.closed:
             target.idle.append(conn)
         else:
             conn.close()
+
+    def _refusal(
+        self, status: int, payload: bytes, retry_after: bytes | None, replica: str
+    ) -> UpstreamError:
+        """The error for an answer of ``status`` >= 400: 5xx the replica failed, 429 it asks
+        for time (``Retry-After`` in seconds), any other 4xx it refused the request."""
         if status >= 500:
-            raise UpstreamStatus(
+            return UpstreamStatus(
                 f"upstream answered {status}", status=status, backend=self.backend, replica=replica
             )
-        if status >= 400:
-            raise UpstreamRejected(
-                f"upstream rejected the request with {status}: {payload[:200]!r}",
+        if status == 429:
+            seconds = retry_after.strip() if retry_after is not None else b""
+            return UpstreamThrottled(
+                "upstream answered 429 (too many requests)",
+                retry_after=float(seconds) if seconds.isdigit() else None,
                 backend=self.backend,
                 replica=replica,
             )
-        return payload, conn.header_length
+        return UpstreamRejected(
+            f"upstream rejected the request with {status}: {payload[:200]!r}",
+            status=status,
+            body=payload,
+            backend=self.backend,
+            replica=replica,
+        )
 
     async def close(self) -> None:
         for target in self._targets.values():
             for conn in target.idle:
                 conn.close()
             target.idle.clear()
+
+
+class StreamBody:
+    """A 200's body as it arrives. ``read`` gives bytes, ``None`` at the end (or when the
+    connection dropped: the stream's framing tells a cut from an end); ``close`` gives the
+    connection back if the body ended, else closes it (the upstream stops generating)."""
+
+    __slots__ = ("_conn", "_http", "_queue", "_replica", "_target")
+
+    def __init__(
+        self,
+        http: HttpUpstream,
+        target: _Target,
+        conn: _Connection,
+        queue: _BodyQueue,
+        replica: str,
+    ) -> None:
+        self._http, self._target, self._conn = http, target, conn
+        self._queue, self._replica = queue, replica
+
+    async def read(self, timeout: float) -> bytes | None:
+        queue = self._queue
+        if queue.chunks:
+            return queue.chunks.popleft()
+        if queue.ended:
+            return None
+        queue.waiter = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await queue.waiter
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"no bytes within {timeout * 1000:.0f}ms",
+                backend=self._http.backend,
+                replica=self._replica,
+            ) from None
+        finally:
+            queue.waiter = None
+        return queue.chunks.popleft() if queue.chunks else None
+
+    def close(self) -> None:
+        conn = self._conn
+        if self._queue.ended and not self._queue.chunks and not conn.closed:
+            conn._stream = None
+            self._http.release(self._target, conn)
+        else:
+            conn.close()

@@ -1,43 +1,27 @@
-"""OpenAI-compatible chat completions (vLLM, TGI, llama.cpp, Ollama, hosted APIs)."""
+"""OpenAI-compatible chat completions and embeddings (vLLM, TGI, llama.cpp, Ollama, hosted
+APIs). A backend that declares a ``dimension`` is an embeddings model: it answers
+``/v1/embeddings``, and a vector of another size is a malformed answer.
+
+The request goes up as the client sent it, with ``model`` set to this backend's upstream model
+name; the answer comes back whole (usage, tool calls, logprobs, system fingerprint ...).
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import msgspec
 
+from failwell.backends.chatstream import ChatStream
 from failwell.backends.http import HttpUpstream
 from failwell.contracts import Request, Result
-from failwell.errors import UpstreamMalformed
+from failwell.errors import UpstreamMalformed, UpstreamRejected
+from failwell.protocols.chat import check_completion, classify
+from failwell.protocols.embeddings import check_answer as check_embeddings
 
-
-class _Message(msgspec.Struct):
-    content: str | None = None
-
-
-class _Choice(msgspec.Struct):
-    message: _Message
-    finish_reason: str | None = None
-
-
-class _Completion(msgspec.Struct):
-    choices: list[_Choice]
-    model: str | None = None
-
-
-_decode = msgspec.json.Decoder(_Completion).decode
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
 _encode = msgspec.json.Encoder().encode
-
-# Sampling parameters passed through to the upstream when the caller sets them.
-PASSTHROUGH = (
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "stop",
-    "seed",
-    "presence_penalty",
-    "frequency_penalty",
-)
 
 
 class OpenAIAdapter:
@@ -48,38 +32,55 @@ class OpenAIAdapter:
         model: str,
         replica: str,
         version: str | None = None,
+        dimension: int | None = None,
     ) -> None:
         self._http = http
-        self._url = f"{base_url}/v1/chat/completions"
+        self._dimension = dimension
+        path = "/v1/embeddings" if dimension is not None else "/v1/chat/completions"
+        self._url = f"{base_url}{path}"
         self._model = model
         self._replica = replica
         self._version = version
 
-    async def call(self, request: Request, timeout: float) -> Result:
-        inputs = request.inputs
-        body: dict[str, Any] = {"model": self._model, "messages": inputs["messages"]}
-        for key in PASSTHROUGH:
-            if inputs.get(key) is not None:
-                body[key] = inputs[key]
-        payload = await self._http.post(
-            self._url, _encode(body), timeout, self._replica, request.headers
+    def _malformed(self, why: str) -> UpstreamMalformed:
+        return UpstreamMalformed(
+            f"not a usable answer: {why}", backend=self._http.backend, replica=self._replica
         )
+
+    async def call(self, request: Request, timeout: float) -> Result:
+        body = _encode({**request.inputs, "model": self._model})
         try:
-            completion = _decode(payload)
-            choice = completion.choices[0]
-        except (msgspec.DecodeError, IndexError) as exc:
-            raise UpstreamMalformed(
-                f"not a chat completion: {exc}", backend=self._http.backend, replica=self._replica
-            ) from None
-        if choice.message.content is None:
-            raise UpstreamMalformed(
-                "chat completion without content", backend=self._http.backend, replica=self._replica
+            payload = await self._http.post(
+                self._url, body, timeout, self._replica, request.headers
             )
-        outputs = {
-            "content": choice.message.content,
-            "finish_reason": choice.finish_reason or "stop",
-        }
-        return Result(outputs, completion.model or self._version)
+        except UpstreamRejected as exc:
+            raise classify(exc) from None
+        try:
+            answer = _decode(payload)
+        except msgspec.DecodeError as exc:
+            raise self._malformed(f"not JSON: {exc}") from None
+        if self._dimension is not None:
+            why = check_embeddings(answer, self._dimension)
+        else:
+            why = check_completion(answer)
+        if why is not None:
+            raise self._malformed(why)
+        model = answer.get("model")
+        return Result(answer, model if isinstance(model, str) else self._version)
+
+    async def stream(self, request: Request, timeout: float) -> ChatStream:
+        """The answer as a stream, once its first substantive chunk is in hand (within
+        ``timeout`` seconds, the head included)."""
+        body = _encode({**request.inputs, "model": self._model, "stream": True})
+        ends = time.monotonic() + timeout
+        try:
+            reader = await self._http.open_stream(
+                self._url, body, timeout, self._replica, request.headers
+            )
+        except UpstreamRejected as exc:
+            raise classify(exc) from None
+        stream = ChatStream(reader, self._http.backend, self._replica)
+        return await stream.open(max(0.0, ends - time.monotonic()))
 
     async def close(self) -> None:
         await self._http.close()

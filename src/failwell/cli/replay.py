@@ -15,14 +15,17 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from failwell.protocols.chat import is_completion, reply_text
+
 _encode = msgspec.json.Encoder().encode
 
 
-def chat_content(outputs: Any) -> str:
+def chat_content(outputs: Any) -> Any:
     """The assistant content the chat front end sends for ``outputs`` (see api/chat.py)."""
-    if isinstance(outputs, dict) and isinstance(outputs.get("content"), str):
-        return str(outputs["content"])
-    return outputs if isinstance(outputs, str) else _encode(outputs).decode()
+    if is_completion(outputs):
+        choices = outputs["choices"]
+        return choices[0].get("message", {}).get("content") if choices else None
+    return reply_text(outputs)[0]
 
 
 @dataclass

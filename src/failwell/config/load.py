@@ -19,12 +19,16 @@ from failwell.config.checks import (
     freshness_issues,
     tensor_issues,
 )
-from failwell.config.models import FailwellConfig, RouteKind, TierKind
+from failwell.config.models import BackendConfig, FailwellConfig, RouteConfig, RouteKind, TierKind
 from failwell.config.paths import anchor_files, anchor_stores
 from failwell.errors import ConfigError, ConfigIssue
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 CHAT_KEY_FIELDS = frozenset({"prompt", "messages"})
+KEY_FIELDS: dict[RouteKind, frozenset[str]] = {
+    RouteKind.CHAT: CHAT_KEY_FIELDS,
+    RouteKind.EMBEDDINGS: frozenset({"input"}),
+}
 SECRET_KEYS = frozenset({"api_key", "secret"})  # keys whose value may be file:PATH
 
 
@@ -92,6 +96,35 @@ def resolve_import(path: str) -> Callable[..., Any]:
     return obj  # type: ignore[no-any-return]
 
 
+def _backend_problem(kind: RouteKind, backend: BackendConfig, name: str) -> str | None:
+    """Why a route of ``kind`` cannot use ``backend``, or None."""
+    protocol = backend.protocol.value
+    if kind is RouteKind.PREDICT:
+        return f"predict route cannot use openai backend {name!r}" if protocol == "openai" else None
+    if protocol == "v2":
+        return f"{kind.value} route cannot use v2 backend {name!r}"
+    if kind is RouteKind.CHAT and backend.dimension is not None:
+        return f"chat route cannot use embeddings backend {name!r} (it declares a dimension)"
+    if kind is RouteKind.EMBEDDINGS and backend.dimension is None:
+        return f"embeddings route needs backend {name!r} to declare its 'dimension'"
+    return None
+
+
+def _dimension_issues(cfg: FailwellConfig, name: str, route: RouteConfig) -> list[ConfigIssue]:
+    """The model tiers of an embeddings route must answer vectors of one size."""
+    sizes = {
+        t.name: backend.dimension
+        for t in route.tiers
+        if (backend := cfg.backends.get(t.backend or "")) is not None
+        and backend.dimension is not None
+    }
+    if len(set(sizes.values())) <= 1:
+        return []
+    told = ", ".join(f"{tier} {size}" for tier, size in sizes.items())
+    message = f"the model tiers of an embeddings route must share one dimension; got {told}"
+    return [ConfigIssue(f"routes.{name}.tiers", message)]
+
+
 def _cross_check(cfg: FailwellConfig, resolve: bool) -> list[ConfigIssue]:
     issues: list[ConfigIssue] = []
     for rname, route in cfg.routes.items():
@@ -104,23 +137,16 @@ def _cross_check(cfg: FailwellConfig, resolve: bool) -> list[ConfigIssue]:
                     issues.append(
                         ConfigIssue(f"{where}.backend", f"unknown backend {tier.backend!r}")
                     )
-                elif route.kind is RouteKind.CHAT and backend.protocol.value == "v2":
-                    issues.append(
-                        ConfigIssue(
-                            f"{where}.backend", f"chat route cannot use v2 backend {tier.backend!r}"
-                        )
-                    )
-                elif route.kind is RouteKind.PREDICT and backend.protocol.value == "openai":
-                    issues.append(
-                        ConfigIssue(
-                            f"{where}.backend",
-                            f"predict route cannot use openai backend {tier.backend!r}",
-                        )
-                    )
+                else:
+                    problem = _backend_problem(route.kind, backend, tier.backend or "")
+                    if problem is not None:
+                        issues.append(ConfigIssue(f"{where}.backend", problem))
             if resolve and tier.kind is TierKind.RULES:
                 issues.extend(_check_import(f"{where}.rules", tier.rules or ""))
+        if route.kind is RouteKind.EMBEDDINGS:
+            issues.extend(_dimension_issues(cfg, rname, route))
         if route.cache.key is not None:
-            allowed = CHAT_KEY_FIELDS if route.kind is RouteKind.CHAT else set(route.input)
+            allowed = KEY_FIELDS.get(route.kind) or set(route.input)
             if route.tensors is not None:  # each name stands for its tensor's digest
                 allowed = set(route.tensors.inputs)
             try:

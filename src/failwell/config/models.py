@@ -190,11 +190,29 @@ class BackendConfig(Frozen):
         None,
         description="Local replicas the gateway starts, restarts and scales (docs/operations.md).",
     )
+    tools: bool = Field(
+        True,
+        description="chat: the model takes tool definitions; false skips it for requests with tools.",
+    )
+    dimension: int | None = Field(
+        None,
+        ge=1,
+        description="openai/python: an embeddings model answering vectors of this size (answers of another size are malformed); tiers of one embeddings route must share it.",
+    )
+    vision: bool = Field(
+        True,
+        description="chat: the model takes image content parts; false skips it for requests with images.",
+    )
 
     @property
     def probe_path(self) -> str:
         """The liveness path probed with GET (``health.path`` or the protocol's default)."""
         return self.health.path or _PROBE_PATHS.get(self.protocol, "/")
+
+    @property
+    def supports(self) -> frozenset[str]:
+        """What a chat request may need of this backend: ``tools``, ``vision``."""
+        return frozenset(n for n, on in (("tools", self.tools), ("vision", self.vision)) if on)
 
     @model_validator(mode="after")
     def _by_protocol(self) -> BackendConfig:
@@ -288,14 +306,35 @@ class RouteCacheConfig(Frozen):
     ttl: Duration = Field(86400.0, description="How long a stored answer may be served as stale.")
 
 
+class MidStream(enum.StrEnum):
+    ERROR = "error"
+
+
+class StreamConfig(Frozen):
+    first_token_timeout: Duration = Field(
+        10.0,
+        description="chat: time for an attempt's first content chunk; past it the next replica or tier takes the stream.",
+    )
+    idle_timeout: Duration = Field(
+        30.0,
+        description="chat: longest gap between chunks once the stream has begun; past it the stream ends with an error event.",
+    )
+    on_failure: MidStream = Field(
+        MidStream.ERROR,
+        description="chat: after the first chunk, a stall, cut, malformed chunk or error event ends the stream with an in-band error event (error).",
+    )
+
+
 class RouteKind(enum.StrEnum):
     PREDICT = "predict"
     CHAT = "chat"
+    EMBEDDINGS = "embeddings"
 
 
 class RouteConfig(Frozen):
     kind: RouteKind = Field(
-        RouteKind.PREDICT, description="predict (named inputs) or chat (messages)."
+        RouteKind.PREDICT,
+        description="predict (named inputs), chat (messages) or embeddings (input texts).",
     )
     input: dict[str, FieldType] = Field(
         default_factory=dict, description="predict: input field name → type."
@@ -328,6 +367,9 @@ class RouteConfig(Frozen):
     quality: QualityConfig | None = Field(
         None, description="Live quality from labels sent later to POST /v1/feedback/{route}."
     )
+    stream: StreamConfig = Field(
+        default_factory=StreamConfig, description="chat: streaming (stream: true) time limits."
+    )
 
     @field_validator("input", mode="before")
     @classmethod
@@ -354,8 +396,8 @@ class RouteConfig(Frozen):
             object.__setattr__(self, "tensors", TensorsConfig())  # specs from the model server
         if self.input and self.tensors is not None:
             raise ValueError("a route takes 'input' fields or 'tensors', not both")
-        if self.kind is RouteKind.CHAT and (self.input or self.tensors is not None):
-            raise ValueError("a chat route takes messages; it has no 'input' or 'tensors'")
+        if self.kind is not RouteKind.PREDICT and (self.input or self.tensors is not None):
+            raise ValueError(f"a {self.kind.value} route has no 'input' or 'tensors'")
         names = [t.name for t in self.tiers]
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
@@ -385,4 +427,4 @@ class FailwellConfig(Frozen):
     )
 
 
-RouteKindName = Literal["predict", "chat"]
+RouteKindName = Literal["predict", "chat", "embeddings"]

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from failwell.demo.data import CATEGORIES, COUNTRIES
@@ -110,8 +111,8 @@ def read_messages(body: Any) -> list[tuple[str, str]]:
         if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
             raise ChatRequestError(f"messages[{i}] must be an object with a string 'role'")
         out.append((message["role"], _text(message.get("content"))))
-    if body.get("stream"):
-        raise ChatRequestError("streaming is not supported by this server")
+    if not isinstance(body.get("stream", False), bool):
+        raise ChatRequestError("'stream' must be true or false")
     return out
 
 
@@ -124,34 +125,56 @@ def _max_tokens(body: Mapping[str, Any]) -> int | None:
     return value
 
 
+def _tool_call(body: Mapping[str, Any], prompt: str) -> dict[str, Any] | None:
+    """A call of the request's first function tool, when it offers tools (the caller checks
+    that the last message is not a tool's result: the model then answers in text)."""
+    tools = body.get("tools")
+    if not isinstance(tools, list) or not tools or not isinstance(tools[0], Mapping):
+        return None
+    function = tools[0].get("function")
+    name = str(function.get("name", "lookup")) if isinstance(function, Mapping) else "lookup"
+    arguments = msgspec.json.encode({"query": prompt}).decode()
+    call_id = f"call_{zlib.crc32(prompt.encode()):08x}"
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
 def completion(model: ChatModel, body: Any) -> dict[str, Any]:
-    """The ChatCompletion answering a chat request body (a parsed JSON object)."""
+    """The ChatCompletion answering a chat request body (a parsed JSON object). With ``tools``
+    the model first calls the first tool (content null, finish reason ``tool_calls``); once
+    the last message is the tool's result, it answers about that result in text."""
     messages = read_messages(body)
     prompt = next((text for role, text in reversed(messages) if role == "user"), "")
+    answering_tool = messages[-1][0] == "tool"
+    if answering_tool:
+        prompt = messages[-1][1]
+    prompt_tokens = sum(len(text.split()) for _, text in messages)
+    call = None if answering_tool else _tool_call(body, prompt)
+    if call is not None:
+        message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [call]}
+        return _completion(model, message, "tool_calls", prompt_tokens, 8)
     words = model.generate(prompt).split()
     limit = _max_tokens(body)
     finish = "stop"
     if limit is not None and len(words) > limit:
         words, finish = words[:limit], "length"
-    prompt_tokens = sum(len(text.split()) for _, text in messages)
+    message = {"role": "assistant", "content": " ".join(words)}
+    return _completion(model, message, finish, prompt_tokens, len(words))
+
+
+def _completion(
+    model: ChatModel, message: dict[str, Any], finish: str, prompt_tokens: int, tokens: int
+) -> dict[str, Any]:
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model.name,
         "system_fingerprint": model.label,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": " ".join(words)},
-                "logprobs": None,
-                "finish_reason": finish,
-            }
-        ],
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
         "usage": {
             "prompt_tokens": prompt_tokens,
-            "completion_tokens": len(words),
-            "total_tokens": prompt_tokens + len(words),
+            "completion_tokens": tokens,
+            "total_tokens": prompt_tokens + tokens,
         },
     }
 
@@ -163,4 +186,28 @@ def model_list(names: Sequence[str]) -> dict[str, Any]:
         "data": [
             {"id": n, "object": "model", "created": 0, "owned_by": "failwell-demo"} for n in names
         ],
+    }
+
+
+def embed(name: str, dimension: int, body: Any) -> dict[str, Any]:
+    """The embeddings answer for a request body: one deterministic unit vector per input text
+    (seeded by the model name and the text), ``dimension`` long."""
+    if not isinstance(body, Mapping):
+        raise ChatRequestError("the request body must be a JSON object")
+    given = body.get("input")
+    texts = [given] if isinstance(given, str) else given
+    if not isinstance(texts, list) or not texts:
+        raise ChatRequestError("'input' must be a string or a non-empty list")
+    data = []
+    for i, text in enumerate(texts):
+        rng = np.random.default_rng(zlib.crc32(f"{name}\0{text}".encode()))
+        vector = rng.normal(size=dimension)
+        vector /= np.linalg.norm(vector)
+        data.append({"object": "embedding", "index": i, "embedding": vector.round(6).tolist()})
+    tokens = sum(len(str(t).split()) for t in texts)
+    return {
+        "object": "list",
+        "data": data,
+        "model": name,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }

@@ -1,23 +1,29 @@
 """Real faults for the demo model server, switched at run time through ``POST /_control``.
 
-    {"mode": "ok" | "error" | "malformed" | "close" | "hang" | "slow",
-     "delay_ms": 0, "status": 500, "ready": true}
+    {"mode": "ok" | "error" | "malformed" | "close" | "hang" | "slow"
+             | "stream_stall" | "stream_cut" | "stream_malformed" | "stream_error",
+     "delay_ms": 0, "status": 500, "code": null, "retry_after": null, "after": 0,
+     "ready": true}
 
 Each POST sets the whole fault state (omitted keys take their defaults). Modes apply to the
 inference endpoints only; ``delay_ms`` is waited first in every mode, so "slow" is "ok" after
 the delay, and "error" with a delay is a slow error.
 
-    error      answers ``status`` with a JSON error body
+    error      answers ``status`` with a JSON error body; on /v1 routes ``code`` is the OpenAI
+               error code (e.g. "context_length_exceeded", "content_filter") and
+               ``retry_after`` (seconds) is sent as a Retry-After header
     malformed  answers 200 with a truncated JSON body
     close      writes part of the headers, then aborts the connection
     hang       never answers (until the client goes away or the server stops)
     ready      false makes ``/v2/health/ready`` answer 503
+    stream_*   streamed chat answers only, after ``after`` chunks (``demo/stream.py``)
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +42,10 @@ class FaultMode(enum.StrEnum):
     CLOSE = "close"
     HANG = "hang"
     SLOW = "slow"
+    STREAM_STALL = "stream_stall"
+    STREAM_CUT = "stream_cut"
+    STREAM_MALFORMED = "stream_malformed"
+    STREAM_ERROR = "stream_error"
 
 
 @dataclass(frozen=True)
@@ -44,13 +54,17 @@ class Fault:
     delay_ms: int = 0
     status: int = 500
     ready: bool = True
+    code: str | None = None
+    retry_after: int | None = None
+    after: int = 0
 
     @classmethod
     def parse(cls, body: Any) -> Fault:
         """The fault a control body asks for; ValueError says what is wrong with it."""
         if not isinstance(body, dict):
             raise ValueError("the control body must be a JSON object")
-        unknown = set(body) - {"mode", "delay_ms", "status", "ready"}
+        known = {"mode", "delay_ms", "status", "ready", "code", "retry_after", "after"}
+        unknown = set(body) - known
         if unknown:
             raise ValueError(f"unknown keys: {', '.join(sorted(unknown))}")
         try:
@@ -69,7 +83,17 @@ class Fault:
             raise ValueError("status must be an integer HTTP status (100-599)")
         if not isinstance(ready, bool):
             raise ValueError("ready must be true or false")
-        return cls(mode, delay, status, ready)
+        code, retry_after = body.get("code"), body.get("retry_after")
+        if code is not None and not isinstance(code, str):
+            raise ValueError("code must be a string")
+        if retry_after is not None and (
+            isinstance(retry_after, bool) or not isinstance(retry_after, int) or retry_after < 0
+        ):
+            raise ValueError("retry_after must be a non-negative integer (seconds)")
+        after = body.get("after", 0)
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise ValueError("after must be a non-negative integer (chunks)")
+        return cls(mode, delay, status, ready, code, retry_after, after)
 
 
 class FaultInjector:
@@ -78,6 +102,7 @@ class FaultInjector:
     def __init__(self) -> None:
         self.fault = Fault()
         self.requests = 0
+        self.streams_open = 0  # streamed answers being sent now
         self._released = asyncio.Event()
 
     def state(self) -> dict[str, Any]:
@@ -87,6 +112,10 @@ class FaultInjector:
             "delay_ms": f.delay_ms,
             "status": f.status,
             "ready": f.ready,
+            "code": f.code,
+            "retry_after": f.retry_after,
+            "after": f.after,
+            "streams_open": self.streams_open,
             "requests": self.requests,
         }
 
@@ -94,7 +123,9 @@ class FaultInjector:
         """Let hung requests end (the server is stopping)."""
         self._released.set()
 
-    async def apply(self, request: web.Request, error_body: bytes) -> web.StreamResponse | None:
+    async def apply(
+        self, request: web.Request, error_body: Callable[[Fault], bytes]
+    ) -> web.StreamResponse | None:
         """Count an inference request and apply the fault: a response to send instead of the
         real answer, or None to answer normally."""
         self.requests += 1
@@ -102,8 +133,12 @@ class FaultInjector:
         if fault.delay_ms:
             await asyncio.sleep(fault.delay_ms / 1000)
         if fault.mode is FaultMode.ERROR:
+            headers = {} if fault.retry_after is None else {"retry-after": str(fault.retry_after)}
             return web.Response(
-                status=fault.status, body=error_body, content_type="application/json"
+                status=fault.status,
+                body=error_body(fault),
+                content_type="application/json",
+                headers=headers,
             )
         if fault.mode is FaultMode.MALFORMED:
             return web.Response(status=200, body=MALFORMED_BODY, content_type="application/json")

@@ -3,15 +3,17 @@
     python -m failwell.demo.modelserver --port P [--host 127.0.0.1] [--model-dir DIR]
         [--model-ref NAME@ALIAS --registry-config failwell.yaml]
         [--name ranker] [--chat-model NAME] [--chat-sentences N] [--label LABEL]
-        [--tensor-model] [--delay-ms N]
-
-    POST /v2/models/{name}/infer        the ranker with --model-dir, the image scorer with
-                                        --tensor-model (binary tensor data too), else an echo
+        [--tensor-model] [--delay-ms N] [--stream-gap-ms MS] [--embed-model NAME --embed-dim N]
 
     GET  /v2  /v2/health/live  /v2/health/ready  /v2/models/{name}  /v2/models/{name}/ready
-    POST /v1/chat/completions           with --chat-model (non-streaming)
+    POST /v2/models/{name}/infer        the ranker with --model-dir, the image scorer with
+                                        --tensor-model (binary tensor data too), else an echo
+    POST /v1/chat/completions           with --chat-model; ``stream: true`` answers with Server-Sent
+                                        Events, token by token, --stream-gap-ms apart
+    POST /v1/embeddings                 with --embed-model and --embed-dim
     GET  /v1/models
     GET  /_control, POST /_control      fault injection (see ``faults``)
+    GET  /_control/last                 the last chat request's body, as it arrived
 
 Prints ``READY <port>`` on stdout once it accepts connections (``--port 0`` picks a free port)
 and stops cleanly on SIGTERM or SIGINT. Errors are JSON: ``{"error": "..."}`` on v2 routes and
@@ -34,8 +36,9 @@ from typing import Any, Protocol
 import msgspec
 from aiohttp import web
 
-from failwell.demo.chat import ChatModel, ChatRequestError, completion, model_list
+from failwell.demo.chat import ChatModel, ChatRequestError, completion, embed, model_list
 from failwell.demo.faults import Fault, FaultInjector, FaultMode
+from failwell.demo.stream import stream_answer
 from failwell.demo.tensormodel import ScorerModel
 
 SHUTDOWN_TIMEOUT = 2.0
@@ -145,6 +148,9 @@ class ServerOptions:
     registry_config: Path = Path("failwell.yaml")
     tensor_model: bool = False  # serve the image scorer (tensors, batches, binary data)
     delay_ms: int = 0  # service time of every inference (the "slow" fault from the start)
+    stream_gap_ms: int = 15  # between streamed chunks
+    embed_model: str | None = None
+    embed_dim: int = 8
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -162,18 +168,32 @@ def _openai_error(
 
 
 V2_FAULT_BODY = _encode({"error": "injected fault"})
-OPENAI_FAULT_BODY = _encode(
-    {"error": {"message": "injected fault", "type": "server_error", "param": None, "code": None}}
-)
+
+
+def _v2_fault(fault: Fault) -> bytes:
+    return V2_FAULT_BODY
+
+
+def _openai_fault(fault: Fault) -> bytes:
+    """OpenAI's error shape; a 4xx is the caller's (invalid_request_error), else server_error."""
+    kind = "invalid_request_error" if 400 <= fault.status < 500 else "server_error"
+    error = {"message": "injected fault", "type": kind, "param": None, "code": fault.code}
+    return _encode({"error": error})
 
 
 class ModelServer:
     """The request handlers, over one v2 model, an optional chat model and the fault state."""
 
     def __init__(
-        self, v2: V2Model | ScorerModel, chat: ChatModel | None, faults: FaultInjector
+        self,
+        v2: V2Model | ScorerModel,
+        chat: ChatModel | None,
+        faults: FaultInjector,
+        gap: float = 0.015,
     ) -> None:
-        self.v2, self.chat, self.faults = v2, chat, faults
+        self.v2, self.chat, self.faults, self.gap = v2, chat, faults, gap
+        self.last_chat = b""  # the last chat request's body as it arrived (GET /_control/last)
+        self.embedder: tuple[str, int] | None = None  # (model name, dimension)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -187,8 +207,10 @@ class ModelServer:
             web.post("/v2/models/{name}/infer", self.infer),
             web.post("/v2/models/{name}/versions/{version}/infer", self.infer),
             web.post("/v1/chat/completions", self.chat_completions),
+            web.post("/v1/embeddings", self.embeddings),
             web.get("/v1/models", self.models),
             web.get("/_control", self.get_control),
+            web.get("/_control/last", self.last_request),
             web.post("/_control", self.set_control),
         ]
 
@@ -225,7 +247,7 @@ class ModelServer:
         if unknown is not None:
             return unknown
         body = await request.read()
-        faulty = await self.faults.apply(request, V2_FAULT_BODY)
+        faulty = await self.faults.apply(request, _v2_fault)
         if faulty is not None:
             return faulty
         header_length = request.headers.get("Inference-Header-Content-Length")
@@ -259,8 +281,8 @@ class ModelServer:
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         if self.chat is None:
             return _openai_error("this server has no chat model", 404, code="model_not_found")
-        body = await request.read()
-        faulty = await self.faults.apply(request, OPENAI_FAULT_BODY)
+        body = self.last_chat = await request.read()
+        faulty = await self.faults.apply(request, _openai_fault)
         if faulty is not None:
             return faulty
         try:
@@ -273,8 +295,31 @@ class ModelServer:
                 f"The model `{model}` does not exist.", 404, code="model_not_found"
             )
         try:
-            return _json(completion(self.chat, parsed))
+            answer = completion(self.chat, parsed)
         except ChatRequestError as exc:
+            return _openai_error(str(exc))
+        if not parsed.get("stream"):
+            return _json(answer)
+        self.faults.streams_open += 1
+        try:
+            return await stream_answer(request, answer, parsed, self.faults.fault, self.gap)
+        finally:
+            self.faults.streams_open -= 1
+
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
+        if self.embedder is None:
+            return _openai_error("this server has no embeddings model", 404, code="model_not_found")
+        name, dimension = self.embedder
+        body = await request.read()
+        faulty = await self.faults.apply(request, _openai_fault)
+        if faulty is not None:
+            return faulty
+        try:
+            parsed = msgspec.json.decode(body)
+            if isinstance(parsed, dict) and parsed.get("model") not in (None, name):
+                return _openai_error(f"The model `{parsed['model']}` does not exist.", 404)
+            return _json(embed(name, dimension, parsed))
+        except (msgspec.DecodeError, ChatRequestError) as exc:
             return _openai_error(str(exc))
 
     async def models(self, request: web.Request) -> web.Response:
@@ -285,6 +330,9 @@ class ModelServer:
         if isinstance(self.v2, ScorerModel):
             state["model"] = self.v2.state()
         return _json(state)
+
+    async def last_request(self, request: web.Request) -> web.Response:
+        return _json({"body": self.last_chat.decode("utf-8", "replace")})
 
     async def set_control(self, request: web.Request) -> web.Response:
         try:
@@ -313,7 +361,10 @@ def build_app(options: ServerOptions, faults: FaultInjector, label: str) -> web.
     if options.chat_model is not None:
         chat = ChatModel(options.chat_model, label, sentences=options.chat_sentences)
     app = web.Application(client_max_size=64 * 1024 * 1024)
-    app.add_routes(ModelServer(v2, chat, faults).routes())
+    server = ModelServer(v2, chat, faults, options.stream_gap_ms / 1000)
+    if options.embed_model is not None:
+        server.embedder = (options.embed_model, options.embed_dim)
+    app.add_routes(server.routes())
     return app
 
 
@@ -365,6 +416,11 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerOptions:
     parser.add_argument(
         "--delay-ms", type=int, default=0, help="service time added to every inference"
     )
+    parser.add_argument(
+        "--stream-gap-ms", type=int, default=15, help="time between streamed chunks"
+    )
+    parser.add_argument("--embed-model", help="serve /v1/embeddings as this model")
+    parser.add_argument("--embed-dim", type=int, default=8, help="its vectors' dimension")
     args = parser.parse_args(argv)
     return ServerOptions(
         port=args.port,
@@ -378,6 +434,9 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerOptions:
         registry_config=args.registry_config,
         tensor_model=args.tensor_model,
         delay_ms=args.delay_ms,
+        stream_gap_ms=args.stream_gap_ms,
+        embed_model=args.embed_model,
+        embed_dim=args.embed_dim,
     )
 
 

@@ -23,13 +23,13 @@ import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.units import Duration
-from failwell.contracts import Adapter, Request, Result
+from failwell.contracts import Adapter, ChunkStream, Request, Result, StreamingAdapter
 from failwell.errors import (
     UpstreamError,
     UpstreamMalformed,
@@ -215,6 +215,14 @@ class FaultyAdapter:
         self._on_inject = on_inject
 
     async def call(self, request: Request, timeout: float) -> Result:
+        return await self.inner.call(request, await self._before(timeout))
+
+    async def stream(self, request: Request, timeout: float) -> ChunkStream:
+        """The inner adapter's stream, after the faults (they hit before the first chunk)."""
+        timeout = await self._before(timeout)
+        return await cast(StreamingAdapter, self.inner).stream(request, timeout)
+
+    async def _before(self, timeout: float) -> float:
         faults = self.book.matching(self.backend, self.replica)
         for fault in faults:
             if fault.spec.rate < 1.0 and self.book.rng.random() >= fault.spec.rate:
@@ -222,7 +230,7 @@ class FaultyAdapter:
             if self._on_inject is not None:
                 self._on_inject(fault)
             timeout = await self._apply(fault, timeout)
-        return await self.inner.call(request, timeout)
+        return timeout
 
     async def _apply(self, fault: Fault, timeout: float) -> float:
         """Sleep or raise as the fault says; the time left for the real call."""

@@ -34,7 +34,7 @@ from failwell.routing.chain import TierChain
 from failwell.routing.pool import Pool, Replica
 from failwell.routing.route import Route
 from failwell.routing.tensor_schema import TensorSchema
-from failwell.routing.tiers import CacheTier, ModelTier, RulesTier, StaticTier, Tier
+from failwell.routing.tiers import EVERYTHING, CacheTier, ModelTier, RulesTier, StaticTier, Tier
 from failwell.store.cache import AnswerCache
 
 DEFAULT_QUALITY = {TierKind.RULES: "generic", TierKind.CACHE: "stale", TierKind.STATIC: "minimal"}
@@ -94,7 +94,7 @@ def build_replica(
     if cfg.protocol is WireProtocol.V2:
         adapter = V2Adapter(http, url, cfg.model or name, label, cfg.version, cfg.tensor_data)
     else:
-        adapter = OpenAIAdapter(http, url, cfg.model or name, label, cfg.version)
+        adapter = OpenAIAdapter(http, url, cfg.model or name, label, cfg.version, cfg.dimension)
     return Replica(label, adapter, b, priority, zone)
 
 
@@ -126,12 +126,13 @@ def build_tier(
     pools: Mapping[str, Pool],
     cache: AnswerCache,
     key: Any,
+    supports: frozenset[str] = EVERYTHING,
 ) -> Tier:
     kind = tc.kind or TierKind.CACHE
     reserve = tc.reserve if tc.reserve is not None else default_reserve(kind, index, route.deadline)
     if kind is TierKind.MODEL:
         quality = tc.quality or ("full" if index == 0 else "reduced")
-        return ModelTier(tc.name, quality, reserve, pools[tc.backend or ""])
+        return ModelTier(tc.name, quality, reserve, pools[tc.backend or ""], supports)
     quality = tc.quality or DEFAULT_QUALITY[kind]
     if kind is TierKind.RULES:
         assert tc.rules is not None
@@ -141,6 +142,10 @@ def build_tier(
     return StaticTier(tc.name, quality, reserve, tc.static_value)
 
 
+def _supports(backend: BackendConfig | None) -> frozenset[str]:
+    return EVERYTHING if backend is None else backend.supports
+
+
 def build_route(
     name: str,
     rc: RouteConfig,
@@ -148,16 +153,22 @@ def build_route(
     cache: AnswerCache,
     metrics: Metrics,
     clock: Clock,
+    backends: Mapping[str, BackendConfig] | None = None,
 ) -> Route:
     holder: list[Route] = []
+    backends = backends or {}
 
     def key(request: Request) -> str:
         return holder[0].cache_key(request)
 
     def store(request: Request, outputs: Any, version: str | None) -> None:
-        cache.put(key(request), outputs, version)
+        if "tools" not in request.needs:  # a tool call answers one turn of one agent
+            cache.put(key(request), outputs, version)
 
-    tiers = [build_tier(i, tc, rc, pools, cache, key) for i, tc in enumerate(rc.tiers)]
+    tiers = [
+        build_tier(i, tc, rc, pools, cache, key, _supports(backends.get(tc.backend or "")))
+        for i, tc in enumerate(rc.tiers)
+    ]
     wants_store = any(t.kind is TierKind.CACHE for t in tiers)  # no cache tier: nothing to store
     schema = TensorSchema(name, rc.tensors) if rc.tensors is not None else None
     conform = schema.conform if schema is not None else None
@@ -206,7 +217,7 @@ def build_topology(
             if opened is not None:
                 opened.append(pools[name])
     routes = {
-        name: build_route(name, rc, pools, cache, metrics, clock)
+        name: build_route(name, rc, pools, cache, metrics, clock, config.backends)
         for name, rc in config.routes.items()
     }
     return Topology(config, pools, routes, frozenset(built))

@@ -1,5 +1,6 @@
 """Metrics read off finished answers (an observer, O(1) per request): cache-tier hits and
-misses, the age of stale answers served, and the model version answering per route."""
+misses, the age of stale answers served, the model version answering per route, and the
+tokens an upstream counted (``usage`` of a chat completion) per route, tier and backend."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from prometheus_client import CollectorRegistry
 from failwell.config.models import TierKind
 from failwell.contracts import Exchange
 from failwell.observe import families
+from failwell.observe.families import TOKENS
+from failwell.protocols.chat import usage_of
 from failwell.routing.route import Route
 
 
@@ -20,6 +23,7 @@ class AnswerMetrics:
         self.stale_age = families.STALE_ANSWER_AGE.histogram(registry)
         self.version = families.MODEL_VERSION.gauge(registry)
         self._versions: dict[str, tuple[str, str]] = {}
+        self.tokens = TOKENS.counter(registry)
 
     def bind(self, routes: Mapping[str, Route]) -> None:
         self.cache_tiers = {
@@ -33,6 +37,11 @@ class AnswerMetrics:
             return
         caches = self.cache_tiers[route]
         answer = ex.answer
+        if answer is not None and answer.tier not in caches:
+            usage = usage_of(answer.outputs)
+            if usage is not None:
+                self.tokens.labels(route, answer.tier, answer.backend, "prompt").inc(usage[0])
+                self.tokens.labels(route, answer.tier, answer.backend, "completion").inc(usage[1])
         if caches:
             if answer is not None and answer.tier in caches:
                 self.lookups.labels(route, "hit").inc()

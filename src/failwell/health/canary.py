@@ -142,7 +142,7 @@ class CanaryRunner:
 
     @staticmethod
     def _inputs(route: Route, index: int, check: CanaryCheck) -> dict[str, Any]:
-        if route.kind is RouteKind.CHAT:
+        if route.kind is not RouteKind.PREDICT:
             return dict(check.inputs)
         try:
             return route.decode_predict(msgspec.json.encode({"inputs": check.inputs}))

@@ -27,6 +27,7 @@ from failwell.log.metrics import LogMetrics
 from failwell.log.records import canonical
 from failwell.log.store import open_store
 from failwell.log.writer import LogWriter
+from failwell.protocols.chat import usage_of
 
 _LOGGED_FRONT_ENDS = frozenset({"predict", "v2", "openai", "python", "feedback"})
 
@@ -73,6 +74,9 @@ def inference_record(ex: Exchange, policy: InputPolicy) -> dict[str, Any] | None
             latency_ms=round(a.latency * 1000, 3),
             fallbacks=[[f.tier, f.kind] for f in a.failures],
         )
+        usage = usage_of(a.outputs)
+        if usage is not None:
+            fields["usage"] = {"prompt_tokens": usage[0], "completion_tokens": usage[1]}
     return fields
 
 

@@ -109,6 +109,24 @@ BREAKER_TRANSITIONS = counter(
     "failwell_breaker_transitions", "Breaker state changes per replica.", "backend", "replica", "to"
 )
 IN_FLIGHT = gauge("failwell_in_flight_requests", "Requests being answered now, by route.", "route")
+TOKENS = counter(
+    "failwell_tokens",
+    "Tokens the upstream counted (usage), by route, answering tier, backend and kind "
+    "(prompt, completion).",
+    "route", "tier", "backend", "kind",
+)  # fmt: skip
+STREAM_GAP = histogram(
+    "failwell_stream_chunk_gap_seconds",
+    "Time between two chunks relayed to a streaming client, by route and tier (the time to "
+    "the first chunk is failwell_request_duration_seconds).",
+    "route", "tier",
+)  # fmt: skip
+STREAM_ENDS = counter(
+    "failwell_stream_ends",
+    "Streams ended, by route, tier and how: complete, or the mid-stream failure's kind "
+    "(timeout, unavailable, malformed, stream_error), or client_gone.",
+    "route", "tier", "outcome",
+)  # fmt: skip
 CACHE_WRITES_DROPPED = counter(
     "failwell_cache_writes_dropped", "Cache writes dropped because the queue was full."
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from prometheus_client import (
     CollectorRegistry,
     Gauge,
+    Histogram,
     disable_created_metrics,
     generate_latest,
 )
@@ -27,6 +28,8 @@ class Metrics:
         self.breaker_transitions = families.BREAKER_TRANSITIONS.counter(r)
         self.in_flight = families.IN_FLIGHT.gauge(r)
         self.cache_dropped = families.CACHE_WRITES_DROPPED.counter(r)
+        self.stream_gap = families.STREAM_GAP.histogram(r)
+        self.stream_ends = families.STREAM_ENDS.counter(r)
         self._children: dict[tuple[str, ...], MetricWrapperBase] = {}
 
     def _child(self, metric: MetricWrapperBase, *labels: str) -> MetricWrapperBase:
@@ -45,6 +48,13 @@ class Metrics:
 
     def fell_back(self, route: str, from_tier: str, error: str) -> None:
         self._child(self.fallbacks, route, from_tier, error).inc()  # type: ignore[attr-defined]
+
+    def stream_gaps(self, route: str, tier: str) -> Histogram:
+        """The inter-chunk gap histogram of one route and tier (observed per chunk)."""
+        return self._child(self.stream_gap, route, tier)  # type: ignore[return-value]
+
+    def stream_ended(self, route: str, tier: str, outcome: str) -> None:
+        self._child(self.stream_ends, route, tier, outcome).inc()  # type: ignore[attr-defined]
 
     def route_in_flight(self, route: str) -> Gauge:
         return self._child(self.in_flight, route)  # type: ignore[return-value]

@@ -5,6 +5,9 @@ Open: calls are refused until ``recovery`` seconds have passed, then it is half-
 Half-open: at most ``half_open_max`` probe calls in flight; a success closes it, a failure
 re-opens it for another ``recovery``.
 
+``hold(seconds)`` keeps calls off a replica for a while without counting a failure: an
+upstream that answered 429 with ``Retry-After``.
+
 Only failures that are the replica's fault are recorded (timeouts, connection errors, 5xx,
 malformed answers); the caller's 4xx is recorded as a success of the replica.
 """
@@ -30,6 +33,7 @@ class Breaker:
     __slots__ = (
         "_clock",
         "_failures",
+        "_held_until",
         "_listeners",
         "_opened_at",
         "_probes",
@@ -54,6 +58,7 @@ class Breaker:
         self._failures = 0
         self._opened_at = 0.0
         self._probes = 0
+        self._held_until = 0.0
         self._listeners: list[Listener] = []
 
     def __repr__(self) -> str:
@@ -72,8 +77,17 @@ class Breaker:
             self._move(BreakerState.HALF_OPEN)
         return self._state
 
+    def hold(self, seconds: float) -> None:
+        """Refuse calls for ``seconds`` (the replica asked for time); not a failure."""
+        self._held_until = max(self._held_until, self._clock.now() + seconds)
+
+    def held(self) -> bool:
+        return self._held_until > 0.0 and self._clock.now() < self._held_until
+
     def available(self) -> bool:
         """Would ``acquire`` succeed now? Does not take a probe slot."""
+        if self._held_until and self.held():
+            return False
         state = self.state
         if state is BreakerState.CLOSED:
             return True
@@ -81,6 +95,8 @@ class Breaker:
 
     def acquire(self) -> bool:
         """Ask to make a call. In half-open this takes one probe slot; pair with ``release``."""
+        if self._held_until and self.held():
+            return False
         state = self.state
         if state is BreakerState.CLOSED:
             return True

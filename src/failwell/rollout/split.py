@@ -100,6 +100,7 @@ class SplitTier:
     ) -> None:
         self.stable, self.candidate, self.shadow = stable, candidate, shadow
         self.name, self.quality, self.reserve = stable.name, stable.quality, stable.reserve
+        self.supports = stable.supports & candidate.supports
         self.weight = 0.0
         self.clock = clock
         self._random = rng or random.Random()

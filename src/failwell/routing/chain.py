@@ -2,27 +2,35 @@
 
 Tier i may spend what is left of the deadline minus what the tiers after it hold back
 (their ``reserve``), so the last resort always has time to answer. A tier that cannot answer
-now (every replica open) is skipped at once. A tier-1 answer is stored for the cache tier.
+now (every replica open) is skipped at once, and so is a tier that cannot honour the request
+(a static text for a request with tools), with the reason. A tier-1 answer is stored for the
+cache tier.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.models import TierKind
-from failwell.contracts import Answer, Request
+from failwell.contracts import Answer, ChunkStream, Request
 from failwell.errors import (
     AllTiersFailed,
     DeadlineExceeded,
     FailwellError,
     NoHealthyReplica,
+    TierFailed,
     TierFailure,
+    UpstreamRefused,
 )
 from failwell.observe.metrics import Metrics
+from failwell.protocols.chat import completion, is_completion
 from failwell.resilience.deadline import reserves_after, tier_budget
-from failwell.routing.tiers import Tier
+from failwell.routing.pool import Replica
+from failwell.routing.streams import LocalStream, OpenStream, include_usage
+from failwell.routing.tiers import ModelTier, Tier, TierAnswer
 
 StoreAnswer = Callable[[Request, Any, str | None], None]
 # Raises a FailwellError to skip a tier for this request (a flag switched it off, a drill).
@@ -30,6 +38,11 @@ TierGate = Callable[[Tier, Request], None]
 # Shapes a tier's outputs into the route's form (a tensor route: Tensors matching the batch);
 # raises a FailwellError when they do not fit, and the next tier answers.
 Conform = Callable[[Request, Any, TierKind], Any]
+
+
+def _unsupported(tier: Tier, needs: frozenset[str]) -> str:
+    missing = ", ".join(sorted(needs - tier.supports))
+    return f"skipped: tier {tier.name!r} cannot honour a request with {missing}"
 
 
 class TierChain:
@@ -53,30 +66,53 @@ class TierChain:
         self.gate: TierGate | None = None  # set by failwell.control
 
     async def run(self, request: Request, started: float) -> Answer:
+        answer = await self._run(request, started, None)
+        assert isinstance(answer, Answer)
+        return answer
+
+    async def open_stream(self, request: Request, started: float, first_token: float) -> OpenStream:
+        """The first tier whose stream's first chunk comes within ``first_token`` seconds of an
+        attempt (a model tier), or whose whole answer becomes a stream (any other tier)."""
+        opened = await self._run(request, started, first_token)
+        assert isinstance(opened, OpenStream)
+        return opened
+
+    async def _run(
+        self, request: Request, started: float, first_token: float | None
+    ) -> Answer | OpenStream:
         metrics, route = self._metrics, self.route
         failures: list[TierFailure] = []
         deadline = request.deadline
         for index, tier in enumerate(self.tiers):
             budget = tier_budget(deadline.remaining(), self._held_back[index])
+            stream: ChunkStream | None = None
+            replica: Replica | None = None
             try:
                 if self.gate is not None:
                     self.gate(tier, request)
+                if request.needs and not request.needs <= tier.supports:
+                    raise TierFailed(_unsupported(tier, request.needs), "unsupported")
                 if not tier.ready():
                     raise NoHealthyReplica("skipped: no replica available")
                 if budget <= 0 and tier.kind is TierKind.MODEL:
                     raise DeadlineExceeded("no time left for this tier")
-                got = await tier.answer(request, budget)
-                if self._conform is not None:
-                    got.outputs = self._conform(request, got.outputs, tier.kind)
+                if first_token is not None and isinstance(tier, ModelTier) and tier.streams:
+                    stream, replica = await tier.open_stream(request, budget, first_token)
+                    got = TierAnswer(None, tier.pool.backend, None, replica.label)
+                else:
+                    got = await tier.answer(request, budget)
+                    if self._conform is not None:
+                        got.outputs = self._conform(request, got.outputs, tier.kind)
+            except UpstreamRefused:
+                metrics.refused(route, "upstream_refused")
+                raise  # the caller's request, refused upstream: never routed around
             except FailwellError as exc:
                 failures.append(TierFailure(tier.name, exc.kind, exc.message))
                 metrics.fell_back(route, tier.name, exc.kind)
                 continue
             latency = self.clock.now() - started
             metrics.answered(route, tier.name, "ok", latency)
-            if index == 0 and self._store is not None:
-                self._store(request, got.outputs, got.model_version)
-            return Answer(
+            answer = Answer(
                 got.outputs,
                 tier.name,
                 tier.quality,
@@ -88,5 +124,20 @@ class TierChain:
                 got.age,
                 failures,
             )
+            store = self._store if index == 0 else None
+            if first_token is None:
+                if store is not None:
+                    store(request, got.outputs, got.model_version)
+                return answer
+            if stream is None:  # a whole answer, told as a stream
+                stream = LocalStream(as_completion(got, request), include_usage(request))
+            return OpenStream(answer, stream, request, replica, store, metrics=metrics)
         metrics.refused(route, "all_tiers_failed")
         raise AllTiersFailed(route, failures)
+
+
+def as_completion(got: TierAnswer, request: Request) -> dict[str, Any]:
+    """A tier's answer as a chat completion (an upstream's or a cached one is one already)."""
+    if is_completion(got.outputs):
+        return cast(dict[str, Any], got.outputs)
+    return completion(request.request_id, int(time.time()), got.backend, got.outputs)

@@ -5,6 +5,10 @@ Priority groups: replicas with priority 0 take all traffic while any of them is 
 (breaker closed, or half-open with a probe slot free, and not marked down by the prober).
 Only when none is does the next group (a standby zone) get traffic; it gives it back as soon
 as a replica of the group above can take a probe again.
+
+A replica that timed out is not tried again for the same request: the time is better spent on
+another replica or the next tier. A replica that answered 429 cools down for its
+``Retry-After`` (``THROTTLE_BACKOFF`` when it did not say) and the request moves on at once.
 """
 
 from __future__ import annotations
@@ -12,14 +16,22 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Awaitable, Callable, Sequence
+from typing import cast
 
 from failwell.clock import SYSTEM_CLOCK, Clock
-from failwell.contracts import Adapter, Request, Result
-from failwell.errors import DeadlineExceeded, NoHealthyReplica, UpstreamError
+from failwell.contracts import Adapter, ChunkStream, Request, Result, StreamingAdapter
+from failwell.errors import (
+    DeadlineExceeded,
+    NoHealthyReplica,
+    UpstreamError,
+    UpstreamThrottled,
+    UpstreamTimeout,
+)
 from failwell.resilience.breaker import Breaker, BreakerState
 from failwell.resilience.retry import RetryPolicy
 
 Sleep = Callable[[float], Awaitable[None]]
+THROTTLE_BACKOFF = 1.0  # seconds a replica cools down after a 429 without Retry-After
 
 
 class Replica:
@@ -108,11 +120,14 @@ class Pool:
     def available(self) -> bool:
         return any(r.available() for r in self.replicas)
 
-    def pick(self, tried: Sequence[Replica] = ()) -> Replica | None:
+    def pick(
+        self, tried: Sequence[Replica] = (), exclude: Sequence[Replica] = ()
+    ) -> Replica | None:
         """Least outstanding requests in the first group with an available replica, preferring
-        replicas not tried yet for this request; ties go round-robin."""
+        replicas not tried yet for this request and never one in ``exclude``; ties go
+        round-robin."""
         for group in self.groups:
-            ready = [r for r in group if r.available()]
+            ready = [r for r in group if r.available() and r not in exclude]
             if not ready:
                 continue
             fresh = [r for r in ready if r not in tried] or ready
@@ -126,42 +141,89 @@ class Pool:
 
     async def call(self, request: Request, budget: float) -> tuple[Result, Replica]:
         """Answer within ``budget`` seconds, retrying on other replicas while the budget allows."""
+        result, replica = await self._attempts(request, budget, self.timeout, False)
+        return cast(Result, result), replica
+
+    async def open_stream(
+        self, request: Request, budget: float, first_token: float
+    ) -> tuple[ChunkStream, Replica]:
+        """A stream whose first chunk came within ``first_token`` seconds of its attempt, trying
+        other replicas within ``budget``. The replica's verdict waits for the stream's end:
+        call ``settle`` with how it ended."""
+        stream, replica = await self._attempts(request, budget, first_token, True)
+        return cast(ChunkStream, stream), replica
+
+    @staticmethod
+    def settle(replica: Replica, failure: UpstreamError | None) -> None:
+        """The verdict on a stream from ``open_stream``: complete (``failure`` None), or
+        failed mid-stream (a stall or a cut counts against the replica)."""
+        replica.outstanding -= 1
+        if failure is None:
+            replica.breaker.record_success()
+        elif failure.counts_against_replica:
+            replica.breaker.record_failure()
+        else:
+            replica.breaker.release()
+
+    @staticmethod
+    def abandon(replica: Replica) -> None:
+        """A stream from ``open_stream`` left unfinished by its client: no verdict."""
+        replica.outstanding -= 1
+        replica.breaker.release()
+
+    async def _attempts(
+        self, request: Request, budget: float, attempt_time: float, streaming: bool
+    ) -> tuple[Result | ChunkStream, Replica]:
         clock = self._clock
         ends_at = clock.now() + budget
         tried: list[Replica] = []
+        timed_out: list[Replica] = []
         last: UpstreamError | None = None
         attempt = 1
         while True:
-            replica = self.pick(tried)
+            replica = self.pick(tried, timed_out)
             if replica is None or not replica.breaker.acquire():
                 raise last or NoHealthyReplica(f"backend {self.backend!r}: no replica available")
-            timeout = min(self.timeout, ends_at - clock.now())
+            timeout = min(attempt_time, ends_at - clock.now())
             if timeout <= 0:
                 replica.breaker.release()
                 raise DeadlineExceeded(f"backend {self.backend!r}: no time left for an attempt")
             tried.append(replica)
             replica.outstanding += 1
             try:
-                result = await replica.adapter.call(request, timeout)
+                if streaming:
+                    adapter = cast(StreamingAdapter, replica.adapter)
+                    result: Result | ChunkStream = await adapter.stream(request, timeout)
+                else:
+                    result = await replica.adapter.call(request, timeout)
+            except UpstreamThrottled as exc:
+                last = exc.labelled(self.backend, replica.label, attempt)
+                replica.outstanding -= 1
+                replica.breaker.release()
+                replica.breaker.hold(exc.retry_after or THROTTLE_BACKOFF)
             except UpstreamError as exc:
                 last = exc.labelled(self.backend, replica.label, attempt)
+                replica.outstanding -= 1
                 if exc.counts_against_replica:
                     replica.breaker.record_failure()
                 else:
                     replica.breaker.record_success()
                 if not exc.retryable:
                     raise
+                if isinstance(exc, UpstreamTimeout):
+                    timed_out.append(replica)
             except BaseException:
+                replica.outstanding -= 1
                 replica.breaker.release()
                 raise
             else:
-                replica.breaker.record_success()
+                if not streaming:  # a stream's verdict waits for its end (settle)
+                    replica.outstanding -= 1
+                    replica.breaker.record_success()
                 return result, replica
-            finally:
-                replica.outstanding -= 1
             attempt += 1
-            wait = self.retry.wait(attempt)
-            if not self.retry.may_retry(attempt, wait, ends_at - clock.now(), self.timeout):
+            wait = 0.0 if isinstance(last, UpstreamThrottled) else self.retry.wait(attempt)
+            if not self.retry.may_retry(attempt, wait, ends_at - clock.now(), attempt_time):
                 raise last
             if wait > 0:
                 await self._sleep(wait)

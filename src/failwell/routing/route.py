@@ -16,9 +16,13 @@ from failwell.config.fields import FieldType
 from failwell.config.models import RouteConfig, RouteKind
 from failwell.contracts import Answer, Request
 from failwell.errors import InvalidInput
+from failwell.protocols.chat import NO_NEEDS, text_of
+from failwell.protocols.chat import needs as chat_needs
+from failwell.protocols.invalid import invalid_from_msgspec
 from failwell.protocols.tensor import Tensors
 from failwell.resilience.deadline import Deadline
 from failwell.routing.chain import TierChain
+from failwell.routing.streams import OpenStream
 from failwell.routing.tensor_schema import TensorSchema
 
 MAX_LIST = 100_000
@@ -28,19 +32,6 @@ _encode = msgspec.json.Encoder(order="deterministic").encode
 def input_struct(route: str, schema: Mapping[str, FieldType]) -> type[msgspec.Struct]:
     fields = [(name, kind.python) for name, kind in schema.items()]
     return msgspec.defstruct(f"{route}_inputs", fields, forbid_unknown_fields=True)
-
-
-def invalid_from_msgspec(exc: msgspec.DecodeError) -> InvalidInput:
-    """Turn msgspec's message ("Expected `str`, got `int` - at `$.inputs.user_id`") into an
-    InvalidInput naming the field."""
-    text = str(exc)
-    field = None
-    if " - at `$" in text:
-        text, _, path = text.partition(" - at `$")
-        field = path.rstrip("`").lstrip(".") or None
-    if isinstance(exc, msgspec.ValidationError):
-        return InvalidInput(f"{field}: {text}" if field else text, field=field)
-    return InvalidInput(f"body is not valid JSON: {text}", field=field, status=400)
 
 
 _decode_any_body = msgspec.json.Decoder(dict[str, dict[str, Any]]).decode
@@ -83,6 +74,7 @@ class Route:
             front_end,
             self.schema,
             headers,
+            chat_needs(inputs) if self.kind is RouteKind.CHAT else NO_NEEDS,
         )
         gauge = chain.in_flight
         gauge.inc()
@@ -90,6 +82,35 @@ class Route:
             return await chain.run(request, started)
         finally:
             gauge.dec()
+
+    async def open_stream(
+        self, inputs: dict[str, Any], request_id: str, front_end: str, headers: dict[str, str]
+    ) -> OpenStream:
+        """The answer as a stream (a chat route, ``stream: true``): the route's deadline
+        bounds the time to the first chunk; the in-flight gauge falls when it ``end``s."""
+        chain = self.chain
+        started = chain.clock.now()
+        request = Request(
+            self.name,
+            inputs,
+            Deadline(self.deadline, chain.clock),
+            request_id,
+            front_end,
+            self.schema,
+            headers,
+            chat_needs(inputs),
+        )
+        gauge = chain.in_flight
+        gauge.inc()
+        try:
+            opened = await chain.open_stream(
+                request, started, self.config.stream.first_token_timeout
+            )
+        except BaseException:
+            gauge.dec()
+            raise
+        opened.gauge = gauge
+        return opened
 
     def decode_predict(self, body: bytes) -> dict[str, Any]:
         """Decode and validate a ``{"inputs": {...}}`` body into the inputs mapping (a tensor
@@ -118,6 +139,10 @@ class Route:
             if type(inputs) is Tensors:
                 return self.tensors.check(inputs)
             return self.tensors.from_values(inputs)
+        if self.kind is RouteKind.EMBEDDINGS:
+            if not isinstance(inputs.get("input"), str | list):
+                raise InvalidInput("input: expected a string or a list", field="input")
+            return dict(inputs)
         try:
             parsed = msgspec.convert(dict(inputs), self._inputs)
         except msgspec.ValidationError as exc:
@@ -135,16 +160,24 @@ class Route:
             fields = {
                 "messages": _encode(messages).decode(),
                 "prompt": next(
-                    (m.get("content", "") for m in reversed(messages) if m.get("role") == "user"),
+                    (
+                        text_of(m.get("content"))
+                        for m in reversed(messages)
+                        if m.get("role") == "user"
+                    ),
                     "",
                 ),
             }
+        elif self.kind is RouteKind.EMBEDDINGS:
+            fields = {"input": _encode(inputs.get("input")).decode()}
         else:
             fields = inputs
         if self._key_template is not None:
             key = self._key_template.format_map(fields)  # a tensor: its digest
         elif self.kind is RouteKind.CHAT:
             key = fields["messages"]
+        elif self.kind is RouteKind.EMBEDDINGS:
+            key = _encode(inputs).decode()  # the options (dimensions, format) shape the answer
         else:
             key = "|".join(f"{k}={inputs[k]}" for k in self.schema)
         if len(key) > 200:

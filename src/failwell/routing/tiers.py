@@ -1,7 +1,8 @@
 """The four tier kinds of a fallback chain: model, rules, cache, static.
 
 Every tier has a name, a quality label, the time it asks earlier tiers to leave it
-(``reserve``), a cheap ``ready()`` check (a model tier whose replicas are all open is skipped at
+(``reserve``), what it can honour of a request (``supports``: a request that needs ``tools``
+skips a tier without them, with the reason), a cheap ``ready()`` check (a model tier whose replicas are all open is skipped at
 once) and ``answer(request, budget)`` which returns a ``TierAnswer`` or raises a failwell error.
 """
 
@@ -14,10 +15,10 @@ from typing import Any, Protocol
 
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.models import TierKind
-from failwell.contracts import Request
+from failwell.contracts import ChunkStream, Request
 from failwell.errors import TierFailed
 from failwell.protocols.tensor import Tensors
-from failwell.routing.pool import Pool
+from failwell.routing.pool import Pool, Replica
 from failwell.store.cache import AnswerCache
 
 
@@ -30,11 +31,17 @@ class TierAnswer:
     age: float | None = None  # seconds, for stale answers from the cache
 
 
+# What a tier that is not a model can honour: it answers text, never a tool call.
+LOCAL_SUPPORTS = frozenset({"vision"})
+EVERYTHING = frozenset({"tools", "vision"})
+
+
 class Tier(Protocol):
     name: str
     kind: TierKind
     quality: str
     reserve: float
+    supports: frozenset[str]
 
     def ready(self) -> bool: ...
 
@@ -44,8 +51,16 @@ class Tier(Protocol):
 class ModelTier:
     kind = TierKind.MODEL
 
-    def __init__(self, name: str, quality: str, reserve: float, pool: Pool) -> None:
+    def __init__(
+        self,
+        name: str,
+        quality: str,
+        reserve: float,
+        pool: Pool,
+        supports: frozenset[str] = EVERYTHING,
+    ) -> None:
         self.name, self.quality, self.reserve, self.pool = name, quality, reserve, pool
+        self.supports = supports
 
     def ready(self) -> bool:
         return self.pool.available()
@@ -54,12 +69,23 @@ class ModelTier:
         result, replica = await self.pool.call(request, budget)
         return TierAnswer(result.outputs, self.pool.backend, result.model_version, replica.label)
 
+    @property
+    def streams(self) -> bool:
+        """Whether every replica's adapter can stream (an OpenAI-compatible backend)."""
+        return all(hasattr(r.base, "stream") for r in self.pool.replicas)
+
+    async def open_stream(
+        self, request: Request, budget: float, first_token: float
+    ) -> tuple[ChunkStream, Replica]:
+        return await self.pool.open_stream(request, budget, first_token)
+
 
 class RulesTier:
     """A plain function of the input; it runs inline, so it must be quick. On a tensor route it
     gets the batch as named numpy arrays and answers per row."""
 
     kind = TierKind.RULES
+    supports = LOCAL_SUPPORTS
 
     def __init__(
         self,
@@ -94,6 +120,7 @@ class CacheTier:
     """The last good answer for this request's cache key; stale within the route's TTL."""
 
     kind = TierKind.CACHE
+    supports = LOCAL_SUPPORTS
 
     def __init__(
         self,
@@ -129,6 +156,7 @@ class CacheTier:
 
 class StaticTier:
     kind = TierKind.STATIC
+    supports = LOCAL_SUPPORTS
 
     def __init__(self, name: str, quality: str, reserve: float, value: Any) -> None:
         self.name, self.quality, self.reserve, self._value = name, quality, reserve, value

@@ -1,0 +1,128 @@
+"""``stream: true`` on POST /v1/chat/completions: Server-Sent Events in OpenAI's chunk format.
+
+Before the first chunk, every failure moves on to the next tier (``TierChain.open_stream``);
+the 200 and the SSE headers go out only once a first chunk is in hand, so a client never sees
+a tier that failed. After it, the route's ``stream.on_failure`` policy decides; ``error``: a
+gap over ``idle_timeout``, a cut without ``[DONE]``, a malformed chunk or an error event end
+the stream with an in-band error event in OpenAI's error shape, then a close without
+``[DONE]``: never a clean close of a truncated answer, never a hang. A client that goes away
+cancels the upstream stream at once. Chunks travel as the upstream sent them; the chunk that
+carries the finish reason gets the ``failwell`` field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from failwell.api.http import ClientDisconnected, Receive, Send
+from failwell.api.responses import encode
+from failwell.contracts import Answer, Exchange
+from failwell.errors import UpstreamError
+from failwell.observe.logging import log
+from failwell.routing.route import Route
+from failwell.routing.streams import OpenStream
+
+_DONE = b"data: [DONE]\n\n"
+
+
+def stream_headers(answer: Answer, request_id: str) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-type", b"text/event-stream; charset=utf-8"),
+        (b"cache-control", b"no-cache"),
+        (b"x-accel-buffering", b"no"),
+        (b"x-failwell-tier", answer.tier.encode()),
+        (b"x-failwell-quality", answer.quality.encode()),
+        (b"x-failwell-backend", answer.backend.encode()),
+        (b"x-request-id", request_id.encode()),
+    ]
+
+
+def error_event(exc: BaseException) -> bytes:
+    """An in-band error event in OpenAI's error shape: what ended the stream, and where."""
+    if isinstance(exc, UpstreamError):
+        kind, message = exc.kind, f"the stream failed mid-way ({exc.kind}): {exc.message}"
+    else:
+        kind, message = "internal", "the stream failed mid-way; see the gateway log"
+    error = {"message": message, "type": "server_error", "code": f"stream_{kind}", "param": None}
+    return b"data: %s\n\n" % encode({"error": error})
+
+
+async def _client_gone(receive: Receive, stream_task: asyncio.Task[Any]) -> None:
+    """Cancel the streaming task when the client disconnects."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            stream_task.cancel()
+            return
+
+
+async def stream_chat(
+    route: Route, inputs: dict[str, Any], receive: Receive, send: Send, ex: Exchange
+) -> None:
+    """Answer a chat request as a stream; the caller holds the admission slot."""
+    opened = await route.open_stream(inputs, ex.request_id, "openai", ex.upstream_headers)
+    answer = ex.answer = opened.answer
+    task = asyncio.current_task()
+    assert task is not None
+    watch = asyncio.get_running_loop().create_task(_client_gone(receive, task))
+    failure: UpstreamError | None = None
+    try:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": stream_headers(answer, ex.request_id),
+            }
+        )
+        failure = await _relay(opened, route.config.stream.idle_timeout, send, answer)
+    except asyncio.CancelledError:
+        if not watch.done() or watch.cancelled():  # not by the client leaving: shutdown
+            raise
+        task.uncancel()
+        ex.error = "client_disconnected"
+        raise ClientDisconnected() from None
+    finally:
+        watch.cancel()
+        opened.end(failure)
+    if failure is not None:
+        ex.error = f"stream_{failure.kind}"
+
+
+async def _relay(
+    opened: OpenStream, idle: float, send: Send, answer: Answer
+) -> UpstreamError | None:
+    """Send the stream's chunks as they come; how it ended (None: complete)."""
+    stream = opened.stream
+    gaps = opened.gaps()
+    index = 0
+    try:
+        for raw in stream.first:
+            await _chunk(send, raw, index, stream.finish_at, answer)
+            index += 1
+        last = time.perf_counter()
+        while (more := await stream.next(idle)) is not None:
+            await _chunk(send, more, index, stream.finish_at, answer)
+            index += 1
+            if gaps is not None:
+                now = time.perf_counter()
+                gaps.observe(now - last)
+                last = now
+    except UpstreamError as exc:
+        await send({"type": "http.response.body", "body": error_event(exc), "more_body": False})
+        return exc
+    except Exception as exc:  # a bug must not leave a stream open or pass as complete
+        log.error("stream_failed", exc_info=exc)
+        await send({"type": "http.response.body", "body": error_event(exc), "more_body": False})
+        return None
+    await send({"type": "http.response.body", "body": _DONE, "more_body": False})
+    return None
+
+
+async def _chunk(send: Send, raw: bytes, index: int, finish_at: int | None, answer: Answer) -> None:
+    if index == finish_at and raw.endswith(b"}"):  # the finish names who answered
+        labels = {"tier": answer.tier, "quality": answer.quality, "backend": answer.backend}
+        raw = b'%s,"failwell":%s}' % (raw[:-1], encode(labels))
+    body = b"data: %s\n\n" % raw
+    await send({"type": "http.response.body", "body": body, "more_body": True})
