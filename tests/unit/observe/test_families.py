@@ -11,7 +11,7 @@ from failwell.config import parse_config
 from failwell.gateway import Gateway
 from failwell.observe.families import FAMILIES
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def gateway(tmp_path: Path) -> Gateway:

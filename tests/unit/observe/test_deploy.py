@@ -14,7 +14,7 @@ from failwell.config import parse_config
 from failwell.gateway import Gateway
 from failwell.observe.deploy import FILES, dashboard, rules
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CONFIG = {
     "gateway": {"cache": {"path": ":memory:"}},
     "backends": {

@@ -18,7 +18,7 @@ from failwell.config import load_config
 from failwell.deploy import kubernetes
 from failwell.observe import families
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCHEMA = json.loads((ROOT / "src/failwell/deploy/schemas/keda-scaledobject.json").read_text())
 K8S = "1.30.0"
 

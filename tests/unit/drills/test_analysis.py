@@ -134,7 +134,7 @@ def test_drill_files_in_the_docs_validate() -> None:
 
     import yaml
 
-    text = (Path(__file__).resolve().parents[2] / "docs" / "drills.md").read_text()
+    text = (Path(__file__).resolve().parents[3] / "docs" / "drills.md").read_text()
     blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, flags=re.S)]
     drills = [b for b in blocks if isinstance(b, dict) and "steps" in b]
     assert drills
