@@ -52,8 +52,7 @@ async def measure(app: App, n: int) -> dict[str, float]:
     plane = app.gateway.health
     prober, canaries = plane.prober, plane.canaries
     await prober.start()
-    for task in prober._tasks:  # drive probes by hand, back to back
-        task.cancel()
+    await prober.loops.stop()  # drive probes by hand, back to back (the session stays open)
     health, url, cfg = prober.targets[0]
     route, tier, ccfg, inputs = canaries.routes[0]
     for _ in range(50):  # warm up connections

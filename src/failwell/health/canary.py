@@ -10,7 +10,6 @@ rotation (health/prober.py); it keeps being checked, and one pass brings it back
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from failwell.config.models import RouteKind
 from failwell.config.observe import CanaryCheck, CanaryConfig
 from failwell.contracts import Adapter, Request
 from failwell.errors import ConfigError, ConfigIssue, FailwellError
+from failwell.health.loops import Loops
 from failwell.health.prober import HealthBoard
 from failwell.observe import families
 from failwell.resilience.deadline import Deadline
@@ -102,13 +102,11 @@ class CanaryRunner:
 
     def __init__(self, board: HealthBoard, registry: CollectorRegistry) -> None:
         self.board = board
-        self.routes: list[Canary] = []
-        self._running = False
+        self.loops: Loops[Canary] = Loops(lambda entry: self._loop(*entry), lambda _: "canary")
         self.latest: dict[str, CanaryResult] = {}
         self.status = families.CANARY_STATUS.gauge(registry)
         self.runs = families.CANARY_CHECKS.counter(registry)
         self.latency = families.CANARY_DURATION.histogram(registry)
-        self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
     def plan(cls, routes: Mapping[str, Route]) -> list[Canary]:
@@ -129,16 +127,15 @@ class CanaryRunner:
     def bind(self, canaries: list[Canary]) -> None:
         """Run ``canaries`` from now on (a running runner restarts its loops); the latest
         result of a route that has no canary any more is dropped."""
-        for task in self._tasks:  # a running runner restarts on the new set
-            task.cancel()
-        self._tasks = []
-        self.routes = canaries
+        self.loops.replace(canaries)  # a running runner restarts on the new set
         names = {route.name for route, *_ in canaries}
         for name in list(self.latest):
             if name not in names:
                 del self.latest[name]
-        if self._running:
-            self._spawn()
+
+    @property
+    def routes(self) -> list[Canary]:
+        return self.loops.entries
 
     @staticmethod
     def _inputs(route: Route, index: int, check: CanaryCheck) -> dict[str, Any]:
@@ -151,24 +148,10 @@ class CanaryRunner:
             raise ConfigError([ConfigIssue(where, exc.message)]) from None
 
     async def start(self) -> None:
-        self._running = True
-        self._spawn()
-
-    def _spawn(self) -> None:
-        for entry in self.routes:
-            self._tasks.append(asyncio.create_task(self._loop(*entry), name="canary"))
-
-    async def _cancel(self) -> None:
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self.loops.start()
 
     async def stop(self) -> None:
-        self._running = False
-        await self._cancel()
+        await self.loops.stop()
 
     async def _loop(
         self, route: Route, tier: ModelTier, cfg: CanaryConfig, inputs: list[dict[str, Any]]

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from failwell.config.models import BackendConfig, WireProtocol
 from failwell.config.observe import HealthConfig
+from failwell.health.loops import Loops
 from failwell.observe import families
 from failwell.observe.logging import log
 from failwell.routing.pool import Pool, Replica
@@ -92,19 +93,25 @@ class HealthBoard:
             )
 
 
+Target = tuple[ReplicaHealth, str, HealthConfig]  # the replica, the URL probed, its policy
+
+
 class HealthProber:
     """The service that probes every replica of the backends with a ``health:`` section."""
 
     def __init__(self, board: HealthBoard, registry: CollectorRegistry) -> None:
         self.board = board
-        self.targets: list[tuple[ReplicaHealth, str, HealthConfig]] = []
         self.headers: dict[str, dict[str, str]] = {}
         self.duration = families.PROBE_DURATION.histogram(registry)
         self.probes = families.PROBES.counter(registry)
         self._session: aiohttp.ClientSession | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self.loops: Loops[Target] = Loops(
+            lambda target: self._loop(*target), lambda target: f"probe-{target[1]}"
+        )
 
-        self._running = False
+    @property
+    def targets(self) -> list[Target]:
+        return self.loops.entries
 
     def bind(self, backends: Mapping[str, BackendConfig]) -> None:
         """Probe the replicas of ``backends`` (the board already tracks them); a running
@@ -119,39 +126,17 @@ class HealthProber:
             name: {"authorization": f"Bearer {bc.api_key}"} if bc.api_key else {}
             for name, bc in backends.items()
         }
-        for task in self._tasks:  # a running prober restarts on the new set
-            task.cancel()
-        self._tasks = []
-        self.targets = targets
-        if self._running:
-            self._spawn()
+        self.loops.replace(targets)  # a running prober restarts on the new set
 
     async def start(self) -> None:
-        self._running = True
-        self._spawn()
-
-    def _spawn(self) -> None:
-        if self.targets and self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, limit_per_host=2),
-                skip_auto_headers=("User-Agent",),
-            )
-        for health, url, cfg in self.targets:
-            self._tasks.append(
-                asyncio.create_task(self._loop(health, url, cfg), name=f"probe-{url}")
-            )
-
-    async def _cancel(self) -> None:
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=2),
+            skip_auto_headers=("User-Agent",),
+        )
+        self.loops.start()
 
     async def stop(self) -> None:
-        self._running = False
-        await self._cancel()
+        await self.loops.stop()
         if self._session is not None:
             await self._session.close()
 
