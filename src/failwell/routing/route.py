@@ -61,21 +61,27 @@ class Route:
             )
             self._decode_body = msgspec.json.Decoder(body).decode
 
-    async def answer(
+    def _request(
         self, inputs: dict[str, Any], request_id: str, front_end: str, headers: dict[str, str]
-    ) -> Answer:
-        chain = self.chain
-        started = chain.clock.now()
-        request = Request(
+    ) -> Request:
+        """One request through this route's chain, with its own deadline."""
+        return Request(
             self.name,
             inputs,
-            Deadline(self.deadline, chain.clock),
+            Deadline(self.deadline, self.chain.clock),
             request_id,
             front_end,
             self.schema,
             headers,
             chat_needs(inputs) if self.kind is RouteKind.CHAT else NO_NEEDS,
         )
+
+    async def answer(
+        self, inputs: dict[str, Any], request_id: str, front_end: str, headers: dict[str, str]
+    ) -> Answer:
+        chain = self.chain
+        started = chain.clock.now()
+        request = self._request(inputs, request_id, front_end, headers)
         gauge = chain.in_flight
         gauge.inc()
         try:
@@ -90,16 +96,7 @@ class Route:
         bounds the time to the first chunk; the in-flight gauge falls when it ``end``s."""
         chain = self.chain
         started = chain.clock.now()
-        request = Request(
-            self.name,
-            inputs,
-            Deadline(self.deadline, chain.clock),
-            request_id,
-            front_end,
-            self.schema,
-            headers,
-            chat_needs(inputs),
-        )
+        request = self._request(inputs, request_id, front_end, headers)
         gauge = chain.in_flight
         gauge.inc()
         try:
