@@ -61,27 +61,21 @@ class Route:
             )
             self._decode_body = msgspec.json.Decoder(body).decode
 
-    def _request(
+    async def answer(
         self, inputs: dict[str, Any], request_id: str, front_end: str, headers: dict[str, str]
-    ) -> Request:
-        """One request through this route's chain, with its own deadline."""
-        return Request(
+    ) -> Answer:
+        chain = self.chain
+        started = chain.clock.now()
+        request = Request(
             self.name,
             inputs,
-            Deadline(self.deadline, self.chain.clock),
+            Deadline(self.deadline, chain.clock),
             request_id,
             front_end,
             self.schema,
             headers,
             chat_needs(inputs) if self.kind is RouteKind.CHAT else NO_NEEDS,
         )
-
-    async def answer(
-        self, inputs: dict[str, Any], request_id: str, front_end: str, headers: dict[str, str]
-    ) -> Answer:
-        chain = self.chain
-        started = chain.clock.now()
-        request = self._request(inputs, request_id, front_end, headers)
         gauge = chain.in_flight
         gauge.inc()
         try:
@@ -96,7 +90,16 @@ class Route:
         bounds the time to the first chunk; the in-flight gauge falls when it ``end``s."""
         chain = self.chain
         started = chain.clock.now()
-        request = self._request(inputs, request_id, front_end, headers)
+        request = Request(
+            self.name,
+            inputs,
+            Deadline(self.deadline, chain.clock),
+            request_id,
+            front_end,
+            self.schema,
+            headers,
+            chat_needs(inputs),
+        )
         gauge = chain.in_flight
         gauge.inc()
         try:
