@@ -42,6 +42,15 @@ def rows_of(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def reference_json(data: Path, seed: int = 0) -> dict[str, Any]:
+    """The reference statistics of a data file (see ``rows_of``), as stored with a registry
+    version (its ``reference`` metadata)."""
+    rows = rows_of(data)
+    if not rows:
+        raise typer.BadParameter(f"{data}: no rows", param_hint="DATA")
+    return reference_of(rows, seed).as_json()
+
+
 @app.command()
 def reference(
     data: Annotated[Path, typer.Argument(help="JSON lines: input objects (and outputs).")],

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from failwell.cli.drift import reference_json
 from failwell.config import load_config
 from failwell.config.registry import RegistryConfig
 from failwell.errors import ConfigError, RegistryError
@@ -90,11 +91,22 @@ def push(
     creator: Annotated[str | None, typer.Option(help="Who made it (default: $USER).")] = None,
     config: ConfigOption = Path("failwell.yaml"),
     as_json: JsonOption = False,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            "--reference",
+            help="JSON lines the model was trained on: their drift reference statistics are "
+            "stored with the version.",
+        ),
+    ] = None,
 ) -> None:
     """Store a file or folder as a new immutable version of NAME."""
+    values = parse_meta(meta or [])
+    if reference is not None:
+        values["reference"] = reference_json(reference)
     reg = open_or_exit(config)
     try:
-        version = reg.push(name, path, parse_meta(meta or []), creator)
+        version = reg.push(name, path, values, creator)
     except RegistryError as exc:
         raise _fail(exc) from None
     if as_json:

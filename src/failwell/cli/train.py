@@ -1,35 +1,38 @@
 """``failwell train JOB.yaml``: run a training job (checkpointed, resumable) to a new registry
-version of its model."""
+version of its model, with the drift reference of its training data in the version's metadata.
+
+``--events`` prints one JSON object a line instead of the progress bar (a ``checkpoint`` per
+checkpoint, a ``done`` at the end): what the retraining loop reads from the job it runs."""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from failwell.cli.configfile import ConfigOption, load, refuse
+from failwell.cli.drift import reference_json
 from failwell.config.registry import RegistryConfig
+from failwell.config.training import TrainingJobConfig
 from failwell.errors import ConfigError, RegistryError
+from failwell.registry.artifacts import Version
+from failwell.training.job import Job
 from failwell.training.runner import load_job, run_job
 
 err = Console(stderr=True, highlight=False)
 
 
-def train(
-    job_file: Annotated[Path, typer.Argument(help="The training job (YAML).")],
-    config: ConfigOption = Path("failwell.yaml"),
-) -> None:
-    """Train a model version; a job killed mid-way resumes from its last checkpoint when run
-    again. The registry is the one ``--config`` names (its defaults when the file is absent).
-    Exit 3 when the job's gate rejects the candidate (it is registered with the reason)."""
-    try:
-        job = load_job(job_file)
-    except ConfigError as exc:
-        refuse(exc, f"{job_file}: ")
-    registry = load(config).registry if config.exists() else RegistryConfig()
+def emit(event: str, **detail: Any) -> None:
+    sys.stdout.write(json.dumps({"event": event, **detail}, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _with_bar(job: TrainingJobConfig, registry: RegistryConfig) -> tuple[Version, Job]:
     columns = (
         TextColumn(f"training {job.model}"),
         BarColumn(),
@@ -42,18 +45,52 @@ def train(
         def progress(step: int, total: int | None) -> None:
             bar.update(task, completed=step, total=total)
 
-        try:
-            version, ran = run_job(job, registry, progress)
-        except RegistryError as exc:
-            err.print(f"[red]error[/red] {exc.message}")
-            raise typer.Exit(2) from None
-    resumed = f", resumed from step {ran.resumed_from}" if ran.resumed_from is not None else ""
-    Console().print(
-        f"{version.ref}: {ran.saved} checkpoints{resumed}; metrics {ran.metrics}", highlight=False
-    )
+        return run_job(job, registry, progress, reference_json)
+
+
+def train(
+    job_file: Annotated[Path, typer.Argument(help="The training job (YAML).")],
+    config: ConfigOption = Path("failwell.yaml"),
+    events: Annotated[
+        bool, typer.Option("--events", help="JSON lines (checkpoint, done) on stdout.")
+    ] = False,
+) -> None:
+    """Train a model version; a job killed mid-way resumes from its last checkpoint when run
+    again. The registry is the one ``--config`` names (its defaults when the file is absent).
+    Exit 3 when the job's gate rejects the candidate (it is registered with the reason)."""
+    try:
+        job = load_job(job_file)
+    except ConfigError as exc:
+        refuse(exc, f"{job_file}: ")
+    registry = load(config).registry if config.exists() else RegistryConfig()
+    try:
+        if events:
+            version, ran = run_job(
+                job, registry, None, reference_json, lambda step: emit("checkpoint", step=step)
+            )
+        else:
+            version, ran = _with_bar(job, registry)
+    except RegistryError as exc:
+        err.print(f"[red]error[/red] {exc.message}")
+        raise typer.Exit(2) from None
     gate = version.meta.get("gate")
-    if gate is not None:
-        verdict = "passed" if gate["passed"] else "REJECTED"
-        Console().print(f"gate {verdict}: {gate['reason']}", highlight=False)
-        if not gate["passed"]:
-            raise typer.Exit(3)
+    if events:
+        emit(
+            "done",
+            version=version.ref,
+            resumed_from=ran.resumed_from,
+            checkpoints=ran.saved,
+            metrics=ran.metrics,
+            gate=gate,
+        )
+    else:
+        resumed = f", resumed from step {ran.resumed_from}" if ran.resumed_from is not None else ""
+        Console().print(
+            f"{version.ref}: {ran.saved} checkpoints{resumed}; metrics {ran.metrics}",
+            highlight=False,
+        )
+        if gate is not None:
+            verdict = "passed" if gate["passed"] else "REJECTED"
+            Console().print(f"gate {verdict}: {gate['reason']}", highlight=False)
+    if gate is not None and not gate["passed"]:
+        raise typer.Exit(3)

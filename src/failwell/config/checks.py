@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 
 from failwell.config.models import FailwellConfig, WireProtocol
+from failwell.config.retrain import Signal
 from failwell.config.tensors import SchemaSource
 from failwell.errors import ConfigIssue
 
@@ -117,4 +118,61 @@ def tensor_issues(config: FailwellConfig) -> list[ConfigIssue]:
                     "canaries need declared tensor specs (tensors.inputs with source: declared)",
                 )
             )
+    return issues
+
+
+def _model_tier(config: FailwellConfig, route: str, tier: str | None) -> str | None:
+    """The backend of ``route``'s model tier named ``tier`` (the first model tier when None)."""
+    for t in config.routes[route].tiers:
+        if t.backend is not None and tier in (None, t.name):
+            return t.backend
+    return None
+
+
+def retrain_issues(config: FailwellConfig) -> list[ConfigIssue]:
+    """Cross-checks of the retraining loops and of drift references taken from the registry:
+    the tier serves from the registry (model_ref), and every trigger has its signal."""
+    issues = []
+    for name, route in config.routes.items():
+        drift = route.drift
+        if drift is not None and drift.reference is None:
+            backend = _model_tier(config, name, None)
+            cfg = config.backends.get(backend) if backend is not None else None
+            if cfg is None or cfg.model_ref is None:
+                issues.append(
+                    ConfigIssue(
+                        f"routes.{name}.drift.reference",
+                        "required unless the route's model tier serves from the registry "
+                        "(model_ref)",
+                    )
+                )
+        retrain = route.retrain
+        if retrain is None:
+            continue
+        where = f"routes.{name}.retrain"
+        backend = _model_tier(config, name, retrain.tier)
+        cfg = config.backends.get(backend) if backend is not None else None
+        if backend is None:
+            issues.append(ConfigIssue(f"{where}.tier", "no such model tier in the route"))
+        elif cfg is not None and cfg.model_ref is None:
+            issues.append(
+                ConfigIssue(
+                    f"{where}.tier", f"backend {backend!r} does not serve from the registry"
+                )
+            )
+        present = {
+            Signal.DRIFT: route.drift is not None,
+            Signal.QUALITY: route.quality is not None and route.quality.objective is not None,
+            Signal.FRESHNESS: route.slo.freshness is not None,
+            Signal.SCHEDULE: retrain.schedule is not None,
+        }
+        needs = {
+            Signal.DRIFT: "the route has no drift monitor (drift:)",
+            Signal.QUALITY: "the route has no quality objective (quality.objective)",
+            Signal.FRESHNESS: "the route has no freshness objective (slo.freshness)",
+            Signal.SCHEDULE: "no retrain.schedule is set",
+        }
+        for i, signal in enumerate(retrain.triggers):
+            if not present[signal]:
+                issues.append(ConfigIssue(f"{where}.triggers[{i}]", f"{signal}: {needs[signal]}"))
     return issues

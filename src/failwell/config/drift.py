@@ -22,9 +22,11 @@ class DriftThreshold(Frozen):
 
 
 class DriftConfig(Frozen):
-    reference: str = Field(
+    reference: str | None = Field(
+        None,
         description="JSON reference statistics (failwell drift reference makes one); a relative "
-        "path is beside the config file."
+        "path is beside the config file. None: the reference stored with the registry version "
+        "the route's model tier serves (model_ref), followed when that version changes.",
     )
     window: int = Field(1000, ge=10, description="Most recent sampled requests compared.")
     min_samples: int = Field(

@@ -19,6 +19,7 @@ from failwell.config.log import InputPolicy, LogConfig
 from failwell.config.managed import ManagedConfig
 from failwell.config.observe import AlertsConfig, CanaryConfig, HealthConfig, SloConfig, Timestamp
 from failwell.config.registry import RegistryConfig
+from failwell.config.retrain import RetrainConfig
 from failwell.config.security import AdmissionConfig, ListenerTls, SecurityConfig, UpstreamTls
 from failwell.config.tensors import TensorsConfig, TensorWire
 from failwell.config.units import Duration, Size
@@ -366,6 +367,9 @@ class RouteConfig(Frozen):
     )
     quality: QualityConfig | None = Field(
         None, description="Live quality from labels sent later to POST /v1/feedback/{route}."
+    )
+    retrain: RetrainConfig | None = Field(
+        None, description="Retrain the route's model on drift, quality or freshness signals."
     )
     stream: StreamConfig = Field(
         default_factory=StreamConfig, description="chat: streaming (stream: true) time limits."

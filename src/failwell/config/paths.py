@@ -43,21 +43,20 @@ def anchor_files(data: Any, base: Path) -> Any:
 
 def anchor_stores(config: FailwellConfig, base: Path) -> FailwellConfig:
     """Anchor the stores' paths (given or default): the cache, the log, the flags file, the
-    registry's folder and checkouts, the routes' drift references, the managed replicas'
+    registry's folder and checkouts, the routes' drift references and retraining jobs, the managed replicas'
     folder."""
     gw, log, control, registry = config.gateway, config.log, config.control, config.registry
-    routes = {
-        name: rc
-        if rc.drift is None
-        else rc.model_copy(
-            update={
-                "drift": rc.drift.model_copy(
-                    update={"reference": anchored(rc.drift.reference, base)}
-                )
-            }
-        )
-        for name, rc in config.routes.items()
-    }
+    routes = {}
+    for name, rc in config.routes.items():
+        if rc.drift is not None and rc.drift.reference is not None:
+            reference = anchored(rc.drift.reference, base)
+            rc = rc.model_copy(
+                update={"drift": rc.drift.model_copy(update={"reference": reference})}
+            )
+        if rc.retrain is not None:
+            job = anchored(rc.retrain.job, base)
+            rc = rc.model_copy(update={"retrain": rc.retrain.model_copy(update={"job": job})})
+        routes[name] = rc
     backends = {
         name: bc
         if bc.managed is None

@@ -36,6 +36,7 @@ from failwell.config.observe import (
     SloConfig,
 )
 from failwell.config.registry import RegistryConfig, StoreConfig
+from failwell.config.retrain import RetrainCanary, RetrainConfig
 from failwell.config.security import (
     AdmissionConfig,
     ApiKeyConfig,
@@ -85,6 +86,8 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("routes.NAME.drift", DriftConfig),
     ("routes.NAME.drift.threshold", DriftThreshold),
     ("routes.NAME.quality", QualityConfig),
+    ("routes.NAME.retrain", RetrainConfig),
+    ("routes.NAME.retrain.canary", RetrainCanary),
     ("security", SecurityConfig),
     ("security.keys[i]", ApiKeyConfig),
     ("security.limits", RequestLimits),
@@ -128,6 +131,9 @@ _DURATIONS = {
     "down_window",
     "up_cooldown",
     "down_cooldown",
+    "cooldown",
+    "schedule",
+    "step_time",
 }
 
 

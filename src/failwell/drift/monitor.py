@@ -35,10 +35,13 @@ from failwell.observe.logging import log
 
 OUTPUT = "output."  # reference features named output.KEY describe the model's outputs
 Alert = Callable[[tuple[str, str, str], bool, dict[str, Any], str], object]
+# The version a route's model tier serves now and the reference stored with it (or None).
+Follow = Callable[[], tuple[str, dict[str, Any] | None]]
 
 
 def load_reference(route: str, cfg: DriftConfig) -> Reference:
     where = f"routes.{route}.drift.reference"
+    assert cfg.reference is not None
     try:
         return Reference.from_json(json.loads(Path(cfg.reference).read_text()))
     except OSError as exc:
@@ -66,11 +69,27 @@ class RouteDrift:
     route: str
     config: DriftConfig
     reference: Reference
+    follow: Follow | None = None  # the reference comes from the serving registry version
+    version: str | None = None  # the version whose reference is in use (with follow)
     window: deque[dict[str, Any]] = field(init=False)
     latest: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.window = deque(maxlen=self.config.window)
+
+    def refresh(self) -> bool:
+        """Follow the serving version: a new version's reference replaces the old one and the
+        window starts afresh (its outputs came from the old model). True when it changed."""
+        if self.follow is None:
+            return False
+        ref, data = self.follow()
+        if ref == self.version:
+            return False
+        self.version = ref
+        self.reference = Reference.from_json(data) if data is not None else Reference({})
+        self.window.clear()
+        self.latest.clear()
+        return True
 
     def threshold(self, feature: str) -> DriftThreshold:
         return self.config.features.get(feature, self.config.threshold)
@@ -112,17 +131,35 @@ class DriftMonitor:
         return {
             name: load_reference(name, rc.drift)
             for name, rc in routes.items()
-            if rc.drift is not None
+            if rc.drift is not None and rc.drift.reference is not None
         }
 
-    def bind(self, routes: Mapping[str, RouteConfig], references: Mapping[str, Reference]) -> None:
+    def bind(
+        self,
+        routes: Mapping[str, RouteConfig],
+        references: Mapping[str, Reference],
+        follow: Mapping[str, Follow] | None = None,
+    ) -> None:
+        """Watch ``routes``: with a file reference (``references``) or the reference of the
+        registry version their model tier serves (``follow``)."""
         old, fresh = self.routes, {}
-        for name, reference in references.items():
-            cfg = routes[name].drift
-            assert cfg is not None
+        follow = follow or {}
+        for name, rc in routes.items():
+            cfg = rc.drift
+            if cfg is None or (name not in references and name not in follow):
+                continue
             kept = old.get(name)
-            same = kept is not None and kept.config == cfg and kept.reference == reference
-            fresh[name] = kept if same and kept is not None else RouteDrift(name, cfg, reference)
+            if name in references:
+                reference = references[name]
+                same = kept is not None and kept.config == cfg and kept.reference == reference
+                fresh[name] = (
+                    kept if same and kept is not None else RouteDrift(name, cfg, reference)
+                )
+            elif kept is not None and kept.config == cfg and kept.follow is not None:
+                kept.follow = follow[name]
+                fresh[name] = kept
+            else:
+                fresh[name] = RouteDrift(name, cfg, Reference({}), follow[name])
         self.routes = fresh
 
     def __call__(self, ex: Exchange) -> None:
@@ -141,6 +178,9 @@ class DriftMonitor:
     async def evaluate(self) -> None:
         """Judge every route's window now (the work runs in a thread)."""
         for name, watched in list(self.routes.items()):
+            if watched.refresh():
+                detail = {"features": [], "window": 0, "reference": watched.version}
+                self._alert((name, "drift", "ticket"), False, detail, "failwell_drift")
             rows = list(watched.window)
             self.samples.labels(name).set(len(rows))
             verdicts = await asyncio.to_thread(watched.judge, rows)
@@ -179,6 +219,7 @@ class DriftMonitor:
                 "window": len(w.window),
                 "min_samples": w.config.min_samples,
                 "reference_count": w.reference.count,
+                "reference_version": w.version,
                 "features": w.latest,
                 "drifting": sorted(f for f, v in w.latest.items() if v["drifting"]),
             }

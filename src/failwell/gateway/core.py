@@ -52,6 +52,7 @@ from failwell.errors import ConfigError, ConfigIssue, FailwellError, UnknownRout
 from failwell.faults.admin import FaultControl
 from failwell.fleet.fleet import Fleet
 from failwell.gateway.restart import needs_restart
+from failwell.gateway.retraining import canary_starter, drift_follow, signal_reader
 from failwell.gateway.schemas import ServerSchemas
 from failwell.gateway.topology import Topology, build_replica, build_topology, python_model
 from failwell.health.plane import HealthPlan, HealthPlane
@@ -60,6 +61,8 @@ from failwell.observe.metrics import Metrics
 from failwell.quality.watch import QualityWatch
 from failwell.registry.serving import RegistryWatcher, registry_adapter, registry_models
 from failwell.reload.reloader import ConfigReloader
+from failwell.retrain.loop import Hooks as RetrainHooks
+from failwell.retrain.loop import RetrainLoop
 from failwell.rollout.admin import rollout_admin_routes
 from failwell.rollout.controller import Rollouts
 from failwell.routing.pool import Pool, Replica
@@ -108,6 +111,15 @@ class Gateway:
         self.limits = BodyLimits.from_config(config.gateway.max_body, config.security.limits)
         self.rollouts = Rollouts(self.routes, self.pools, self.audit, registry)
         self.watcher = RegistryWatcher([], config.registry.watch, self.audit, registry)
+        self.retrain = RetrainLoop(
+            RetrainHooks(
+                firing=signal_reader(self.health.evaluator.alerts),
+                canary=canary_starter(self.rollouts),
+                audit=lambda action, detail: self.audit(action, detail, "retrain"),
+            ),
+            clock,
+            path,
+        )
         self.reloader = ConfigReloader(path, self.reload, self.audit) if path is not None else None
         self.fleet = Fleet(config.fleet, registry, clock) if config.fleet is not None else None
         self.supervisor = Supervisor(
@@ -143,9 +155,10 @@ class Gateway:
         self.services.insert(0, self.schemas)  # first: a conflict fails start-up early
         self.readiness_checks.append(self.schemas.readiness)
         self.services += [self.limits.watch, self.admission, *self.health.services]
-        self.services += [self.rollouts, self.watcher, self.drift]
+        # the control loops a fleet runs once: the rollouts, the registry watcher, retraining
+        self.services += [self.rollouts, self.watcher, self.retrain, self.drift]
         self.observers += [*self.health.observers, self.drift, self.quality]
-        admin += self.drift.admin_routes()
+        admin += self.drift.admin_routes() + self.retrain.admin_routes()
         if self.faults.canary is not None:
             self.services.append(self.faults.canary)
             self.observers.append(self.faults.canary.observe)
@@ -158,6 +171,7 @@ class Gateway:
 
         self.faults.decorate(self.topology.pools, self.topology.built, self.topology.routes)
         plan = self.health.prepare(config, self.topology.pools, self.topology.routes)
+        RetrainLoop.prepare(config)
         self._switch(self.topology, plan, DriftMonitor.prepare(config.routes))
         self._started = False
 
@@ -191,7 +205,10 @@ class Gateway:
         self.watcher.interval = topology.config.registry.watch
         self.schemas.bind(topology.config)
         self.health.bind(plan)
-        self.drift.bind(topology.config.routes, references)
+        self.drift.bind(
+            topology.config.routes, references, drift_follow(topology.config, topology.pools)
+        )
+        self.retrain.bind(topology.config)
         self.quality.bind(topology.config.routes)
         if self.fleet is not None:
             self.fleet.bind(topology.pools)
@@ -220,6 +237,7 @@ class Gateway:
             self.faults.decorate(topology.pools, topology.built, topology.routes)
             plan = self.health.prepare(config, topology.pools, topology.routes)
             references = await asyncio.to_thread(DriftMonitor.prepare, config.routes)
+            await asyncio.to_thread(RetrainLoop.prepare, config)
             await self.schemas.resolve(topology.routes, config)  # a conflict refuses the reload
         except BaseException:
             for pool in opened:

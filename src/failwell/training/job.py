@@ -30,6 +30,7 @@ class Job:
     out: Path
     checkpoints: Checkpoints
     progress: Progress = lambda step, total: None
+    checkpointed: Callable[[int], None] = lambda step: None  # after each checkpoint is saved
     metrics: dict[str, Any] = field(default_factory=dict)
     resumed_from: int | None = None
     saved: int = 0  # checkpoints written by this run
@@ -59,6 +60,7 @@ class Job:
         if step - self._last_step >= policy.every_steps or now - self._last_time >= policy.every:
             self.checkpoints.save(step, state())
             self.saved += 1
+            self.checkpointed(step)
             self._last_step, self._last_time = step, now
 
     def record(self, **values: Any) -> None:

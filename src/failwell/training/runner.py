@@ -13,9 +13,10 @@ import fcntl
 import hashlib
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -77,9 +78,18 @@ def exclusive(registry: RegistryConfig, model: str) -> Iterator[None]:
         yield  # the lock goes with the file handle, also when the process is killed
 
 
+Describe = Callable[[Path], dict[str, Any]]
+
+
 def run_job(
-    config: TrainingJobConfig, registry_config: RegistryConfig, progress: Progress | None = None
+    config: TrainingJobConfig,
+    registry_config: RegistryConfig,
+    progress: Progress | None = None,
+    describe: Describe | None = None,
+    checkpointed: Callable[[int], None] | None = None,
 ) -> tuple[Version, Job]:
+    """Train, judge and register the candidate. ``describe`` makes the drift reference of the
+    training data, stored with the version (``reference`` metadata)."""
     registry = open_registry(registry_config)
     stores = [registry.primary, *(r.store for r in registry.replicas)]
     entry = resolve_import(config.entry)
@@ -89,6 +99,8 @@ def run_job(
         job = Job(config, Path(config.data), Path(out), checkpoints)
         if progress is not None:
             job.progress = progress
+        if checkpointed is not None:
+            job.checkpointed = checkpointed
         entry(job)
         gate = None
         if config.gate is not None:
@@ -105,6 +117,8 @@ def run_job(
             "metrics": job.metrics,
             **({"gate": gate} if gate is not None else {}),
         }
+        if describe is not None:
+            meta["reference"] = describe(Path(config.data))
         version = registry.push(config.model, Path(out), meta, creator="failwell train")
         checkpoints.clear()
     return version, job

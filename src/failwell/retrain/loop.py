@@ -1,0 +1,317 @@
+"""The retraining loop: drift, live quality, freshness or a schedule start a training job; a
+candidate that passes its gate goes through a canary rollout, which promotes it or rolls it
+back on its own. No human step, and every hand-off is an audit record naming its cause.
+
+One ``RetrainLoop`` per gateway, started with the other control loops by the composition root
+(one object with ``start``/``stop``, so a fleet can run it on one gateway only). It looks at
+the signals every ``retrain.every``; a signal that fires asks the route's ``TriggerPolicy``
+(cool-down, daily cap, one job at a time) and, when allowed, a cycle runs beside the loop:
+
+  trigger → job_started (→ checkpoint ... → job_died → job_started: resumed) → job_ended
+  → gate → canary_started → decision (promoted | rolled_back | rejected | failed)
+
+What it needs of the other parts comes in as ``Hooks`` (the alert states, the rollout
+controller, the audit log), so this package imports no sibling control plane; the training
+job runs as a child process (``failwell train --events``), reading and writing the registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from failwell.clock import Clock
+from failwell.config.models import FailwellConfig
+from failwell.config.retrain import RetrainCanary, RetrainConfig, Signal
+from failwell.contracts import AdminCall, AdminRoute
+from failwell.errors import ConfigError, ConfigIssue
+from failwell.observe.logging import log
+from failwell.registry.artifacts import parse_ref
+from failwell.retrain.policy import TriggerPolicy
+from failwell.retrain.process import Event, JobOutcome, TrainingProcess
+from failwell.training.runner import load_job
+
+TIMELINE = 500  # events kept for the dashboard
+
+
+# the detail of ``signal``'s alert when it fires for the route, else None
+Firing = Callable[[str, Signal], dict[str, Any] | None]
+# canary ``candidate`` (NAME@VERSION) on the route's tier: (final state, reason)
+Canary = Callable[[str, str, str, RetrainCanary], Awaitable[tuple[str, str]]]
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What the loop needs of the gateway (the composition root passes the real ones)."""
+
+    firing: Firing
+    canary: Canary
+    audit: Callable[[str, dict[str, Any]], None]
+
+
+Train = Callable[[str, RetrainConfig, Event], Awaitable[JobOutcome]]
+
+
+@dataclass
+class RouteLoop:
+    route: str
+    config: RetrainConfig
+    tier: str
+    policy: TriggerPolicy
+    state: str = "watching"  # watching, training, canary
+    held: str | None = None  # the last refusal recorded (recorded again only when it changes)
+    cycle: int | None = None
+    task: asyncio.Task[None] | None = None
+    last: dict[str, Any] = field(default_factory=dict)
+
+
+def tier_of(config: FailwellConfig, route: str, wanted: str | None) -> str | None:
+    """The name of ``route``'s model tier ``wanted`` (the first model tier when None)."""
+    for tier in config.routes[route].tiers:
+        if tier.backend is not None and wanted in (None, tier.name):
+            return tier.name
+    return None
+
+
+class RetrainLoop:
+    def __init__(
+        self,
+        hooks: Hooks,
+        clock: Clock,
+        config_path: Path | None = None,
+        train: Train | None = None,
+    ) -> None:
+        self.hooks, self.clock, self.config_path = hooks, clock, config_path
+        self.routes: dict[str, RouteLoop] = {}
+        self.timeline: deque[dict[str, Any]] = deque(maxlen=TIMELINE)
+        self._train = train or self._process
+        self._cycles = itertools.count(1)
+        self._task: asyncio.Task[None] | None = None
+        self.processes: dict[str, TrainingProcess] = {}
+
+    @staticmethod
+    def prepare(config: FailwellConfig) -> None:
+        """Check each loop's job file: it loads, and trains the model its tier serves (a
+        ConfigError names ``routes.NAME.retrain.job``)."""
+        issues = []
+        for name, rc in config.routes.items():
+            if rc.retrain is None:
+                continue
+            where = f"routes.{name}.retrain.job"
+            try:
+                job = load_job(Path(rc.retrain.job))
+            except ConfigError as exc:
+                issues += [
+                    ConfigIssue(f"{where}: {i.path}".rstrip(": "), i.message) for i in exc.issues
+                ]
+                continue
+            tier = next(
+                (
+                    t
+                    for t in rc.tiers
+                    if t.backend is not None and rc.retrain.tier in (None, t.name)
+                ),
+                None,
+            )
+            ref = None if tier is None else config.backends[tier.backend or ""].model_ref
+            if ref is not None and parse_ref(ref)[0] != job.model:
+                issues.append(
+                    ConfigIssue(where, f"the job trains {job.model!r}; the tier serves {ref}")
+                )
+        if issues:
+            raise ConfigError(issues)
+
+    def bind(self, config: FailwellConfig) -> None:
+        """Follow a config: a route whose loop config is unchanged keeps its policy (its
+        cool-down and count of jobs today) and its running cycle."""
+        old, fresh = self.routes, {}
+        now = self.clock.now()
+        for name, rc in config.routes.items():
+            cfg = rc.retrain
+            if cfg is None:
+                continue
+            kept = old.get(name)
+            if kept is not None and kept.config == cfg:
+                fresh[name] = kept
+                continue
+            tier = tier_of(config, name, cfg.tier)
+            assert tier is not None  # checked when the config loaded
+            policy = TriggerPolicy(cfg.cooldown, cfg.max_per_day, cfg.schedule, created=now)
+            if kept is not None:  # a changed config keeps the count: no storm by reloading
+                policy.starts, policy.running = kept.policy.starts, kept.policy.running
+            fresh[name] = RouteLoop(name, cfg, tier, policy)
+        self.routes = fresh
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="retrain-loop")
+
+    async def stop(self) -> None:
+        tasks = [self._task] + [r.task for r in self.routes.values()]
+        for task in tasks:
+            if task is not None:
+                task.cancel()
+        for task in tasks:
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        for proc in list(self.processes.values()):
+            await proc.kill()
+
+    async def _run(self) -> None:
+        while True:
+            every = min((r.config.every for r in self.routes.values()), default=5.0)
+            await asyncio.sleep(every)
+            try:
+                self.tick()
+            except Exception as exc:  # keep watching; a bug here must not stop the loop
+                log.error("retrain_tick_failed", exc_info=exc)
+
+    def tick(self) -> list[str]:
+        """Look at every route's signals once; start the cycles they are allowed. Returns the
+        routes whose cycle started."""
+        started = []
+        now = self.clock.now()
+        for name, loop in self.routes.items():
+            if loop.policy.running:
+                continue
+            cause = self._cause(loop, now)
+            if cause is None:
+                loop.held = None
+                continue
+            decision = loop.policy.ask(now)
+            if not decision.start:
+                if decision.reason != loop.held:  # one record per reason, not one per tick
+                    loop.held = decision.reason
+                    self._record(loop, "held", cause=cause, reason=decision.reason)
+                continue
+            loop.held = None
+            loop.policy.started(now)
+            loop.cycle = next(self._cycles)
+            self._record(loop, "trigger", cause=cause)
+            loop.task = asyncio.get_running_loop().create_task(self._cycle(loop, cause))
+            started.append(name)
+        return started
+
+    def _cause(self, loop: RouteLoop, now: float) -> dict[str, Any] | None:
+        for signal in loop.config.triggers:
+            if signal is Signal.SCHEDULE:
+                if loop.policy.due(now):
+                    return {"signal": signal.value, "every": loop.config.schedule}
+                continue
+            detail = self.hooks.firing(loop.route, signal)
+            if detail is not None:
+                return {"signal": signal.value, **detail}
+        return None
+
+    async def _cycle(self, loop: RouteLoop, cause: dict[str, Any]) -> None:
+        signal = cause["signal"]
+        try:
+            loop.state = "training"
+
+            def event(kind: str, detail: dict[str, Any]) -> None:
+                self._record(loop, kind, signal=signal, **detail)
+
+            outcome = await self._train(loop.route, loop.config, event)
+            self._record(
+                loop,
+                "job_ended",
+                signal=signal,
+                version=outcome.version,
+                runs=outcome.runs,
+                resumed_from=outcome.resumed_from,
+                metrics=outcome.metrics,
+                error=outcome.error,
+            )
+            if outcome.version is None:
+                self._decide(loop, "failed", signal, outcome.error or "no version registered")
+                return
+            gate = outcome.gate or {"passed": True, "reason": "the job has no gate"}
+            self._record(
+                loop,
+                "gate",
+                signal=signal,
+                version=outcome.version,
+                passed=outcome.passed,
+                **{k: v for k, v in gate.items() if k != "passed"},
+            )
+            if not outcome.passed:
+                self._decide(loop, "rejected", signal, str(gate.get("reason")), outcome.version)
+                return
+            loop.state = "canary"
+            self._record(loop, "canary_started", signal=signal, version=outcome.version)
+            state, reason = await self.hooks.canary(
+                loop.route, loop.tier, outcome.version, loop.config.canary
+            )
+            self._decide(loop, state, signal, reason, outcome.version)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not leave the route stuck in "training"
+            log.error("retrain_cycle_failed", exc_info=exc)
+            self._decide(loop, "failed", signal, f"loop error: {exc}")
+        finally:
+            loop.state = "watching"
+            loop.policy.ended()
+
+    async def _process(self, route: str, config: RetrainConfig, event: Event) -> JobOutcome:
+        proc = TrainingProcess(
+            Path(config.job), self.config_path, config.timeout, config.restarts, event
+        )
+        self.processes[route] = proc
+        try:
+            return await proc.run()
+        finally:
+            del self.processes[route]
+
+    # -- the record -----------------------------------------------------------------------
+
+    def _decide(
+        self, loop: RouteLoop, decision: str, signal: str, reason: str, version: str | None = None
+    ) -> None:
+        loop.last = {"decision": decision, "reason": reason, "version": version, "signal": signal}
+        self._record(loop, "decision", **loop.last)
+
+    def _record(self, loop: RouteLoop, event: str, **detail: Any) -> None:
+        entry = {
+            "at": self.clock.wall(),
+            "route": loop.route,
+            "cycle": loop.cycle,
+            "event": event,
+            **detail,
+        }
+        self.timeline.append(entry)
+        self.hooks.audit(f"retrain.{event}", {k: v for k, v in entry.items() if k != "at"})
+        log.info("retrain", **{k: v for k, v in entry.items() if k not in ("at", "metrics")})
+
+    def status(self) -> dict[str, Any]:
+        now = self.clock.now()
+        routes = {}
+        for name, loop in self.routes.items():
+            policy = loop.policy
+            routes[name] = {
+                "state": loop.state,
+                "tier": loop.tier,
+                "triggers": [s.value for s in loop.config.triggers],
+                "cycle": loop.cycle,
+                "jobs_today": len(policy.starts),
+                "max_per_day": policy.max_per_day,
+                "cooldown_left": max(
+                    0.0, policy.cooldown - (now - policy.starts[-1]) if policy.starts else 0.0
+                ),
+                "held": loop.held,
+                "last": loop.last,
+            }
+        return {"routes": routes, "timeline": list(self.timeline)}
+
+    def admin_routes(self) -> list[AdminRoute]:
+        async def show(call: AdminCall) -> tuple[int, Any]:
+            return 200, self.status()
+
+        return [AdminRoute("GET", "/admin/retrain", show)]
