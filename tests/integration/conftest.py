@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import re
 import signal
 import socket
 import ssl
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,7 @@ import yaml
 
 from failwell.demo.procs import ManagedProcess
 from failwell.demo.train import train
+from failwell.testing.load import LoadResult, run_load
 
 PY = sys.executable
 
@@ -266,3 +271,32 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("models")
     train(out, seed=0)
     return out
+
+
+@contextmanager
+def background_load(
+    url: str, body: Callable[[int], Any], concurrency: int = 6
+) -> Iterator[LoadResult]:
+    """Clients posting ``body(i)`` to ``url`` until the block ends (at most 120 s); yields the
+    records as they arrive."""
+    result = LoadResult()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def clients() -> None:
+        await run_load(url, body, concurrency=concurrency, duration=120, stop=stop, sink=result)
+        await asyncio.sleep(0.25)  # let the closed connections' transports finish closing
+
+    def run() -> None:
+        loop.run_until_complete(clients())
+        loop.run_until_complete(loop.shutdown_asyncgens())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield result
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=15)
+        loop.close()
+        gc.collect()  # a leaked socket warns here, in this test, not in a later one

@@ -4,12 +4,9 @@ move swaps the served model; no client request fails in any of it."""
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import json
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,8 +20,15 @@ from failwell.config.registry import ReplicationMode
 from failwell.registry import Registry
 from failwell.registry.replication import ReplicaTarget
 from failwell.registry.stores import FsspecStore, LocalStore
-from failwell.testing.load import LoadResult, run_load
-from tests.integration.conftest import Gateway, Stack, http_json, metric_value, wait_until
+from failwell.testing.load import LoadResult
+from tests.integration.conftest import (
+    Gateway,
+    Stack,
+    background_load,
+    http_json,
+    metric_value,
+    wait_until,
+)
 
 VERSIONS = {
     "v1": {"offset": 0.0},
@@ -82,33 +86,14 @@ def start_gateway(stack: Stack, tmp: Path) -> Gateway:
     return stack.gateway(cfg)
 
 
+def x_body(i: int) -> dict[str, Any]:
+    return {"inputs": {"x": (i % 50) / 10}}
+
+
 @contextmanager
 def steady_load(url: str, concurrency: int = 6) -> Iterator[LoadResult]:
-    """Clients posting to ``url`` until the block ends; yields the records as they arrive."""
-    result = LoadResult()
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-
-    def body(i: int) -> dict[str, Any]:
-        return {"inputs": {"x": (i % 50) / 10}}
-
-    async def clients() -> None:
-        await run_load(url, body, concurrency=concurrency, duration=120, stop=stop, sink=result)
-        await asyncio.sleep(0.25)  # let the closed connections' transports finish closing
-
-    def run() -> None:
-        loop.run_until_complete(clients())
-        loop.run_until_complete(loop.shutdown_asyncgens())
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
+    with background_load(url, x_body, concurrency) as result:
         yield result
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(timeout=15)
-        loop.close()
-        gc.collect()  # a leaked socket warns here, in this test, not in a later one
 
 
 def predict(gw: Gateway, x: float) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from failwell.contracts import BeforeRespond, Observer, ReadinessCheck
 from failwell.health.plane import HealthPlane
 from failwell.observe.metrics import Metrics
 from failwell.quality.watch import QualityWatch
+from failwell.retrain.loop import RetrainLoop
 from failwell.routing.pool import Pool
 from failwell.routing.route import Route
 from failwell.store.cache import AnswerCache
@@ -50,6 +51,9 @@ class Host(Protocol):
 
     @property
     def supervisor(self) -> Supervisor: ...
+
+    @property
+    def retrain(self) -> RetrainLoop: ...
 
     @property
     def observers(self) -> Sequence[Observer]: ...

@@ -102,5 +102,6 @@ def feed(host: Host, window: float = 300.0) -> dict[str, Any]:
         ],
         "recent": list(plane.evaluator.recent)[:20],
     }
+    doc["retrain"] = host.retrain.status()
     doc["time"] = time.time()
     return doc

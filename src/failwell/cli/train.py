@@ -94,3 +94,7 @@ def train(
             Console().print(f"gate {verdict}: {gate['reason']}", highlight=False)
     if gate is not None and not gate["passed"]:
         raise typer.Exit(3)
+
+
+if __name__ == "__main__":  # the retraining loop runs jobs this way: fewer imports than the CLI
+    typer.run(train)

@@ -8,7 +8,12 @@ the same values out differently.)
 
 Data: JSON lines ``{"inputs": {feature: number, ...}, "label": 0 or 1}``. Arguments: ``epochs``
 (5), ``batch`` (200), ``holdout`` (share kept for the AUC, 0.2), ``step_delay`` (seconds slept
-per step; for demonstrations and tests of a crash mid-way)."""
+per step; for demonstrations and tests of a crash mid-way), ``serve`` (written to the artifact's
+``serving.json``: ``fail_rate`` makes the served model fail that share of its calls, for a
+candidate that passes its gate and misbehaves under live traffic).
+
+``Scorer`` serves the artifact (a python backend with ``model_ref``): ``{"score": P(label=1),
+"label": 0 or 1}``."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import json
 import math
 import pickle
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +33,7 @@ from failwell.training.job import Job
 
 MODEL_FILE = "model.pkl"
 PARAMS_FILE = "params.json"
+SERVING_FILE = "serving.json"
 
 
 def _matrix(job: Job) -> tuple[list[str], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -68,5 +75,28 @@ def train(job: Job) -> None:
         "t": float(model.t_),
     }
     (job.out / PARAMS_FILE).write_text(json.dumps(params, sort_keys=True))
+    if job.args.get("serve"):
+        (job.out / SERVING_FILE).write_text(json.dumps(job.args["serve"]))
     auc = roc_auc_score(test_y, model.predict_proba(test_x)[:, 1]) if len(set(test_y)) > 1 else None
     job.record(holdout_auc=None if auc is None else round(float(auc), 6), steps=total)
+
+
+class Scorer:
+    """The trained model, served from its registry artifact (``model_dir``)."""
+
+    def __init__(self, model_dir: str) -> None:
+        folder = Path(model_dir)
+        self.model = pickle.loads((folder / MODEL_FILE).read_bytes())
+        self.names = json.loads((folder / "features.json").read_text())
+        serving = folder / SERVING_FILE
+        spec = json.loads(serving.read_text()) if serving.exists() else {}
+        self.fail_every = round(1 / spec["fail_rate"]) if spec.get("fail_rate") else 0
+        self.calls = 0
+
+    def predict(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        self.calls += 1
+        if self.fail_every and self.calls % self.fail_every == 0:
+            raise RuntimeError("this version was trained to fail under traffic (serve.fail_rate)")
+        row = np.array([[float(inputs[n]) for n in self.names]])
+        score = float(self.model.predict_proba(row)[0, 1])
+        return {"score": round(score, 6), "label": int(score >= 0.5)}

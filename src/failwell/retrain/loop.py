@@ -288,7 +288,8 @@ class RetrainLoop:
         }
         self.timeline.append(entry)
         self.hooks.audit(f"retrain.{event}", {k: v for k, v in entry.items() if k != "at"})
-        log.info("retrain", **{k: v for k, v in entry.items() if k not in ("at", "metrics")})
+        shown = {k: v for k, v in entry.items() if k not in ("at", "event", "metrics")}
+        log.info("retrain", retrain_event=event, **shown)
 
     def status(self) -> dict[str, Any]:
         now = self.clock.now()
@@ -306,6 +307,7 @@ class RetrainLoop:
                     0.0, policy.cooldown - (now - policy.starts[-1]) if policy.starts else 0.0
                 ),
                 "held": loop.held,
+                "job_pid": proc.pid if (proc := self.processes.get(name)) is not None else None,
                 "last": loop.last,
             }
         return {"routes": routes, "timeline": list(self.timeline)}

@@ -50,7 +50,7 @@ class TrainingProcess:
         return None if self.proc is None else self.proc.pid
 
     def argv(self) -> list[str]:
-        argv = [sys.executable, "-m", "failwell", "train", str(self.job), "--events"]
+        argv = [sys.executable, "-m", "failwell.cli.train", str(self.job), "--events"]
         return argv + (["--config", str(self.config)] if self.config is not None else [])
 
     async def run(self) -> JobOutcome:
@@ -70,7 +70,7 @@ class TrainingProcess:
             if code == 0 or (code == 3 and outcome.version is not None):
                 return outcome  # 3: registered, rejected by its gate
             if code < 0 and outcome.runs <= self.restarts:
-                self._event("job_died", {"run": outcome.runs, "signal": -code, "resumes": True})
+                self._event("job_died", {"run": outcome.runs, "killed_by": -code, "resumes": True})
                 continue
             outcome.error = f"the job exited with {code}: {stderr[-STDERR_TAIL:].strip()}"
             return outcome
