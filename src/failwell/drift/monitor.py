@@ -160,6 +160,7 @@ class DriftMonitor:
                 fresh[name] = kept
             else:
                 fresh[name] = RouteDrift(name, cfg, Reference({}), follow[name])
+                fresh[name].refresh()  # the serving version's reference from the start
         self.routes = fresh
 
     def __call__(self, ex: Exchange) -> None:

@@ -155,3 +155,33 @@ def test_a_reload_with_the_same_drift_config_keeps_the_window() -> None:
     )
     monitor.bind({"r": route}, {"r": REF})
     assert monitor.routes["r"] is kept and len(kept.window) == 1
+
+
+def test_a_route_follows_the_reference_of_the_version_it_serves() -> None:
+    serving = {"ref": "m@v1", "reference": REF.as_json()}
+    monitor, raised = _monitor(DriftConfig(window=1000, min_samples=200))
+    route = RouteConfig.model_validate(
+        {
+            "input": {"x": "float", "c": "str"},
+            "tiers": [{"name": "s", "value": 1}],
+            "drift": {"window": 1000, "min_samples": 200},
+        }
+    )
+    monitor.bind({"r": route}, {}, {"r": lambda: (serving["ref"], serving["reference"])})
+    rng = np.random.default_rng(4)
+    for v in rng.normal(1.0, 1, 500):
+        monitor(_exchange(float(v), "a"))
+    asyncio.run(monitor.evaluate())
+    status = monitor.status()["r"]
+    assert status["reference_version"] == "m@v1" and "x" in status["drifting"]
+    # v2 was trained on the shifted data: the monitor switches to its reference, afresh
+    shifted = [{"x": float(v), "c": "a"} for v in rng.normal(1.0, 1, 3000)]
+    serving.update(ref="m@v2", reference=reference_of(shifted).as_json())
+    asyncio.run(monitor.evaluate())
+    status = monitor.status()["r"]
+    assert status["reference_version"] == "m@v2" and status["window"] == 0
+    assert raised[-1][:2] == (("r", "drift", "ticket"), False)  # resolved on the switch
+    for v in rng.normal(1.0, 1, 500):
+        monitor(_exchange(float(v), "a"))
+    asyncio.run(monitor.evaluate())
+    assert monitor.status()["r"]["drifting"] == [] and "x" in monitor.status()["r"]["features"]
