@@ -158,7 +158,7 @@ def test_a_reload_with_the_same_drift_config_keeps_the_window() -> None:
 
 
 def test_a_route_follows_the_reference_of_the_version_it_serves() -> None:
-    serving = {"ref": "m@v1", "reference": REF.as_json()}
+    serving: dict[str, Any] = {"ref": "m@v1", "reference": REF.as_json()}
     monitor, raised = _monitor(DriftConfig(window=1000, min_samples=200))
     route = RouteConfig.model_validate(
         {
