@@ -71,7 +71,8 @@ class RouteDrift:
     reference: Reference
     follow: Follow | None = None  # the reference comes from the serving registry version
     version: str | None = None  # the version whose reference is in use (with follow)
-    window: deque[dict[str, Any]] = field(init=False)
+    # (inputs, tier-1 outputs or None): flattened into feature rows by ``judge``, off the path
+    window: deque[tuple[dict[str, Any], Any]] = field(init=False)
     latest: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -94,8 +95,9 @@ class RouteDrift:
     def threshold(self, feature: str) -> DriftThreshold:
         return self.config.features.get(feature, self.config.threshold)
 
-    def judge(self, rows: list[dict[str, Any]]) -> dict[str, tuple[Distance, bool]]:
+    def judge(self, sampled: list[tuple[dict[str, Any], Any]]) -> dict[str, tuple[Distance, bool]]:
         """Blocking (scipy): each reference feature's distance and whether it drifts."""
+        rows = [i if o is None else {**i, **flatten(o)} for i, o in sampled]
         out = {}
         for feature, ref in self.reference.features.items():
             values = [row[feature] for row in rows if feature in row]
@@ -170,11 +172,9 @@ class DriftMonitor:
             return
         if watched.config.sample < 1 and self._rng.random() >= watched.config.sample:
             return
-        row = ex.inputs
         answer = ex.answer
-        if answer is not None and answer.tier_index == 0:
-            row = {**row, **flatten(answer.outputs)}
-        watched.window.append(row)
+        outputs = answer.outputs if answer is not None and answer.tier_index == 0 else None
+        watched.window.append((ex.inputs, outputs))
 
     async def evaluate(self) -> None:
         """Judge every route's window now (the work runs in a thread)."""
