@@ -26,69 +26,29 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import math
-import re
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from failwell.config.load import load_config
-from failwell.config.models import BackendConfig, FailwellConfig
-from failwell.observe import families
-
-GATEWAY = "failwell-gateway"
-PORT = 8080
-BACKEND_PORT = 9000
-CONFIG_PATH = "/etc/failwell/failwell.yaml"
-DRAIN_SECONDS = 30  # the gateway's drain of replaced pools (gateway/core.py DRAIN_TIMEOUT)
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-Doc = dict[str, Any]
-
-
-class _Dumper(yaml.SafeDumper):
-    """Plain YAML for people: no anchors for repeated label maps, multi-line strings (the
-    config in the ConfigMap) as literal blocks."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _text)
-
-
-def _dump_all(docs: list[Doc]) -> str:
-    return yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False)
-
-
-def _labels(component: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": "failwell", "app.kubernetes.io/component": component}
-
-
-def _meta(name: str, component: str) -> Doc:
-    return {"name": name, "labels": _labels(component)}
-
-
-def _seconds(value: float) -> int:
-    return max(1, math.ceil(value))
-
-
-def _probe(path: str, port: int, period: float, timeout: float, failures: int) -> Doc:
-    return {
-        "httpGet": {"path": path, "port": port},
-        "periodSeconds": _seconds(period),
-        "timeoutSeconds": _seconds(timeout),
-        "failureThreshold": failures,
-    }
-
-
-def backend_name(name: str) -> str:
-    return f"failwell-backend-{name}".replace("_", "-").lower()
+from failwell.config.models import FailwellConfig
+from failwell.deploy.autoscaling import backend_manifests
+from failwell.deploy.manifests import (
+    BACKEND_PORT,
+    CONFIG_PATH,
+    DRAIN_SECONDS,
+    ENV,
+    GATEWAY,
+    PORT,
+    Doc,
+    backend_name,
+    dump_all,
+    labels,
+    meta,
+    probe,
+    service_doc,
+    spread,
+)
 
 
 def gateway_config(raw: Doc, config: FailwellConfig) -> Doc:
@@ -110,13 +70,13 @@ def gateway_config(raw: Doc, config: FailwellConfig) -> Doc:
 
 
 def gateway_manifests(raw: Doc, config: FailwellConfig, text: str, image: str) -> list[Doc]:
-    body = _dump_all([gateway_config(raw, config)])
-    secrets = sorted(set(_ENV.findall(text)))
+    body = dump_all([gateway_config(raw, config)])
+    secrets = sorted(set(ENV.findall(text)))
     env = [
         {"name": n, "valueFrom": {"secretKeyRef": {"name": "failwell-keys", "key": n}}}
         for n in secrets
     ]
-    selector = _labels("gateway")
+    selector = labels("gateway")
     container = {
         "name": "gateway",
         "image": image,
@@ -126,9 +86,9 @@ def gateway_manifests(raw: Doc, config: FailwellConfig, text: str, image: str) -
         # Ready while any tier can answer (degraded routes are listed); a global balancer
         # that should move traffic away from a region whose tier 1 is down reads
         # /health/ready?tier1=true instead (docs/operations.md).
-        "readinessProbe": _probe("/health/ready", PORT, 2, 1, 2),
-        "livenessProbe": _probe("/health/live", PORT, 5, 1, 3),
-        "startupProbe": _probe("/health/live", PORT, 1, 1, 60),
+        "readinessProbe": probe("/health/ready", PORT, 2, 1, 2),
+        "livenessProbe": probe("/health/live", PORT, 5, 1, 3),
+        "startupProbe": probe("/health/live", PORT, 1, 1, 60),
         "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}},
         "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False},
         "volumeMounts": [
@@ -141,13 +101,13 @@ def gateway_manifests(raw: Doc, config: FailwellConfig, text: str, image: str) -
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": _meta("failwell-config", "gateway"),
+            "metadata": meta("failwell-config", "gateway"),
             "data": {"failwell.yaml": body},
         },
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": _meta("failwell-keys", "gateway"),
+            "metadata": meta("failwell-keys", "gateway"),
             "type": "Opaque",
             # Placeholders: set the real values with an overlay or a secret manager.
             "stringData": {n: "REPLACE-ME" for n in secrets},
@@ -155,7 +115,7 @@ def gateway_manifests(raw: Doc, config: FailwellConfig, text: str, image: str) -
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": _meta(GATEWAY, "gateway"),
+            "metadata": meta(GATEWAY, "gateway"),
             "spec": {
                 "replicas": 2,
                 "selector": {"matchLabels": selector},
@@ -179,180 +139,18 @@ def gateway_manifests(raw: Doc, config: FailwellConfig, text: str, image: str) -
                             {"name": "config", "configMap": {"name": "failwell-config"}},
                             {"name": "state", "emptyDir": {}},
                         ],
-                        "affinity": _spread(selector),
+                        "affinity": spread(selector),
                     },
                 },
             },
         },
-        _service(GATEWAY, "gateway", PORT),
+        service_doc(GATEWAY, "gateway", PORT),
         {
             "apiVersion": "policy/v1",
             "kind": "PodDisruptionBudget",
-            "metadata": _meta(GATEWAY, "gateway"),
+            "metadata": meta(GATEWAY, "gateway"),
             "spec": {"minAvailable": 1, "selector": {"matchLabels": selector}},
         },
-    ]
-
-
-def _spread(selector: dict[str, str]) -> Doc:
-    return {
-        "podAntiAffinity": {
-            "preferredDuringSchedulingIgnoredDuringExecution": [
-                {
-                    "weight": 100,
-                    "podAffinityTerm": {
-                        "topologyKey": "kubernetes.io/hostname",
-                        "labelSelector": {"matchLabels": selector},
-                    },
-                }
-            ]
-        }
-    }
-
-
-def _service(name: str, component: str, port: int) -> Doc:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _meta(name, component),
-        "spec": {
-            "selector": _labels(component),
-            "ports": [{"name": "http", "port": port, "targetPort": port}],
-        },
-    }
-
-
-def tier1_routes(config: FailwellConfig, backend: str) -> list[tuple[str, str]]:
-    """(route, tier name) of each route whose first tier is ``backend``."""
-    return [
-        (name, rc.tiers[0].name)
-        for name, rc in config.routes.items()
-        if rc.tiers[0].backend == backend
-    ]
-
-
-def scaled_object(name: str, bc: BackendConfig, config: FailwellConfig, prometheus: str) -> Doc:
-    assert bc.managed is not None
-    m, policy = bc.managed, bc.managed.autoscale
-    queue = f'sum({families.REPLICA_OUTSTANDING.sample}{{backend="{name}"}})'
-    triggers: list[Doc] = [
-        {
-            "type": "prometheus",
-            "name": "queue-depth",
-            "metricType": "AverageValue",
-            "metadata": {
-                "serverAddress": prometheus,
-                "query": queue,
-                "threshold": f"{policy.target_in_flight:g}",
-            },
-        }
-    ]
-    routes = tier1_routes(config, name)
-    if policy.target_p99 is not None and routes:
-        names = "|".join(r for r, _ in routes)
-        tiers = "|".join(sorted({t for _, t in routes}))
-        latency = (
-            f"max(histogram_quantile(0.99, sum by (route, le) (rate("
-            f'{families.REQUEST_DURATION.bucket}{{route=~"{names}", tier=~"{tiers}"}}[1m]))))'
-        )
-        triggers.append(
-            {
-                "type": "prometheus",
-                "name": "tier1-p99",
-                "metricType": "Value",
-                "metadata": {
-                    "serverAddress": prometheus,
-                    "query": latency,
-                    "threshold": f"{policy.target_p99:g}",
-                },
-            }
-        )
-
-    def rule(window: float, step: int, period: float) -> Doc:
-        return {
-            "stabilizationWindowSeconds": min(3600, round(window)),
-            "selectPolicy": "Max",
-            "policies": [
-                {"type": "Pods", "value": step, "periodSeconds": min(1800, _seconds(period))}
-            ],
-        }
-
-    return {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": _meta(backend_name(name), "backend"),
-        "spec": {
-            "scaleTargetRef": {"name": backend_name(name)},
-            "pollingInterval": _seconds(policy.interval),
-            "minReplicaCount": m.min,
-            "maxReplicaCount": m.max if policy.enabled else m.min,
-            "advanced": {
-                "horizontalPodAutoscalerConfig": {
-                    "behavior": {
-                        "scaleUp": rule(policy.up_window, policy.max_step_up, policy.up_cooldown),
-                        "scaleDown": rule(
-                            policy.down_window, policy.max_step_down, policy.down_cooldown
-                        ),
-                    }
-                }
-            },
-            "triggers": triggers,
-        },
-    }
-
-
-def backend_manifests(
-    name: str, bc: BackendConfig, config: FailwellConfig, image: str, prometheus: str
-) -> list[Doc]:
-    assert bc.managed is not None
-    m, health = bc.managed, bc.health
-    selector = {**_labels("backend"), "failwell.dev/backend": name}
-    # In a pod the model server listens on the pod's address, not on loopback.
-    command = [part.replace("127.0.0.1", "0.0.0.0") for part in m.argv(BACKEND_PORT)]
-    container = {
-        "name": "model",
-        "image": image,
-        "command": command,
-        "ports": [{"name": "http", "containerPort": BACKEND_PORT}],
-        "env": [{"name": k, "value": v} for k, v in sorted(m.env.items())],
-        "readinessProbe": _probe(
-            bc.probe_path, BACKEND_PORT, health.interval, health.timeout, health.down_after
-        ),
-        "livenessProbe": _probe(
-            bc.probe_path, BACKEND_PORT, health.interval * 2, health.timeout, health.down_after
-        ),
-        "startupProbe": _probe(
-            bc.probe_path, BACKEND_PORT, 1, health.timeout, _seconds(m.start_timeout)
-        ),
-    }
-    service = _service(backend_name(name), "backend", BACKEND_PORT)
-    service["spec"]["selector"] = selector
-    return [
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": _meta(backend_name(name), "backend"),
-            "spec": {
-                "replicas": m.min,
-                "selector": {"matchLabels": selector},
-                "template": {
-                    "metadata": {"labels": selector},
-                    "spec": {
-                        "terminationGracePeriodSeconds": _seconds(m.drain + m.stop_grace),
-                        "containers": [container],
-                        "affinity": _spread(selector),
-                    },
-                },
-            },
-        },
-        service,
-        {
-            "apiVersion": "policy/v1",
-            "kind": "PodDisruptionBudget",
-            "metadata": _meta(backend_name(name), "backend"),
-            "spec": {"minAvailable": max(1, m.min - 1), "selector": {"matchLabels": selector}},
-        },
-        scaled_object(name, bc, config, prometheus),
     ]
 
 
@@ -361,7 +159,7 @@ def render(config_path: Path, image: str, prometheus: str) -> dict[str, str]:
     text = config_path.read_text()
     raw = yaml.safe_load(text)
     # Checked with stand-ins for the secrets: the pods get the real ones from the Secret.
-    stand_in = dict.fromkeys(_ENV.findall(text), "s" * 32)
+    stand_in = dict.fromkeys(ENV.findall(text), "s" * 32)
     config = load_config(config_path, env=stand_in, resolve=False)
     files = {"gateway.yaml": gateway_manifests(raw, config, text, image)}
     for name, bc in config.backends.items():
@@ -370,13 +168,13 @@ def render(config_path: Path, image: str, prometheus: str) -> dict[str, str]:
     header = (
         f"# Generated by python -m failwell.deploy.kubernetes {config_path.name}; do not edit.\n"
     )
-    out = {name: header + _dump_all(docs) for name, docs in files.items()}
+    out = {name: header + dump_all(docs) for name, docs in files.items()}
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "resources": sorted(out),
     }
-    out["kustomization.yaml"] = header + _dump_all([kustomization])
+    out["kustomization.yaml"] = header + dump_all([kustomization])
     return out
 
 
