@@ -38,4 +38,5 @@ def test_example_configs_validate() -> None:
     paths = sorted((ROOT / "examples").glob("*.yaml"))
     assert paths
     for path in paths:
-        parse_config(yaml.safe_load(path.read_text()), env={"LLM_KEY": "x"}, resolve=False)
+        env = {"LLM_KEY": "x", "FAILWELL_S3_KEY": "x", "FAILWELL_S3_SECRET": "x"}
+        parse_config(yaml.safe_load(path.read_text()), env=env, resolve=False)
