@@ -90,8 +90,20 @@ def demo(
     ),
     port: Annotated[int, typer.Option(help="Gateway port.")] = 8080,
     base_port: Annotated[int, typer.Option(help="First model-server port.")] = 9001,
+    drift: Annotated[
+        bool,
+        typer.Option(
+            "--drift",
+            help="Instead: the retraining loop live (drift, a killed and resumed job, gate, "
+            "canary, promotion) with its figures; in WORKDIR/drift on a free port.",
+        ),
+    ] = False,
 ) -> None:
     """Train the demo models, start the demo model servers and the gateway; Ctrl-C stops all."""
+    if drift:
+        from failwell.demo.driftstory import run_drift_demo
+
+        raise typer.Exit(run_drift_demo(workdir / "drift"))
     from failwell.demo.stack import run_demo
 
     raise typer.Exit(run_demo(workdir, port, base_port))
