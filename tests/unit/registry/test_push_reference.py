@@ -4,8 +4,11 @@ version (replicated with its record); a bad data file is refused naming the line
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+import structlog
 import yaml
 from typer.testing import CliRunner
 
@@ -13,6 +16,14 @@ from failwell.cli.main import app
 from failwell.config.registry import RegistryConfig
 from failwell.drift.stats import Reference
 from failwell.registry import open_registry
+
+
+@pytest.fixture(autouse=True)
+def _logging_kept() -> Iterator[None]:
+    """The CLI points logging at the runner's captured stderr: put it back afterwards."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 def test_push_stores_the_reference_of_the_training_data(tmp_path: Path) -> None:
