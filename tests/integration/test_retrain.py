@@ -141,6 +141,9 @@ def test_drift_retrains_rolls_back_a_bad_candidate_and_promotes_a_good_one(
     assert gate["passed"] and gate["baseline"] == "scorer@v1"
     assert "error rate" in next(e for e in events(loop, 1) if e["event"] == "decision")["reason"]
     assert registry.aliases("scorer")["production"] == "v3"
+    feed = http_json(f"{gw.url}/dashboard/feed")["retrain"]  # the dashboard's timeline
+    assert feed["routes"]["r"]["last"]["decision"] == "promoted"
+    assert [e["event"] for e in feed["timeline"]] == [e["event"] for e in events(loop)]
     assert load.failed == [] and len(load) > 100
     # every step is in the audit log, naming its cause
     audit = "".join(p.read_text() for p in (tmp_path / "log").rglob("*") if p.is_file())

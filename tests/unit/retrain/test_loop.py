@@ -223,3 +223,20 @@ def test_a_job_that_dies_is_run_again_and_its_outcome_read(tmp_path: Path) -> No
         "checkpoint",
     ]
     assert seen[2][1]["killed_by"] == 9
+
+
+def test_signals_are_read_from_the_route_s_alerts() -> None:
+    from failwell.gateway.retraining import signal_reader
+    from failwell.health.alerts import Alert
+
+    alerts = {
+        ("r", "drift", "ticket"): Alert("r", "drift", "ticket", True, detail={"features": ["a"]}),
+        ("r", "freshness", "page"): Alert("r", "freshness", "page", True, detail={"burn": 20}),
+        ("r", "quality_live", "page"): Alert("r", "quality_live", "page", False),
+        ("q", "quality_live", "page"): Alert("q", "quality_live", "page", True),
+    }
+    firing = signal_reader(alerts)
+    assert firing("r", Signal.DRIFT) == {"features": ["a"]}
+    assert firing("r", Signal.FRESHNESS) == {"burn": 20}
+    assert firing("r", Signal.QUALITY) is None and firing("q", Signal.QUALITY) == {}
+    assert firing("r", Signal.SCHEDULE) is None
