@@ -4,7 +4,7 @@ requests/s over a minute, held, then back to 10; with the trend on, and (``--com
 same run with it off. Writes ``bench/results/ramp-<date>[-no-trend].{json,html}`` (the HTML
 draws load, latency against the SLO, and the replicas with each decision) and prints a table.
 
-    .venv/bin/python bench/ramp_bench.py [--compare] [--short]
+    .venv/bin/python bench/ramp_bench.py [--compare] [--short] [--peak 200]
 """
 
 from __future__ import annotations
@@ -36,14 +36,13 @@ def free_port() -> int:
 
 
 def free_ports(size: int) -> tuple[int, int]:
-    """A run of ``size`` free loopback ports."""
-    for _ in range(50):
-        first = free_port()
-        if first + size > 65000:
-            continue
+    """A run of ``size`` free loopback ports below the ephemeral range (the load's client
+    connections take ports from that range by the thousand)."""
+    for first in range(20000, 32000 - size, size + 7):
         try:
             for port in range(first, first + size):
                 with socket.socket() as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
                     s.bind(("127.0.0.1", port))
         except OSError:
             continue
@@ -95,14 +94,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--compare", action="store_true", help="also run with the trend off")
     parser.add_argument("--short", action="store_true", help="the suite's 17 s ramp")
+    parser.add_argument(
+        "--peak", type=float, help="scale the profile's rates to this peak (a busy machine)"
+    )
     args = parser.parse_args()
     plan = SHORT if args.short else FULL
+    if args.peak:
+        plan = plan.scaled(args.peak)
     runs = [("trend", plan)]
     if args.compare:
         off = {**plan.autoscale, "trend": {"enabled": False}}
         runs.append(("no-trend", dataclasses.replace(plan, autoscale=off)))
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.date.today().isoformat() + ("-short" if args.short else "")
+    stamp += f"-peak{args.peak:g}" if args.peak else ""
     lines = [
         "| run | verdict | first up (s) | first p99 breach (s) | seconds over SLO | worst p99 (ms) "
         "| most serving | decisions | decide → serving (s) | failed |",

@@ -13,6 +13,7 @@ served, and the latency per second, and judges it (``ramp_analysis``); ``ramp_re
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import sys
 import time
@@ -59,6 +60,12 @@ class RampPlan:
             return self.profile[-1][1]
         (t0, r0), (t1, r1) = self.profile[i - 1], self.profile[i]
         return r0 + (r1 - r0) * (t - t0) / (t1 - t0)
+
+    def scaled(self, peak: float) -> RampPlan:
+        """The same plan with its rates scaled so the highest is ``peak``."""
+        top = max(r for _, r in self.profile)
+        profile = tuple((t, r * peak / top) for t, r in self.profile)
+        return dataclasses.replace(self, profile=profile)
 
     def falls_at(self) -> float:
         """The second the load starts falling from its peak."""
