@@ -1,16 +1,26 @@
 """The autoscaling ramp, compressed: open-loop load from 10 to 250 requests/s and back against
 managed demo model servers with 20 ms of service time and 2 requests at once each. The trend
 scales up before the p99 breaks its SLO, the count comes down after the load falls, nothing
-flaps, no request fails; every decision is a metric and a point in the report."""
+flaps, no request fails; every decision is a metric, a point in the report and a point on the
+dashboard."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-from failwell.drills.ramp import BACKEND, SHORT, ramp_config, run_ramp
+import pytest
+
+from failwell.drills.ramp import BACKEND, ROUTE, SHORT, ramp_config, run_ramp
 from failwell.drills.ramp_report import render_ramp_html
-from tests.integration.conftest import Stack, free_port, http_json, metric_value, wait_until
+from tests.integration.conftest import (
+    Stack,
+    free_port,
+    http_json,
+    launch_chromium,
+    metric_value,
+    wait_until,
+)
 from tests.integration.test_supervisor import no_replica_left, port_range
 
 __all__ = ["no_replica_left"]  # the fixture that stops replicas a failed test left running
@@ -43,3 +53,18 @@ def test_ramp_scales_up_before_the_slo_breaks_and_down_after(stack: Stack, tmp_p
     html = render_ramp_html(result)
     assert html.count('class="decision ') == len(result["decisions"])
     assert 'class="marker up"' in html
+
+    # And a point each on the dashboard's latency chart of the route, in a real Chromium.
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            page = browser.new_page()
+            page.goto(f"{gw.url}/dashboard", timeout=15_000)
+            chart = f'section[data-route="{ROUTE}"] svg.latency-chart'
+            page.wait_for_selector(f"{chart}[data-decisions]", timeout=15_000)
+            dots = page.locator(f"{chart} circle.decision")
+            assert dots.count() == len(result["decisions"])
+            assert any("heading for" in tip for tip in dots.all_text_contents())
+        finally:
+            browser.close()
