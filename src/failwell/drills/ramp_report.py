@@ -22,9 +22,12 @@ def _y(value: float, top: float) -> float:
     return TOP + PLOT_H * (1 - min(value, top) / top)
 
 
-def _line(points: Sequence[tuple[float, float]], top: float, end: float, colour: str) -> str:
+def _line(
+    points: Sequence[tuple[float, float]], top: float, end: float, colour: str, dash: str = ""
+) -> str:
     xy = " ".join(f"{x_at(t, end):.1f},{_y(v, top):.1f}" for t, v in points)
-    return f'<polyline points="{xy}" fill="none" stroke="{colour}" stroke-width="2"/>'
+    dashes = f' stroke-dasharray="{dash}"' if dash else ""
+    return f'<polyline points="{xy}" fill="none" stroke="{colour}" stroke-width="2"{dashes}/>'
 
 
 def _steps(points: Sequence[tuple[float, float]], top: float, end: float, colour: str) -> str:
@@ -72,12 +75,12 @@ def _ticks(top: float, unit: str) -> list[tuple[float, str]]:
 def load_plot(result: dict[str, Any]) -> str:
     series, end = result["series"], result["duration_s"]
     top = max([r["planned"] for r in series] + [r["sent"] for r in series] + [1.0]) * 1.1
-    body = [
-        _line([(r["t"] + 0.5, r["planned"]) for r in series], top, end, "#adb5bd"),
+    body = [  # planned last, dashed: it lies on the sent line while the sender keeps up
         _line([(r["t"] + 0.5, r["sent"]) for r in series], top, end, "#1c7ed6"),
+        _line([(r["t"] + 0.5, r["planned"]) for r in series], top, end, "#495057", "6 4"),
     ]
     svg = axis(end, _ticks(top, "/s")) + "".join(body) + _markers(result)
-    legend = [("planned", "#adb5bd"), ("sent", "#1c7ed6")]
+    legend = [("planned (dashed)", "#495057"), ("sent", "#1c7ed6")]
     return _figure("load", "Load, requests per second", legend, svg)
 
 
