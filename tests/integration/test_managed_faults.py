@@ -1,6 +1,6 @@
 """Fault injection reaches managed replicas like configured ones: ``failwell fault`` on one
-replica the supervisor started, and a drill whose step injects an in-gateway fault on the
-managed backend, then restores it (the drill runs in-process: ``failwell drill FILE`` runs the
+replica the supervisor started, and a drill whose steps kill a serving managed replica
+(``managed:BACKEND``) and inject an in-gateway fault on the managed backend, then restore it (the drill runs in-process: ``failwell drill FILE`` runs the
 same ``run_drill``)."""
 
 from __future__ import annotations
@@ -57,6 +57,9 @@ def test_faults_and_drill_steps_target_managed_replicas(stack: Stack, tmp_path: 
         "load": {"rate": 40, "inputs": {"x": "u{i}"}},
         "warmup": "1s",
         "steps": [
+            {"name": "a managed replica killed", "duration": "2s",
+             "actions": [{"process": "kill", "replicas": ["managed:echo"]}],
+             "expect": {"min_share": {"primary": 0.95}}},
             {"name": "managed backend errors", "duration": "2s",
              "actions": [{"gateway": {"kind": "error", "backend": "echo"}}],
              "expect": {"min_share": {"static": 0.9}}},
@@ -69,4 +72,6 @@ def test_faults_and_drill_steps_target_managed_replicas(stack: Stack, tmp_path: 
     result = asyncio.run(run_drill(load_drill(path)))  # what ``failwell drill FILE`` runs
     assert result["verdict"] == "pass", (result["reasons"], result["steps"])
     assert result["failed"] == 0
+    failed = [e for e in supervisor(gw)["events"] if e["event"] == "replica_failed"]
+    assert [e["reason"] for e in failed] == ["exit"]  # the one the drill killed, replaced
     assert state_file(str(tmp_path / "replicas"), "echo").exists()  # still managed, same run
