@@ -1,7 +1,8 @@
 """Kubernetes manifests from a failwell config: the gateway (Deployment, Service,
 PodDisruptionBudget, the config as a ConfigMap, the keys it references as a Secret) and one
 Deployment, Service and KEDA ``ScaledObject`` per managed backend, so the autoscaling policy a
-backend's ``managed.autoscale`` gives the local autoscaler is the one KEDA applies:
+backend's ``managed.autoscale`` gives the local autoscaler is the one KEDA applies (the
+ScaledObject is built in ``deploy/keda.py``):
 
     python -m failwell.deploy.kubernetes CONFIG [OUT_DIR] [--image IMAGE] [--prometheus URL]
 
@@ -11,6 +12,8 @@ backend's ``managed.autoscale`` gives the local autoscaler is the one KEDA appli
 | ``ceil(in flight / target_in_flight)`` | Prometheus trigger, ``AverageValue``: the summed          |
 |                                        | ``failwell_replica_outstanding_requests`` of the backend |
 | p99 over ``target_p99`` votes up       | Prometheus trigger, ``Value``: tier-1 p99 of its routes  |
+| ``trend`` (opt-in) votes up            | Prometheus trigger, ``AverageValue``: queue depth times   |
+|                                        | ``predict_linear`` of the tier-1 rate / the rate now      |
 | ``interval``                           | ``pollingInterval``                                      |
 | ``up_window`` / ``down_window``        | ``behavior.scaleUp/scaleDown.stabilizationWindowSeconds`` |
 | ``max_step_*`` per ``*_cooldown``      | ``behavior.*.policies: Pods value per periodSeconds``    |
@@ -26,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,8 @@ import yaml
 
 from failwell.config.load import load_config
 from failwell.config.models import BackendConfig, FailwellConfig
-from failwell.observe import families
+from failwell.deploy.keda import scaled_object
+from failwell.deploy.keda import seconds as _seconds
 
 GATEWAY = "failwell-gateway"
 PORT = 8080
@@ -72,10 +75,6 @@ def _labels(component: str) -> dict[str, str]:
 
 def _meta(name: str, component: str) -> Doc:
     return {"name": name, "labels": _labels(component)}
-
-
-def _seconds(value: float) -> int:
-    return max(1, math.ceil(value))
 
 
 def _probe(path: str, port: int, period: float, timeout: float, failures: int) -> Doc:
@@ -222,85 +221,6 @@ def _service(name: str, component: str, port: int) -> Doc:
     }
 
 
-def tier1_routes(config: FailwellConfig, backend: str) -> list[tuple[str, str]]:
-    """(route, tier name) of each route whose first tier is ``backend``."""
-    return [
-        (name, rc.tiers[0].name)
-        for name, rc in config.routes.items()
-        if rc.tiers[0].backend == backend
-    ]
-
-
-def scaled_object(name: str, bc: BackendConfig, config: FailwellConfig, prometheus: str) -> Doc:
-    assert bc.managed is not None
-    m, policy = bc.managed, bc.managed.autoscale
-    queue = f'sum({families.REPLICA_OUTSTANDING.sample}{{backend="{name}"}})'
-    triggers: list[Doc] = [
-        {
-            "type": "prometheus",
-            "name": "queue-depth",
-            "metricType": "AverageValue",
-            "metadata": {
-                "serverAddress": prometheus,
-                "query": queue,
-                "threshold": f"{policy.target_in_flight:g}",
-            },
-        }
-    ]
-    routes = tier1_routes(config, name)
-    if policy.target_p99 is not None and routes:
-        names = "|".join(r for r, _ in routes)
-        tiers = "|".join(sorted({t for _, t in routes}))
-        latency = (
-            f"max(histogram_quantile(0.99, sum by (route, le) (rate("
-            f'{families.REQUEST_DURATION.bucket}{{route=~"{names}", tier=~"{tiers}"}}[1m]))))'
-        )
-        triggers.append(
-            {
-                "type": "prometheus",
-                "name": "tier1-p99",
-                "metricType": "Value",
-                "metadata": {
-                    "serverAddress": prometheus,
-                    "query": latency,
-                    "threshold": f"{policy.target_p99:g}",
-                },
-            }
-        )
-
-    def rule(window: float, step: int, period: float) -> Doc:
-        return {
-            "stabilizationWindowSeconds": min(3600, round(window)),
-            "selectPolicy": "Max",
-            "policies": [
-                {"type": "Pods", "value": step, "periodSeconds": min(1800, _seconds(period))}
-            ],
-        }
-
-    return {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": _meta(backend_name(name), "backend"),
-        "spec": {
-            "scaleTargetRef": {"name": backend_name(name)},
-            "pollingInterval": _seconds(policy.interval),
-            "minReplicaCount": m.min,
-            "maxReplicaCount": m.max if policy.enabled else m.min,
-            "advanced": {
-                "horizontalPodAutoscalerConfig": {
-                    "behavior": {
-                        "scaleUp": rule(policy.up_window, policy.max_step_up, policy.up_cooldown),
-                        "scaleDown": rule(
-                            policy.down_window, policy.max_step_down, policy.down_cooldown
-                        ),
-                    }
-                }
-            },
-            "triggers": triggers,
-        },
-    }
-
-
 def backend_manifests(
     name: str, bc: BackendConfig, config: FailwellConfig, image: str, prometheus: str
 ) -> list[Doc]:
@@ -352,7 +272,7 @@ def backend_manifests(
             "metadata": _meta(backend_name(name), "backend"),
             "spec": {"minAvailable": max(1, m.min - 1), "selector": {"matchLabels": selector}},
         },
-        scaled_object(name, bc, config, prometheus),
+        scaled_object(name, bc, config, prometheus, _meta(backend_name(name), "backend")),
     ]
 
 
