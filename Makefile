@@ -13,7 +13,7 @@ demo:
 test:
 	scripts/setup.sh test
 	$(MAKE) --no-print-directory lint
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=20
 
 lint:
 	.venv/bin/ruff check src tests bench

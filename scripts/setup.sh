@@ -1,49 +1,71 @@
 #!/usr/bin/env bash
 # Sets up everything failwell's demo, tests and benchmarks need on a fresh
 # machine: Debian packages (when missing) and the project's virtualenvs.
+# The three slow parts (apt, the project's virtualenv, MLServer's virtualenv)
+# are independent and run side by side; any one failing fails the script.
 # Usage: scripts/setup.sh [test|bench|demo]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-test}"
 PY="${PYTHON:-python3}"
 
-apt_updated=0
-ensure_apt() {  # ensure_apt COMMAND PACKAGE
-  if ! command -v "$1" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$1" ] && ! [ -x "/usr/bin/$1" ]; then
-    if [ "$apt_updated" = 0 ]; then
-      DEBIAN_FRONTEND=noninteractive apt-get update -qq
-      apt_updated=1
+# COMMAND:PACKAGE pairs this use needs; a package is installed only when its command is missing.
+needs=()
+if [ "$what" = test ]; then
+  needs+=(
+    redis-server:redis-server   # shared stores and rate limits, tested for real
+    promtool:prometheus         # alerting rules checked, a real scrape tested
+    chromium:chromium           # dashboard and reports checked in a real browser
+    openssl:openssl             # TLS tests make their own certificates
+    nginx:nginx                 # the fleet test puts a real balancer in front of gateways
+  )
+fi
+if [ "$what" = bench ]; then
+  needs+=(nginx:nginx wrk:wrk)
+fi
+
+debian_packages() {
+  local missing=() pair cmd
+  for pair in "${needs[@]}"; do
+    cmd="${pair%%:*}"
+    if ! command -v "$cmd" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$cmd" ] && ! [ -x "/usr/bin/$cmd" ]; then
+      missing+=("${pair#*:}")
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 }
 
-stamp=.venv/.installed
-if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
-fi
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e '.[dev]'
-  touch "$stamp"
-fi
+project_venv() {
+  local stamp=.venv/.installed
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    .venv/bin/pip install -q --upgrade pip >/dev/null
+    .venv/bin/pip install -q -e '.[dev]'
+    touch "$stamp"
+  fi
+}
 
 # MLServer pins clash with ours, so it lives in its own virtualenv.
-mstamp=.venv-mlserver/.installed
-if [ "$what" = test ] && { [ ! -f "$mstamp" ] || [ scripts/mlserver-requirements.txt -nt "$mstamp" ]; }; then
-  [ -x .venv-mlserver/bin/python ] || "$PY" -m venv .venv-mlserver
-  .venv-mlserver/bin/pip install -q -r scripts/mlserver-requirements.txt
-  touch "$mstamp"
-fi
+mlserver_venv() {
+  local stamp=.venv-mlserver/.installed
+  if [ ! -f "$stamp" ] || [ scripts/mlserver-requirements.txt -nt "$stamp" ]; then
+    [ -x .venv-mlserver/bin/python ] || "$PY" -m venv .venv-mlserver
+    .venv-mlserver/bin/pip install -q -r scripts/mlserver-requirements.txt
+    touch "$stamp"
+  fi
+}
 
+pids=()
+debian_packages & pids+=($!)
+project_venv & pids+=($!)
 if [ "$what" = test ]; then
-  ensure_apt redis-server redis-server     # shared stores and rate limits, tested for real
-  ensure_apt promtool prometheus           # alerting rules checked, a real scrape tested
-  ensure_apt chromium chromium             # dashboard and reports checked in a real browser
-  ensure_apt openssl openssl               # TLS tests make their own certificates
+  mlserver_venv & pids+=($!)
 fi
-
-if [ "$what" = bench ]; then
-  ensure_apt nginx nginx
-  ensure_apt wrk wrk
-fi
+failed=0
+for pid in "${pids[@]}"; do
+  wait "$pid" || failed=1
+done
+exit "$failed"

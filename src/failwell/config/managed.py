@@ -34,6 +34,23 @@ class RestartConfig(Frozen):
     )
 
 
+class TrendConfig(Frozen):
+    enabled: bool = Field(
+        False,
+        description="Also scale for the request rate expected 'horizon' ahead (a straight "
+        "line fitted to the rates of the last 'window'), so capacity arrives before the load.",
+    )
+    horizon: Duration = Field(
+        5.0, gt=0, description="How far ahead to forecast: about the time a new replica takes."
+    )
+    window: Duration = Field(
+        10.0, gt=0, description="The recent request rates the line is fitted to."
+    )
+    min_rate: float = Field(
+        1.0, ge=0, description="Below this many requests/s the trend is not trusted (no vote)."
+    )
+
+
 class AutoscaleConfig(Frozen):
     enabled: bool = Field(True, description="Scale between min and max; off: keep min.")
     target_in_flight: float = Field(
@@ -60,6 +77,10 @@ class AutoscaleConfig(Frozen):
     )
     max_step_up: int = Field(4, ge=1, description="Most replicas added by one decision.")
     max_step_down: int = Field(1, ge=1, description="Most replicas removed by one decision.")
+    trend: TrendConfig = Field(
+        default_factory=TrendConfig,
+        description="Opt-in: scale for the request rate forecast a few seconds ahead.",
+    )
 
 
 class ManagedConfig(Frozen):

@@ -3,11 +3,13 @@
     python -m failwell.demo.modelserver --port P [--host 127.0.0.1] [--model-dir DIR]
         [--model-ref NAME@ALIAS --registry-config failwell.yaml]
         [--name ranker] [--chat-model NAME] [--chat-sentences N] [--label LABEL]
-        [--tensor-model] [--delay-ms N] [--stream-gap-ms MS] [--embed-model NAME --embed-dim N]
+        [--tensor-model] [--delay-ms N] [--concurrency N] [--stream-gap-ms MS]
+        [--embed-model NAME --embed-dim N]
 
     GET  /v2  /v2/health/live  /v2/health/ready  /v2/models/{name}  /v2/models/{name}/ready
     POST /v2/models/{name}/infer        the ranker with --model-dir, the image scorer with
-                                        --tensor-model (binary tensor data too), else an echo
+                                        --tensor-model (binary tensor data too), else an echo;
+                                        at most --concurrency at once (more wait their turn)
     POST /v1/chat/completions           with --chat-model; ``stream: true`` answers with Server-Sent
                                         Events, token by token, --stream-gap-ms apart
     POST /v1/embeddings                 with --embed-model and --embed-dim
@@ -148,6 +150,7 @@ class ServerOptions:
     registry_config: Path = Path("failwell.yaml")
     tensor_model: bool = False  # serve the image scorer (tensors, batches, binary data)
     delay_ms: int = 0  # service time of every inference (the "slow" fault from the start)
+    concurrency: int = 0  # inferences served at once; more queue (0: no limit)
     stream_gap_ms: int = 15  # between streamed chunks
     embed_model: str | None = None
     embed_dim: int = 8
@@ -194,6 +197,7 @@ class ModelServer:
         self.v2, self.chat, self.faults, self.gap = v2, chat, faults, gap
         self.last_chat = b""  # the last chat request's body as it arrived (GET /_control/last)
         self.embedder: tuple[str, int] | None = None  # (model name, dimension)
+        self.slots: asyncio.Semaphore | None = None  # --concurrency: v2 inferences at once
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -243,6 +247,12 @@ class ModelServer:
         )
 
     async def infer(self, request: web.Request) -> web.StreamResponse:
+        if self.slots is None:
+            return await self._infer(request)
+        async with self.slots:  # like a model server's queue: the service time is waited in it
+            return await self._infer(request)
+
+    async def _infer(self, request: web.Request) -> web.StreamResponse:
         unknown = self._unknown(request)
         if unknown is not None:
             return unknown
@@ -364,6 +374,8 @@ def build_app(options: ServerOptions, faults: FaultInjector, label: str) -> web.
     server = ModelServer(v2, chat, faults, options.stream_gap_ms / 1000)
     if options.embed_model is not None:
         server.embedder = (options.embed_model, options.embed_dim)
+    if options.concurrency:
+        server.slots = asyncio.Semaphore(options.concurrency)
     app.add_routes(server.routes())
     return app
 
@@ -417,6 +429,9 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerOptions:
         "--delay-ms", type=int, default=0, help="service time added to every inference"
     )
     parser.add_argument(
+        "--concurrency", type=int, default=0, help="v2 inferences served at once (0: no limit)"
+    )
+    parser.add_argument(
         "--stream-gap-ms", type=int, default=15, help="time between streamed chunks"
     )
     parser.add_argument("--embed-model", help="serve /v1/embeddings as this model")
@@ -434,6 +449,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerOptions:
         registry_config=args.registry_config,
         tensor_model=args.tensor_model,
         delay_ms=args.delay_ms,
+        concurrency=max(0, args.concurrency),
         stream_gap_ms=args.stream_gap_ms,
         embed_model=args.embed_model,
         embed_dim=args.embed_dim,

@@ -1,5 +1,6 @@
-"""Open-loop load for drills: requests leave at a constant rate whatever the answers take, so a
-slow gateway shows up as latency and timeouts, never as fewer requests."""
+"""Open-loop load for drills: requests leave at a constant rate (or one that follows a profile,
+requests/s by second) whatever the answers take, so a slow gateway shows up as latency and
+timeouts, never as fewer requests."""
 
 from __future__ import annotations
 
@@ -22,9 +23,15 @@ class Shot:
 
 class OpenLoop:
     def __init__(
-        self, url: str, body: Callable[[int], Any], rate: float, timeout: float = 2.0
+        self,
+        url: str,
+        body: Callable[[int], Any],
+        rate: float,
+        timeout: float = 2.0,
+        profile: Callable[[float], float] | None = None,
     ) -> None:
         self.url, self.body, self.rate, self.timeout = url, body, rate, timeout
+        self.profile = profile  # the rate at a second since the start; None: ``rate`` throughout
         self.shots: list[Shot] = []
         self.started = 0.0  # monotonic
         self._stop = asyncio.Event()
@@ -43,9 +50,8 @@ class OpenLoop:
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             self.started = time.monotonic()
-            i = 0
+            i, due = 0, self.started
             while not self._stop.is_set():
-                due = self.started + i / self.rate
                 wait = due - time.monotonic()
                 if wait > 0:
                     try:
@@ -57,6 +63,8 @@ class OpenLoop:
                 self._pending.add(task)
                 task.add_done_callback(self._pending.discard)
                 i += 1
+                rate = self.rate if self.profile is None else self.profile(due - self.started)
+                due += 1 / max(rate, 0.1)
             if self._pending:
                 await asyncio.wait(self._pending, timeout=self.timeout + 1.0)
 

@@ -21,14 +21,14 @@ def _colours(tiers: Sequence[str]) -> dict[str, str]:
     return colours
 
 
-def _x(t: float, end: float) -> float:
+def x_at(t: float, end: float) -> float:
     return LEFT + (W - LEFT - RIGHT) * (min(t, end) / end if end else 0)
 
 
 def _windows(result: dict[str, Any], end: float) -> str:
     out = []
     for i, step in enumerate(result["steps"]):
-        x0, x1 = _x(step["start"], end), _x(step["end"], end)
+        x0, x1 = x_at(step["start"], end), x_at(step["end"], end)
         kind = "restore-window" if any("restore" in a for a in step["actions"]) else "fault-window"
         title = escape(f"{step['name']}: {'; '.join(step['actions'])}")
         out.append(
@@ -40,13 +40,13 @@ def _windows(result: dict[str, Any], end: float) -> str:
     return "".join(out)
 
 
-def _axis(end: float, y_labels: Sequence[tuple[float, str]]) -> str:
+def axis(end: float, y_labels: Sequence[tuple[float, str]]) -> str:
     parts = [
         f'<line class="axis" x1="{LEFT}" y1="{H - BOTTOM}" x2="{W - RIGHT}" y2="{H - BOTTOM}"/>'
     ]
     step = max(1, round(end / 10))
     for t in range(0, int(end) + 1, step):
-        x = _x(t, end)
+        x = x_at(t, end)
         parts.append(f'<text class="tick" x="{x:.1f}" y="{H - 8}">{t}s</text>')
     for y, text in y_labels:
         parts.append(
@@ -66,7 +66,7 @@ def share_plot(result: dict[str, Any]) -> str:
         total = sum(row["tiers"].values())
         if not total:
             continue
-        x0, x1 = _x(row["t"], end), _x(min(row["t"] + 1, end), end)
+        x0, x1 = x_at(row["t"], end), x_at(min(row["t"] + 1, end), end)
         y = float(TOP)
         for label in labels:
             n = row["tiers"].get(label, 0)
@@ -84,7 +84,7 @@ def share_plot(result: dict[str, Any]) -> str:
         f'<span class="key"><i style="background:{colours[label]}"></i>{escape(label)}</span>'
         for label in labels
     )
-    return _svg("tier-share", "Who answered, per second", bars, _axis(end, ticks), result, legend)
+    return _svg("tier-share", "Who answered, per second", bars, axis(end, ticks), result, legend)
 
 
 def latency_plot(result: dict[str, Any]) -> str:
@@ -94,7 +94,7 @@ def latency_plot(result: dict[str, Any]) -> str:
     lines = []
     for key, colour in (("p50_ms", "#1c7ed6"), ("p99_ms", "#e8590c")):
         points = " ".join(
-            f"{_x(r['t'] + 0.5, end):.1f},{TOP + plot_h * (1 - r[key] / top):.1f}"
+            f"{x_at(r['t'] + 0.5, end):.1f},{TOP + plot_h * (1 - r[key] / top):.1f}"
             for r in series
             if r["sent"]
         )
@@ -107,7 +107,7 @@ def latency_plot(result: dict[str, Any]) -> str:
         '<span class="key"><i style="background:#1c7ed6"></i>p50</span>'
         '<span class="key"><i style="background:#e8590c"></i>p99</span>'
     )
-    return _svg("latency", "Latency of answered requests", lines, _axis(end, ticks), result, legend)
+    return _svg("latency", "Latency of answered requests", lines, axis(end, ticks), result, legend)
 
 
 def _svg(

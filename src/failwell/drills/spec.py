@@ -17,7 +17,8 @@
         expect: {recover_within: 8s}
 
 An action does one thing: ``process`` (kill, stop, cont; start too on the demo target;
-on a URL target the replicas' pids go under ``processes``),
+on a URL target the replicas' pids go under ``processes``, or ``managed:BACKEND`` names a
+serving replica the gateway's supervisor runs),
 ``gateway`` (an in-gateway fault, as for ``POST /admin/faults``), ``flag`` (switch a tier or
 backend off or on), ``network`` (set the fault of one of the drill's ``proxies``) or
 ``restore`` (undo everything the drill did so far).
@@ -34,6 +35,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from failwell.config.units import Duration
 from failwell.errors import ConfigError, ConfigIssue
+
+MANAGED = "managed:"  # a process action's replica: a serving replica of a managed backend
+
+
+def is_managed(replica: str) -> bool:
+    return replica.startswith(MANAGED) and len(replica) > len(MANAGED)
 
 
 class Strict(BaseModel):
@@ -185,11 +192,14 @@ class Drill(Strict):
                 if action.proxy is not None and action.proxy not in self.proxies:
                     raise ValueError(f"step {step.name!r}: unknown proxy {action.proxy!r}")
                 if action.process is not None and self.target != "demo":
-                    unknown = [r for r in action.replicas if r not in self.processes]
+                    unknown = [
+                        r for r in action.replicas if r not in self.processes and not is_managed(r)
+                    ]
                     if unknown or action.process is ProcessSignal.START:
                         raise ValueError(
                             f"step {step.name!r}: process actions on a URL target need the "
-                            f"replicas under processes (and cannot start them): {unknown}"
+                            f"replicas under processes or as {MANAGED}BACKEND (and cannot "
+                            f"start them): {unknown}"
                         )
         return self
 

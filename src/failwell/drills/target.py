@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 
 from failwell.drills.proxy import FaultProxy, NetworkFault
-from failwell.drills.spec import Action, Drill, ProcessSignal
+from failwell.drills.spec import MANAGED, Action, Drill, ProcessSignal, is_managed
 
 _FALLBACK = re.compile(r"^failwell_fallbacks_total\{([^}]*)\} ([0-9.e+]+)$", re.M)
 SIGNALS = {
@@ -101,15 +101,15 @@ class GatewayTarget:
             except ValueError as exc:
                 raise DrillError(f"proxy {action.proxy}: {exc}") from None
         else:
-            self._signal_local(action)
+            await self._signal_local(action)
 
-    def _signal_local(self, action: Action) -> None:
+    async def _signal_local(self, action: Action) -> None:
         assert action.process is not None
         sig = SIGNALS.get(action.process)
         if sig is None:
             raise DrillError(f"this target cannot {action.describe()}")
         for name in action.replicas:
-            pid = self._pid(name)
+            pid = await self._managed_pid(name) if is_managed(name) else self._pid(name)
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
@@ -118,6 +118,16 @@ class GatewayTarget:
                 self._stopped.add(pid)
             elif sig == signal.SIGCONT:
                 self._stopped.discard(pid)
+
+    async def _managed_pid(self, name: str) -> int:
+        """``managed:BACKEND``: the first serving replica the gateway's supervisor runs for
+        BACKEND now (its pid changes with each replacement, so it is looked up each time)."""
+        backend = name.removeprefix(MANAGED)
+        doc = (await self.admin("GET", "/admin/supervisor")).get(backend)
+        serving = [r for r in (doc or {}).get("replicas", []) if r["state"] == "serving"]
+        if not serving:
+            raise DrillError(f"{name}: no serving replica of managed backend {backend!r}")
+        return int(serving[0]["pid"])
 
     def _pid(self, name: str) -> int:
         ref = self.drill.processes[name]

@@ -26,7 +26,7 @@ from failwell.faults.flags import Flags, FlagTarget
 from failwell.faults.injection import Fault, FaultBook, FaultSpec, FaultyAdapter
 from failwell.observe import families
 from failwell.routing.chain import TierGate
-from failwell.routing.pool import Pool
+from failwell.routing.pool import Pool, Replica
 from failwell.routing.route import Route
 from failwell.routing.tiers import ModelTier, Tier
 
@@ -90,14 +90,20 @@ class FaultControl:
         tier = self._drill_tier(routes)
         if self.canary is not None and tier is not None:
             self.canary.tier = tier
-        if self.faults_enabled:
-            for name in built:
-                for replica in pools[name].replicas:
-                    replica.adapter = FaultyAdapter(
-                        replica.adapter, self.book, name, replica.label, self._count
-                    )
+        for name in built:
+            for replica in pools[name].replicas:
+                self.wrap(name, replica)
         for route in routes.values():
             route.chain.gate = self._gate(route)
+
+    def wrap(self, backend: str, replica: Replica) -> Replica:
+        """Make ``replica`` obey the fault book (when faults are on): the configured replicas at
+        ``decorate``, each managed replica as the supervisor starts it."""
+        if self.faults_enabled:
+            replica.adapter = FaultyAdapter(
+                replica.adapter, self.book, backend, replica.label, self._count
+            )
+        return replica
 
     def admin_routes(self) -> list[AdminRoute]:
         return [

@@ -184,8 +184,10 @@ class Gateway:
         return python_model(name, cfg)
 
     def _managed_replica(self, name: str, cfg: BackendConfig, url: str, label: str) -> Replica:
-        """A replica the supervisor starts, built like a configured one."""
-        return build_replica(name, cfg, url, label, self.metrics, self.clock)
+        """A replica the supervisor starts, built like a configured one (faults reach it too)."""
+        return self.faults.wrap(
+            name, build_replica(name, cfg, url, label, self.metrics, self.clock)
+        )
 
     def _switch(
         self, topology: Topology, plan: HealthPlan, references: Mapping[str, Reference]

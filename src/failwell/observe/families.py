@@ -456,7 +456,8 @@ AUTOSCALE_DECISIONS = counter(
 )  # fmt: skip
 AUTOSCALE_SIGNAL = gauge(
     "failwell_autoscale_signal",
-    "What the autoscaler saw: in_flight_per_replica, p99_seconds, load_ratio.",
+    "What the autoscaler saw: in_flight_per_replica, p99_seconds, load_ratio, request_rate, "
+    "forecast_rate (trend on).",
     "backend", "signal",
 )  # fmt: skip
 

@@ -9,7 +9,12 @@ flight over the serving replicas, the backend's tier-1 latency p99) and recommen
 - latency: when p99 is above ``target_p99 * (1 + tolerance)``, ``ceil(current * ratio)`` with
   the ratio capped at 2 (latency is not proportional to replicas; it only ever votes up);
 
-the larger wins, clamped to ``[low, high]``. Then, like Kubernetes' HPA behaviour:
+- trend (opt-in, ``trend.enabled``): when the request rate forecast ``trend.horizon`` ahead
+  (``trend.RateTrend``) is above the rate now by more than the tolerance, the queue depth that
+  rate would bring by Little's law, ``ceil(in_flight * forecast / rate / target_in_flight)``
+  (it only ever votes up: a falling forecast never removes capacity early);
+
+the largest wins, clamped to ``[low, high]``. Then, like Kubernetes' HPA behaviour:
 stabilisation (scale up to the *lowest* recommendation of ``up_window``, down to the *highest*
 of ``down_window``, so a spike or a dip that does not last moves nothing), cool-downs
 (``up_cooldown`` between scale-ups, ``down_cooldown`` after any change before a scale-down)
@@ -24,6 +29,7 @@ from dataclasses import dataclass
 
 from failwell.clock import Clock
 from failwell.config.managed import AutoscaleConfig
+from failwell.supervisor.trend import RateTrend
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +40,8 @@ class Decision:
     reason: str
     in_flight: float
     p99: float | None
+    rate: float | None = None  # requests/s over the last interval
+    forecast: float | None = None  # requests/s expected trend.horizon ahead
 
     @property
     def direction(self) -> str:
@@ -47,6 +55,8 @@ class Decision:
             "reason": self.reason,
             "in_flight": round(self.in_flight, 3),
             "p99_ms": None if self.p99 is None else round(self.p99 * 1000, 3),
+            "rate": None if self.rate is None else round(self.rate, 3),
+            "forecast": None if self.forecast is None else round(self.forecast, 3),
         }
 
 
@@ -57,8 +67,16 @@ class Autoscaler:
         self._since: float | None = None  # the first measurement: windows need covering
         self._last_up = -math.inf
         self._last_change = -math.inf
+        self.trend = RateTrend(policy.trend)
 
-    def recommend(self, current: int, in_flight: float, p99: float | None) -> tuple[int, str]:
+    def recommend(
+        self,
+        current: int,
+        in_flight: float,
+        p99: float | None,
+        rate: float | None = None,
+        forecast: float | None = None,
+    ) -> tuple[int, str]:
         """The count this one measurement asks for, and why."""
         p = self.policy
         per = in_flight / max(current, 1)
@@ -74,15 +92,31 @@ class Autoscaler:
                 why = (
                     f"tier-1 p99 {p99 * 1000:.1f} ms above the target {p.target_p99 * 1000:.1f} ms"
                 )
+        if rate and forecast is not None and forecast > rate * (1 + p.tolerance):
+            expected = in_flight * forecast / rate
+            by_trend = math.ceil(expected / p.target_in_flight)
+            if by_trend > want:
+                want = by_trend
+                why = (
+                    f"request rate {rate:.1f}/s heading for {forecast:.1f}/s in "
+                    f"{format(p.trend.horizon, 'g')}s: {expected:.2f} in flight expected"
+                )
         return min(max(want, self.low), self.high), why
 
-    def decide(self, current: int, in_flight: float, p99: float | None) -> Decision | None:
-        """A change of the desired count, or None to keep ``current``."""
+    def decide(
+        self, current: int, in_flight: float, p99: float | None, rate: float | None = None
+    ) -> Decision | None:
+        """A change of the desired count, or None to keep ``current``. ``rate`` (requests/s
+        over the interval) feeds the trend when it is on."""
         p, now = self.policy, self.clock.now()
         if self._since is None:
             self._since = now
         covered = now - self._since
-        raw, why = self.recommend(current, in_flight, p99)
+        forecast = None
+        if p.trend.enabled and rate is not None:
+            self.trend.add(now, rate)
+            forecast = self.trend.forecast()
+        raw, why = self.recommend(current, in_flight, p99, rate, forecast)
         self._history.append((now, raw))
         keep = max(p.up_window, p.down_window)
         while self._history and now - self._history[0][0] > keep:
@@ -108,4 +142,4 @@ class Autoscaler:
         if desired > current:
             self._last_up = now
         self._last_change = now
-        return Decision(now, current, desired, why, in_flight, p99)
+        return Decision(now, current, desired, why, in_flight, p99, rate, forecast)

@@ -6,7 +6,7 @@ exits, fails ``down_after`` liveness probes or is taken out of rotation by its c
 the pool at once, a warm standby takes its place in the same step (no await between), and a
 replacement starts after the backoff. Failures within ``restart.window`` set the backoff
 (``backoff * 2^(n-1)``, capped) and, at ``restart.crash_loop``, quarantine the backend: no more
-starts, an alert, until ``release``. Leaving replicas drain (no new requests; calls in flight
+starts, an alert, until ``release`` (``restarts.Restarts``). Leaving replicas drain (no new requests; calls in flight
 finish, bounded), then get SIGTERM, then SIGKILL.
 
 Every change of the pool happens in a synchronous method; the request path only reads it.
@@ -21,8 +21,6 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from failwell.clock import Clock
 from failwell.config.models import BackendConfig
 from failwell.observe.logging import log
@@ -32,7 +30,9 @@ from failwell.supervisor.autoscale import Decision
 from failwell.supervisor.latency import TimedAdapter
 from failwell.supervisor.members import STATES, Hooks, Managed, port_free
 from failwell.supervisor.metrics import SupervisorMetrics
+from failwell.supervisor.probe import Probe
 from failwell.supervisor.process import ReplicaProcess
+from failwell.supervisor.restarts import Restarts
 from failwell.supervisor.scaling import Scaling
 
 
@@ -52,11 +52,9 @@ class ManagedBackend:
         self.metrics, self.clock = metrics, clock
         self.replicas: list[Managed] = []
         self.desired = self.managed.min
-        self.failed_at: deque[float] = deque()
-        self.next_start = 0.0
-        self.quarantined = False
+        self.restarts = Restarts(self.managed.restart, clock)
         self.events: deque[dict[str, Any]] = deque(maxlen=30)
-        self.session: aiohttp.ClientSession | None = None
+        self.probe = Probe()
         self._tasks: set[asyncio.Task[None]] = set()
         self.scaling = Scaling(name, self.managed, metrics, clock)
         self.scaling.publish(self.desired)
@@ -74,6 +72,7 @@ class ManagedBackend:
         assert config.managed is not None
         self.config, self.managed = config, config.managed
         self.scaling.rebind(self.managed)
+        self.restarts.policy = self.managed.restart
         low = self.managed.min
         high = self.managed.max if self.managed.autoscale.enabled else low
         self.desired = min(max(self.desired, low), high)
@@ -89,6 +88,10 @@ class ManagedBackend:
         self.hooks.changed()
 
     # -- where things are ---------------------------------------------------------------------
+
+    @property
+    def quarantined(self) -> bool:
+        return self.restarts.quarantined
 
     @property
     def state_path(self) -> Path:
@@ -187,7 +190,7 @@ class ManagedBackend:
             if not m.process.alive():
                 self._failed(m, "exit", f"exited with {m.process.exit_code()} while starting")
                 return
-            if await self.probe(url):
+            if await self.probe(url, self.config.health.timeout):
                 error = await self.hooks.deep_check(self.name, m.replica.adapter) or ""
                 if not error:
                     self.metrics.ready.labels(self.name).observe(self.clock.now() - m.since)
@@ -195,20 +198,6 @@ class ManagedBackend:
                     return
             await asyncio.sleep(0.05)
         self._failed(m, "start", f"not ready within {self.managed.start_timeout}s: {error}")
-
-    async def probe(self, url: str) -> bool:
-        """One liveness probe of a replica (GET its health path)."""
-        if self.session is None:
-            self.session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0), skip_auto_headers=("User-Agent",)
-            )
-        try:
-            async with asyncio.timeout(self.config.health.timeout):
-                async with self.session.get(url) as resp:
-                    await resp.read()
-                    return resp.status < 300
-        except (TimeoutError, aiohttp.ClientError):
-            return False
 
     # -- placing ------------------------------------------------------------------------------
 
@@ -266,7 +255,6 @@ class ManagedBackend:
     def _failed(self, m: Managed | None, reason: str, detail: str) -> None:
         """``m`` failed: out of the pool, a standby in its place (same step), stopped; the
         failure counts for the backoff and the crash-loop quarantine."""
-        now = self.clock.now()
         self.metrics.failures.labels(self.name, reason).inc()
         if m is not None:
             was_serving = m.state == "serving"
@@ -274,19 +262,13 @@ class ManagedBackend:
             self._retire(m, f"{reason}: {detail}")
             if was_serving and len(self.in_state("serving")) < self.desired:
                 self._promote()
-        window = self.managed.restart.window
-        self.failed_at.append(now)
-        while self.failed_at and now - self.failed_at[0] > window:
-            self.failed_at.popleft()
-        n = len(self.failed_at)
-        wait = min(self.managed.restart.max_backoff, self.managed.restart.backoff * 2 ** (n - 1))
-        self.next_start = max(self.next_start, now + wait)
+        wait, quarantine = self.restarts.failed()
         label = m.replica.label if m is not None else None
         self._event(
             "replica_failed", replica=label, reason=reason, detail=detail, backoff_s=round(wait, 3)
         )
-        if n >= self.managed.restart.crash_loop and not self.quarantined:
-            self.quarantined = True
+        if quarantine:
+            n, window = len(self.restarts.failed_at), self.managed.restart.window
             self._alert("firing", failures=n, last_reason=f"{reason}: {detail}")
             self._event("quarantined", failures=n, window_s=window)
         self._export()
@@ -308,10 +290,7 @@ class ManagedBackend:
 
     def release(self) -> None:
         """Lift a quarantine (after the cause is fixed): starts resume, failures forgotten."""
-        self.failed_at.clear()
-        self.next_start = 0.0
-        if self.quarantined:
-            self.quarantined = False
+        if self.restarts.release():
             self._alert("resolved")
             self._event("released")
         self._export()
@@ -358,7 +337,7 @@ class ManagedBackend:
             self._retire(m, "standby not needed")
         want = self.desired + self.managed.standby + (1 if stale else 0)
         want -= sum(len(self.in_state(s)) for s in ("serving", "standby", "starting"))
-        if want <= 0 or self.quarantined or self.clock.now() < self.next_start:
+        if want <= 0 or not self.restarts.may_start():
             return
         for _ in range(want):
             if self.start_one() is None:
@@ -367,7 +346,10 @@ class ManagedBackend:
     async def liveness(self) -> None:
         """Probe every ready replica once; ``down_after`` failures in a row fail it."""
         ready = [m for m in self.replicas if m.state in ("serving", "standby")]
-        results = await asyncio.gather(*(self.probe(self.probe_url(m.port)) for m in ready))
+        timeout = self.config.health.timeout
+        results = await asyncio.gather(
+            *(self.probe(self.probe_url(m.port), timeout) for m in ready)
+        )
         for m, ok in zip(ready, results, strict=True):
             m.failures = 0 if ok else m.failures + 1
             if m.state in ("serving", "standby") and m.failures >= self.config.health.down_after:
@@ -381,8 +363,7 @@ class ManagedBackend:
         tasks = list(self._tasks)
         await asyncio.gather(*tasks, return_exceptions=True)
         runstate.clear(self.state_path)
-        if self.session is not None:
-            await self.session.close()
+        await self.probe.close()
 
     def status(self) -> dict[str, Any]:
         now = self.clock.now()
@@ -391,9 +372,7 @@ class ManagedBackend:
             "min": self.managed.min,
             "max": self.managed.max,
             "standby": self.managed.standby,
-            "quarantined": self.quarantined,
-            "failures_in_window": len(self.failed_at),
-            "next_start_in_s": round(max(0.0, self.next_start - now), 3),
+            **self.restarts.status(),
             "replicas": [m.as_json(now, self.log_path(m.port)) for m in self.replicas],
             "autoscale": self.managed.autoscale.enabled,
             "decisions": list(self.scaling.decisions)[:20],

@@ -15,9 +15,11 @@ class LatencyWindow:
 
     def __init__(self, size: int = 4096) -> None:
         self.samples: deque[tuple[float, float]] = deque(maxlen=size)
+        self.count = 0  # calls ever ended: the request rate is its change over time
 
     def add(self, ended: float, seconds: float) -> None:
         self.samples.append((ended, seconds))
+        self.count += 1
 
     def quantile(self, q: float, since: float) -> float | None:
         """The ``q`` quantile of the calls that ended after ``since`` (None without any)."""

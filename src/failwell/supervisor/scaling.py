@@ -26,6 +26,7 @@ class Scaling:
         self.latency = LatencyWindow()
         self.decisions: deque[dict[str, Any]] = deque(maxlen=60)
         self._sum, self._samples = 0.0, 0
+        self._counted, self._counted_at = 0, clock.now()
 
     def rebind(self, managed: ManagedConfig) -> None:
         """A reload: a changed policy or range starts a fresh autoscaler."""
@@ -41,10 +42,20 @@ class Scaling:
         self._sum += sum(r.outstanding for r in serving)
         self._samples += 1
 
+    def _rate(self) -> float | None:
+        """Requests/s that ended since the last call (None on the first)."""
+        now, count = self.clock.now(), self.latency.count
+        elapsed = now - self._counted_at
+        rate = (count - self._counted) / elapsed if elapsed > 0 else None
+        self._counted, self._counted_at = count, now
+        return rate
+
     def decide(self, current: int, serving: int) -> Decision | None:
-        """The interval's mean load and the recent p99 to the autoscaler; a change or None."""
+        """The interval's mean load, request rate and recent p99 to the autoscaler; a change
+        or None."""
         in_flight = self._sum / max(self._samples, 1)
         self._sum, self._samples = 0.0, 0
+        rate = self._rate()
         policy = self.managed.autoscale
         if not policy.enabled:
             return None
@@ -55,10 +66,13 @@ class Scaling:
             "in_flight_per_replica": per,
             "p99_seconds": p99 if p99 is not None else 0.0,
             "load_ratio": per / policy.target_in_flight,
+            "request_rate": rate or 0.0,
         }
+        decision = self.autoscaler.decide(current, in_flight, p99, rate)
+        if policy.trend.enabled:
+            signals["forecast_rate"] = self.autoscaler.trend.forecast() or 0.0
         for signal, value in signals.items():
             self.metrics.signal.labels(self.backend, signal).set(value)
-        decision = self.autoscaler.decide(current, in_flight, p99)
         if decision is not None:
             self.publish(decision.desired)
             self.metrics.decisions.labels(self.backend, decision.direction).inc()

@@ -1,21 +1,51 @@
-"""A managed backend on Kubernetes: its Deployment and Service, and the KEDA ``ScaledObject``
-that applies the backend's ``managed.autoscale`` policy (the table in ``kubernetes.py``)."""
+"""The KEDA ``ScaledObject`` of a managed backend: the local autoscaler's policy
+(``managed.autoscale``) as Prometheus triggers and HPA behaviour (docs/kubernetes.md maps each
+field). The trend (``autoscale.trend``) becomes a third trigger: the queue depth scaled by the
+tier-1 request rate ``predict_linear`` expects ``horizon`` ahead over the rate now (at least 1,
+so it only votes up, like the local one); its window is at least 2 minutes, as Prometheus
+scrapes every 15-60 s."""
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
+from failwell.config.managed import AutoscaleConfig
 from failwell.config.models import BackendConfig, FailwellConfig
-from failwell.deploy.manifests import (
-    BACKEND_PORT,
-    Doc,
-    backend_name,
-    labels,
-    meta,
-    probe,
-    seconds,
-    service_doc,
-    spread,
-)
 from failwell.observe import families
+
+Doc = dict[str, Any]
+TREND_WINDOW = 120  # seconds: the shortest fit window worth having at Prometheus' scrape rates
+
+
+def seconds(value: float) -> int:
+    return max(1, math.ceil(value))
+
+
+def trend_trigger(
+    queue: str, routes: list[tuple[str, str]], policy: AutoscaleConfig, prometheus: str
+) -> Doc:
+    """Queue depth times (tier-1 rate ``horizon`` ahead / rate now), per replica, against the
+    same ``target_in_flight``."""
+    trend = policy.trend
+    names = "|".join(r for r, _ in routes)
+    tiers = "|".join(sorted({t for _, t in routes}))
+    rate = (
+        f"sum(rate({families.REQUEST_DURATION.name}_count"
+        f'{{route=~"{names}", tier=~"{tiers}"}}[1m]))'
+    )
+    window = max(TREND_WINDOW, seconds(trend.window))
+    ahead = f"predict_linear(({rate})[{window}s:15s], {seconds(trend.horizon)})"
+    return {
+        "type": "prometheus",
+        "name": "queue-depth-trend",
+        "metricType": "AverageValue",
+        "metadata": {
+            "serverAddress": prometheus,
+            "query": f"{queue} * clamp({ahead} / clamp_min({rate}, 0.001), 1, 10)",
+            "threshold": f"{policy.target_in_flight:g}",
+        },
+    }
 
 
 def tier1_routes(config: FailwellConfig, backend: str) -> list[tuple[str, str]]:
@@ -27,7 +57,11 @@ def tier1_routes(config: FailwellConfig, backend: str) -> list[tuple[str, str]]:
     ]
 
 
-def scaled_object(name: str, bc: BackendConfig, config: FailwellConfig, prometheus: str) -> Doc:
+def scaled_object(
+    name: str, bc: BackendConfig, config: FailwellConfig, prometheus: str, meta: Doc
+) -> Doc:
+    """The ScaledObject of managed backend ``name`` (``meta``: its metadata, named like the
+    Deployment it scales)."""
     assert bc.managed is not None
     m, policy = bc.managed, bc.managed.autoscale
     queue = f'sum({families.REPLICA_OUTSTANDING.sample}{{backend="{name}"}})'
@@ -64,6 +98,9 @@ def scaled_object(name: str, bc: BackendConfig, config: FailwellConfig, promethe
             }
         )
 
+    if policy.trend.enabled and routes:
+        triggers.append(trend_trigger(queue, routes, policy, prometheus))
+
     def rule(window: float, step: int, period: float) -> Doc:
         return {
             "stabilizationWindowSeconds": min(3600, round(window)),
@@ -76,9 +113,9 @@ def scaled_object(name: str, bc: BackendConfig, config: FailwellConfig, promethe
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
-        "metadata": meta(backend_name(name), "backend"),
+        "metadata": meta,
         "spec": {
-            "scaleTargetRef": {"name": backend_name(name)},
+            "scaleTargetRef": {"name": meta["name"]},
             "pollingInterval": seconds(policy.interval),
             "minReplicaCount": m.min,
             "maxReplicaCount": m.max if policy.enabled else m.min,
@@ -95,58 +132,3 @@ def scaled_object(name: str, bc: BackendConfig, config: FailwellConfig, promethe
             "triggers": triggers,
         },
     }
-
-
-def backend_manifests(
-    name: str, bc: BackendConfig, config: FailwellConfig, image: str, prometheus: str
-) -> list[Doc]:
-    assert bc.managed is not None
-    m, health = bc.managed, bc.health
-    selector = {**labels("backend"), "failwell.dev/backend": name}
-    # In a pod the model server listens on the pod's address, not on loopback.
-    command = [part.replace("127.0.0.1", "0.0.0.0") for part in m.argv(BACKEND_PORT)]
-    container = {
-        "name": "model",
-        "image": image,
-        "command": command,
-        "ports": [{"name": "http", "containerPort": BACKEND_PORT}],
-        "env": [{"name": k, "value": v} for k, v in sorted(m.env.items())],
-        "readinessProbe": probe(
-            bc.probe_path, BACKEND_PORT, health.interval, health.timeout, health.down_after
-        ),
-        "livenessProbe": probe(
-            bc.probe_path, BACKEND_PORT, health.interval * 2, health.timeout, health.down_after
-        ),
-        "startupProbe": probe(
-            bc.probe_path, BACKEND_PORT, 1, health.timeout, seconds(m.start_timeout)
-        ),
-    }
-    service = service_doc(backend_name(name), "backend", BACKEND_PORT)
-    service["spec"]["selector"] = selector
-    return [
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": meta(backend_name(name), "backend"),
-            "spec": {
-                "replicas": m.min,
-                "selector": {"matchLabels": selector},
-                "template": {
-                    "metadata": {"labels": selector},
-                    "spec": {
-                        "terminationGracePeriodSeconds": seconds(m.drain + m.stop_grace),
-                        "containers": [container],
-                        "affinity": spread(selector),
-                    },
-                },
-            },
-        },
-        service,
-        {
-            "apiVersion": "policy/v1",
-            "kind": "PodDisruptionBudget",
-            "metadata": meta(backend_name(name), "backend"),
-            "spec": {"minAvailable": max(1, m.min - 1), "selector": {"matchLabels": selector}},
-        },
-        scaled_object(name, bc, config, prometheus),
-    ]
