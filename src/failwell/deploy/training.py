@@ -30,10 +30,8 @@ import yaml
 
 from failwell.config.load import load_config
 from failwell.deploy.keda import seconds
-from failwell.deploy.kubernetes import _ENV as ENV
-from failwell.deploy.kubernetes import Doc
-from failwell.deploy.kubernetes import _dump_all as dump_all
-from failwell.deploy.kubernetes import _meta as meta
+from failwell.deploy.kubernetes import ENV_REF as ENV
+from failwell.deploy.kubernetes import Doc, dump_all, meta
 from failwell.errors import ConfigError, ConfigIssue
 from failwell.training.runner import load_job
 
