@@ -255,6 +255,7 @@ def continue_config(stack: Stack, large: ModelServer, small: ModelServer) -> dic
     route = config["routes"]["chat"]
     route["deadline"] = f"{CONTINUE_DEADLINE}s"
     route["stream"]["on_failure"] = "continue"
+    route["tiers"].insert(2, {"name": "cache"})
     config["log"] = {"enabled": True, "path": str(stack.tmp / "log"), "durability": "sync"}
     return config
 
@@ -266,7 +267,8 @@ TOOLS: Any = [{"type": "function", "function": {"name": "lookup", "parameters": 
 def test_continue_resumes_a_failed_stream_on_tier_2(stack: Stack) -> None:
     """``continue``: a stall, cut, malformed chunk or error event after the first chunk resumes
     on tier 2 with the text so far; the client sees one complete stream (one id), within the
-    route deadline for the hang; with tools the stream ends with the in-band error instead."""
+    route deadline for the hang; with tools the stream ends with the in-band error instead.
+    Only a complete tier-1 stream is cached, and the cache tier replays it as a stream."""
     large = stack.model_server(chat_model="demo-large", label="large")
     small = stack.model_server(chat_model="demo-small", label="small")
     gw = stack.gateway(continue_config(stack, large, small))
@@ -313,6 +315,26 @@ def test_continue_resumes_a_failed_stream_on_tier_2(stack: Stack) -> None:
     assert records[0]["tiers"] == ["primary", "fallback"] and records[0]["ttft_ms"] > 0
     content = records[0]["outputs"]["choices"][0]["message"]["content"]
     assert content.startswith("[large]") and content.endswith(" ".join(rest[-3:]))
+
+    # Only complete tier-1 streams are cached (a resumed one is not), and the cache tier
+    # replays a cached answer as a stream.
+    large.control("error", status=503)
+    small.control("error", status=503)
+    assert read_stream(gw)[2]["x-failwell-tier"] == "rules"
+    large.control("ok")
+    small.control("ok")
+    whole_text, _, headers = read_stream(gw)
+    assert headers["x-failwell-tier"] == "primary"
+    large.control("error", status=503)
+    small.control("error", status=503)
+
+    def replayed() -> bool:
+        text, _, headers = read_stream(gw)
+        return headers["x-failwell-tier"] == "cache" and text == whole_text
+
+    assert wait_until(replayed, 5, interval=0.2)  # the cache write is off the request path
+    large.control("ok")
+    small.control("ok")
 
     # With tools the partial answer is not continued: the in-band error, never a clean close.
     large.control("stream_cut", after=5)

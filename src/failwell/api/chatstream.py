@@ -124,14 +124,18 @@ async def _stream(
 ) -> None:
     """Send one upstream stream's chunks until it completes (or raises)."""
     gaps = opened.gaps()
-    relabel = opened.relabel
+    relabel = opened.relabel if answer.resumed else None  # a stream that took over
     index = 0
     for raw in stream.first:
-        await _chunk(send, relabel(raw), index, stream.finish_at, answer)
+        await _chunk(
+            send, raw if relabel is None else relabel(raw), index, stream.finish_at, answer
+        )
         index += 1
     last = time.perf_counter()
     while (more := await stream.next(idle)) is not None:
-        await _chunk(send, relabel(more), index, stream.finish_at, answer)
+        if relabel is not None:
+            more = relabel(more)
+        await _chunk(send, more, index, stream.finish_at, answer)
         index += 1
         if gaps is not None:
             now = time.perf_counter()

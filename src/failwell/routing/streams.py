@@ -104,8 +104,9 @@ class OpenStream:
         return taken.stream
 
     def relabel(self, raw: bytes) -> bytes:
-        """A chunk as part of the one stream the client sees (the first stream's id)."""
-        return continued_chunk(raw, *self.first_id) if self.answer.resumed else raw
+        """A chunk of a stream that took over, as part of the one stream the client sees (the
+        first stream's id)."""
+        return continued_chunk(raw, *self.first_id)
 
     def _let_go(self, failure: UpstreamError) -> None:
         """Close the failed stream and give its replica the verdict."""
