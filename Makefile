@@ -28,6 +28,7 @@ bench:
 	$(PY) bench/log_bench.py $(LOG_BENCH_ARGS)
 	$(PY) bench/auth_bench.py $(AUTH_BENCH_ARGS)
 	$(PY) bench/drift_bench.py $(DRIFT_BENCH_ARGS)
+	$(PY) bench/stream_bench.py $(STREAM_BENCH_ARGS)
 
 clean:
 	rm -rf .venv .venv-mlserver .failwell-demo

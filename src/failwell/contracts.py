@@ -94,6 +94,10 @@ class Answer:
     replica: str | None = None
     age: float | None = None
     failures: list[TierFailure] = field(default_factory=list)
+    # A stream: every tier whose chunks reached the client, in order (``latency`` is then the
+    # time to the first chunk), and whether the stream resumed on a later tier.
+    tiers: list[str] | None = None
+    resumed: bool = False
 
 
 @dataclass(slots=True)

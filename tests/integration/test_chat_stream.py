@@ -12,6 +12,8 @@ from typing import Any
 import openai
 import pytest
 
+from failwell.log.query import Filter, select
+from failwell.log.segments import SegmentLog
 from tests.integration.conftest import (
     Gateway,
     ModelServer,
@@ -196,11 +198,14 @@ def test_a_client_that_goes_away_cancels_the_upstream_stream(stack: Stack) -> No
     assert wait_until(lambda: http_json(f"{slow.url}/_control")["streams_open"] == 0, 5)
 
 
-def test_two_hundred_streams_with_the_primary_killed_mid_stream(stack: Stack) -> None:
+@pytest.mark.parametrize("policy", ["error", "continue"])
+def test_two_hundred_streams_with_the_primary_killed_mid_stream(stack: Stack, policy: str) -> None:
     args = ["--chat-model", "demo-large", "--stream-gap-ms", "300", "--chat-sentences", "8"]
     slow = ModelServer(stack, "slow", args)  # streams of about 40 s
     small = stack.model_server(chat_model="demo-small", label="small")
-    gw = stack.gateway(stream_config(stack, slow, small))
+    config = stream_config(stack, slow, small)
+    config["routes"]["chat"]["stream"]["on_failure"] = policy
+    gw = stack.gateway(config)
     count = 200
     started = asyncio.Event()
     outcomes: list[tuple[str, str]] = []
@@ -236,13 +241,114 @@ def test_two_hundred_streams_with_the_primary_killed_mid_stream(stack: Stack) ->
         return time.monotonic() - at
 
     took = asyncio.run(main())
-    # A stream of the killed primary ends with the in-band error, never a clean close; one
-    # that tier 2 took from the start (a slow first token under this load) completes.
+    # A stream of the killed primary ends with the in-band error, never a clean close, or
+    # (continue) completes on tier 2; one that tier 2 took from the start (a slow first token
+    # under this load) completes.
     assert len(outcomes) == count
-    assert {o for t, o in outcomes if t == "primary"} == {"error"}
+    expected = {"error"} if policy == "error" else {"complete"}
+    assert {o for t, o in outcomes if t == "primary"} == expected
     assert {o for t, o in outcomes if t != "primary"} <= {"complete", "complete before the kill"}
     assert sum(t == "primary" for t, _ in outcomes) >= count // 4, outcomes
     assert took < IDLE + 5  # none hangs
     assert wait_until(
         lambda: metric_value(gw.metrics(), "failwell_in_flight_requests", route="chat") == 0, 5
     )
+
+
+def continue_config(stack: Stack, large: ModelServer, small: ModelServer) -> dict[str, Any]:
+    config = stream_config(stack, large, small)
+    route = config["routes"]["chat"]
+    route["deadline"] = f"{CONTINUE_DEADLINE}s"
+    route["stream"]["on_failure"] = "continue"
+    route["tiers"].insert(2, {"name": "cache"})
+    config["log"] = {"enabled": True, "path": str(stack.tmp / "log"), "durability": "sync"}
+    return config
+
+
+CONTINUE_DEADLINE = 3.0
+TOOLS: Any = [{"type": "function", "function": {"name": "lookup", "parameters": {}}}]
+
+
+def test_continue_resumes_a_failed_stream_on_tier_2(stack: Stack) -> None:
+    """``continue``: a stall, cut, malformed chunk or error event after the first chunk resumes
+    on tier 2 with the text so far; the client sees one complete stream (one id), within the
+    route deadline for the hang; with tools the stream ends with the in-band error instead.
+    Only a complete tier-1 stream is cached, and the cache tier replays it as a stream."""
+    large = stack.model_server(chat_model="demo-large", label="large")
+    small = stack.model_server(chat_model="demo-small", label="small")
+    gw = stack.gateway(continue_config(stack, large, small))
+    with openai.OpenAI(base_url=f"{small.url}/v1", api_key="unused", max_retries=0) as direct:
+        whole = direct.chat.completions.create(model="demo-small", messages=MESSAGES)
+    rest = (whole.choices[0].message.content or "").split()
+    for mode in ["stream_stall", "stream_cut", "stream_malformed", "stream_error"]:
+        large.control(mode, after=5)
+        started = time.monotonic()
+        raw = client(gw).chat.completions.with_raw_response.create(
+            model="chat", messages=MESSAGES, stream=True
+        )
+        chunks = list(raw.parse())
+        took = time.monotonic() - started
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        prefix = "".join(c.choices[0].delta.content or "" for c in chunks[:5])
+        assert prefix.startswith("[large]"), mode
+        assert text == prefix + " " + " ".join(rest[len(prefix.split()) :]), mode
+        assert raw.headers["x-failwell-tier"] == "primary"
+        assert {c.id for c in chunks} == {chunks[0].id}, mode  # one stream
+        assert sum(bool(c.choices and c.choices[0].delta.role) for c in chunks) == 1
+        finish = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+        assert finish[0].choices[0].finish_reason == "stop"
+        labels = (finish[0].model_extra or {})["failwell"]
+        assert labels["tiers"] == ["primary", "fallback"] and labels["resumed"] is True
+        if mode == "stream_stall":
+            assert took < CONTINUE_DEADLINE + 0.05, took
+    assert wait_until(lambda: http_json(f"{large.url}/_control")["streams_open"] == 0, 5)
+    metrics = gw.metrics()
+    for kind in ["timeout", "unavailable", "malformed", "stream_error"]:
+        resumed = metric_value(
+            metrics, "failwell_stream_failures_total", tier="primary", kind=kind, outcome="resumed"
+        )
+        assert resumed == 1, kind
+    ends = metric_value(metrics, "failwell_stream_ends_total", tier="fallback", outcome="complete")
+    assert ends == 4
+    assert metric_value(metrics, "failwell_streams_in_flight", route="chat") == 0
+    ttft = metric_value(metrics, "failwell_stream_first_token_seconds_count", tier="primary")
+    assert ttft == 4
+
+    records = list(select(SegmentLog(str(stack.tmp / "log"), "inference"), Filter()))
+    records = [r for r in records if r.get("resumed")]
+    assert len(records) == 4, records
+    assert records[0]["tiers"] == ["primary", "fallback"] and records[0]["ttft_ms"] > 0
+    content = records[0]["outputs"]["choices"][0]["message"]["content"]
+    assert content.startswith("[large]") and content.endswith(" ".join(rest[-3:]))
+
+    # Only complete tier-1 streams are cached (a resumed one is not), and the cache tier
+    # replays a cached answer as a stream.
+    large.control("error", status=503)
+    small.control("error", status=503)
+    assert read_stream(gw)[2]["x-failwell-tier"] == "rules"
+    large.control("ok")
+    small.control("ok")
+    whole_text, _, headers = read_stream(gw)
+    assert headers["x-failwell-tier"] == "primary"
+    large.control("error", status=503)
+    small.control("error", status=503)
+
+    def replayed() -> bool:
+        text, _, headers = read_stream(gw)
+        return headers["x-failwell-tier"] == "cache" and text == whole_text
+
+    assert wait_until(replayed, 5, interval=0.2)  # the cache write is off the request path
+    large.control("ok")
+    small.control("ok")
+
+    # With tools the partial answer is not continued: the in-band error, never a clean close.
+    large.control("stream_cut", after=5)
+    stream = client(gw).chat.completions.create(
+        model="chat",
+        messages=MESSAGES,
+        stream=True,
+        tools=TOOLS,
+    )
+    with pytest.raises(openai.APIError) as info:
+        list(stream)
+    assert "stream" in str(info.value.message)

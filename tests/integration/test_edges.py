@@ -169,6 +169,7 @@ def test_openapi_document_describes_routes(echo_gateway: tuple[Stack, Gateway, A
     doc = http_json(f"{gw.url}/openapi.json")
     assert doc["openapi"].startswith("3.")
     assert "/v1/predict/recommend" in doc["paths"] and "/v1/chat/completions" in doc["paths"]
+    assert "/v1/embeddings" in doc["paths"] and "EmbeddingsRequest" in doc["components"]["schemas"]
     schema = doc["components"]["schemas"]["recommend_inputs"]
     assert schema["required"] == ["user_id", "n", "weights"]
 

@@ -5,7 +5,9 @@ the 200 and the SSE headers go out only once a first chunk is in hand, so a clie
 a tier that failed. After it, the route's ``stream.on_failure`` policy decides; ``error``: a
 gap over ``idle_timeout``, a cut without ``[DONE]``, a malformed chunk or an error event end
 the stream with an in-band error event in OpenAI's error shape, then a close without
-``[DONE]``: never a clean close of a truncated answer, never a hang. A client that goes away
+``[DONE]``: never a clean close of a truncated answer, never a hang; ``continue``: the stream
+resumes on a later model tier (``OpenStream.take_over``) and its chunks carry on as the same
+stream. A client that goes away
 cancels the upstream stream at once. Chunks travel as the upstream sent them; the chunk that
 carries the finish reason gets the ``failwell`` field.
 """
@@ -18,7 +20,7 @@ from typing import Any
 
 from failwell.api.http import ClientDisconnected, Receive, Send
 from failwell.api.responses import encode
-from failwell.contracts import Answer, Exchange
+from failwell.contracts import Answer, ChunkStream, Exchange
 from failwell.errors import UpstreamError
 from failwell.observe.logging import log
 from failwell.routing.route import Route
@@ -93,22 +95,19 @@ async def stream_chat(
 async def _relay(
     opened: OpenStream, idle: float, send: Send, answer: Answer
 ) -> UpstreamError | None:
-    """Send the stream's chunks as they come; how it ended (None: complete)."""
+    """Send the stream's chunks as they come, and those of any stream that takes over from it
+    (``continue``); how it ended (None: complete)."""
     stream = opened.stream
-    gaps = opened.gaps()
-    index = 0
     try:
-        for raw in stream.first:
-            await _chunk(send, raw, index, stream.finish_at, answer)
-            index += 1
-        last = time.perf_counter()
-        while (more := await stream.next(idle)) is not None:
-            await _chunk(send, more, index, stream.finish_at, answer)
-            index += 1
-            if gaps is not None:
-                now = time.perf_counter()
-                gaps.observe(now - last)
-                last = now
+        while True:
+            try:
+                await _stream(opened, stream, idle, send, answer)
+                break
+            except UpstreamError as exc:
+                taken = await opened.take_over(exc)
+                if taken is None:
+                    raise
+                stream = taken
     except UpstreamError as exc:
         await send({"type": "http.response.body", "body": error_event(exc), "more_body": False})
         return exc
@@ -120,9 +119,39 @@ async def _relay(
     return None
 
 
+async def _stream(
+    opened: OpenStream, stream: ChunkStream, idle: float, send: Send, answer: Answer
+) -> None:
+    """Send one upstream stream's chunks until it completes (or raises)."""
+    gaps = opened.gaps()
+    relabel = opened.relabel if answer.resumed else None  # a stream that took over
+    index = 0
+    for raw in stream.first:
+        await _chunk(
+            send, raw if relabel is None else relabel(raw), index, stream.finish_at, answer
+        )
+        index += 1
+    last = time.perf_counter()
+    while (more := await stream.next(idle)) is not None:
+        if relabel is not None:
+            more = relabel(more)
+        await _chunk(send, more, index, stream.finish_at, answer)
+        index += 1
+        if gaps is not None:
+            now = time.perf_counter()
+            gaps.observe(now - last)
+            last = now
+
+
 async def _chunk(send: Send, raw: bytes, index: int, finish_at: int | None, answer: Answer) -> None:
     if index == finish_at and raw.endswith(b"}"):  # the finish names who answered
-        labels = {"tier": answer.tier, "quality": answer.quality, "backend": answer.backend}
+        labels = {
+            "tier": answer.tier,
+            "quality": answer.quality,
+            "backend": answer.backend,
+            "tiers": answer.tiers,
+            "resumed": answer.resumed,
+        }
         raw = b'%s,"failwell":%s}' % (raw[:-1], encode(labels))
     body = b"data: %s\n\n" % raw
     await send({"type": "http.response.body", "body": body, "more_body": True})

@@ -10,6 +10,7 @@ import msgspec
 from failwell.api.feedback import FeedbackBody
 from failwell.config.models import RouteKind
 from failwell.protocols.chat import ChatRequest
+from failwell.protocols.embeddings import EmbeddingsRequest
 from failwell.routing.route import Route, input_struct
 from failwell.version import __version__
 
@@ -86,7 +87,7 @@ def _inputs_schema(route: Route, structs: list[Any]) -> dict[str, Any]:
 
 
 def openapi(routes: Mapping[str, Route], auth: bool = False) -> dict[str, Any]:
-    structs: list[Any] = [ChatRequest, FeedbackBody]
+    structs: list[Any] = [ChatRequest, EmbeddingsRequest, FeedbackBody]
     paths: dict[str, Any] = {}
     for name, route in routes.items():
         if route.kind is not RouteKind.PREDICT:
@@ -141,6 +142,21 @@ def openapi(routes: Mapping[str, Route], auth: bool = False) -> dict[str, Any]:
                 "required": True,
                 "content": {
                     "application/json": {"schema": {"$ref": "#/components/schemas/ChatRequest"}}
+                },
+            },
+            "responses": {"200": _json({"type": "object"}), **_errors(*INFERENCE_ERRORS)},
+        }
+    }
+    paths["/v1/embeddings"] = {
+        "post": {
+            "summary": "OpenAI-compatible embeddings; 'model' names an embeddings route",
+            "operationId": "embeddings",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/EmbeddingsRequest"}
+                    }
                 },
             },
             "responses": {"200": _json({"type": "object"}), **_errors(*INFERENCE_ERRORS)},

@@ -30,17 +30,27 @@ def list_faults(gateway: GatewayOption = "http://127.0.0.1:8080", key: KeyOption
 
 @app.command()
 def add(
-    kind: Annotated[str, typer.Argument(help="latency, error, hang, drop or malformed.")],
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help="latency, error, hang, drop, malformed; stream_stall, stream_cut, "
+            "stream_malformed, stream_error, stream_trickle."
+        ),
+    ],
     backend: Annotated[str, typer.Option(help="The backend.")],
     replica: Annotated[str | None, typer.Option(help="One replica; all when omitted.")] = None,
     duration: Annotated[str, typer.Option(help="How long, e.g. 30s, 5m.")] = "60s",
     rate: Annotated[float, typer.Option(help="Share of calls affected.")] = 1.0,
-    latency: Annotated[str, typer.Option(help="latency: fixed part or mean, e.g. 200ms.")] = "0s",
+    latency: Annotated[
+        str,
+        typer.Option(help="latency: fixed part or mean, e.g. 200ms; stream_trickle: per chunk."),
+    ] = "0s",
     jitter: Annotated[str, typer.Option(help="latency: spread.")] = "0s",
     distribution: Annotated[str, typer.Option(help="fixed, uniform, normal, exponential.")] = (
         "fixed"
     ),
     status: Annotated[int, typer.Option(help="error: the 5xx status.")] = 500,
+    after: Annotated[int, typer.Option(help="stream faults: chunks that pass first.")] = 0,
     gateway: GatewayOption = "http://127.0.0.1:8080",
     key: KeyOption = None,
 ) -> None:
@@ -55,6 +65,7 @@ def add(
         "jitter": jitter,
         "distribution": distribution,
         "status": status,
+        "after": after,
     }
     fault = call(gateway, "POST", "/admin/faults", body, key=key)["fault"]
     console.print(f"added {fault['id']}: {kind} on {backend}, {fault['remaining_s']:.0f}s")

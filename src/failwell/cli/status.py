@@ -61,6 +61,10 @@ def tier1_sparkline(series: list[dict[str, Any]], width: int = 30) -> Text:
     return text
 
 
+def _p50_p99(figures: dict[str, Any]) -> str:
+    return " / ".join("—" if v is None else f"≤{v:g}ms" for v in (figures["p50"], figures["p99"]))
+
+
 def routes_table(doc: dict[str, Any]) -> Table:
     table = Table(title="Routes", expand=True)
     for col in ("route", "tiers (share of answers)", "p50 / p99", "canary", "SLO budget left"):
@@ -70,8 +74,10 @@ def routes_table(doc: dict[str, Any]) -> Table:
         total = sum(traffic["by_tier"].values())
         shares = [(t, n / total if total else 0.0) for t, n in traffic["by_tier"].items()]
         legend = " ".join(f"{t} {100 * s:.0f}%" for t, s in shares if s > 0) or "no traffic"
-        lat = traffic["latency_ms"]
-        latency = " / ".join("—" if v is None else f"≤{v:g}ms" for v in (lat["p50"], lat["p99"]))
+        latency = _p50_p99(traffic["latency_ms"])
+        ttft = traffic.get("ttft_ms") or {}
+        if ttft.get("p99") is not None:  # streams: their time to first token
+            latency += "\nTTFT " + _p50_p99(ttft)
         canary = route.get("canary")
         state = canary["status"] if canary else "—"
         canary_text = Text(state, style=_STATE_STYLE.get(state, ""))

@@ -309,6 +309,7 @@ class RouteCacheConfig(Frozen):
 
 class MidStream(enum.StrEnum):
     ERROR = "error"
+    CONTINUE = "continue"
 
 
 class StreamConfig(Frozen):
@@ -322,7 +323,13 @@ class StreamConfig(Frozen):
     )
     on_failure: MidStream = Field(
         MidStream.ERROR,
-        description="chat: after the first chunk, a stall, cut, malformed chunk or error event ends the stream with an in-band error event (error).",
+        description="chat: after the first chunk, a stall, cut, malformed chunk or error event ends the stream with an in-band error event (error), or resumes it on the next model tier with the text so far as an assistant prefix (continue; a request with tools gets the error).",
+    )
+    max_resumes: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="chat, on_failure continue: how many times one stream may resume on a later tier.",
     )
 
 

@@ -137,6 +137,10 @@ class SloConfig(Frozen):
     latency_p99: Duration | None = Field(
         None, description="Objective: 99% of tier-1 answers within this time."
     )
+    ttft_p99: Duration | None = Field(
+        None,
+        description="Objective: 99% of streamed answers' first chunks within this time (TTFT, any tier).",
+    )
     max_stale_age: Duration | None = Field(
         None,
         description="Freshness objective: 99% of answers younger than this (stale cache answers count their age).",

@@ -141,23 +141,28 @@ def _tool_call(body: Mapping[str, Any], prompt: str) -> dict[str, Any] | None:
 def completion(model: ChatModel, body: Any) -> dict[str, Any]:
     """The ChatCompletion answering a chat request body (a parsed JSON object). With ``tools``
     the model first calls the first tool (content null, finish reason ``tool_calls``); once
-    the last message is the tool's result, it answers about that result in text."""
+    the last message is the tool's result, it answers about that result in text. When the last
+    message is an assistant's partial answer, the model continues it: its own answer from the
+    word after as many words as the partial one has (a space first)."""
     messages = read_messages(body)
     prompt = next((text for role, text in reversed(messages) if role == "user"), "")
     answering_tool = messages[-1][0] == "tool"
     if answering_tool:
         prompt = messages[-1][1]
     prompt_tokens = sum(len(text.split()) for _, text in messages)
-    call = None if answering_tool else _tool_call(body, prompt)
+    # A final assistant message is a partial answer to continue (a gateway resuming a stream).
+    said = messages[-1][1] if messages[-1][0] == "assistant" else ""
+    call = None if answering_tool or said else _tool_call(body, prompt)
     if call is not None:
         message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [call]}
         return _completion(model, message, "tool_calls", prompt_tokens, 8)
-    words = model.generate(prompt).split()
+    words = model.generate(prompt).split()[len(said.split()) :]
     limit = _max_tokens(body)
     finish = "stop"
     if limit is not None and len(words) > limit:
         words, finish = words[:limit], "length"
-    message = {"role": "assistant", "content": " ".join(words)}
+    content = " ".join(words)
+    message = {"role": "assistant", "content": " " + content if said and content else content}
     return _completion(model, message, finish, prompt_tokens, len(words))
 
 

@@ -6,6 +6,9 @@
     hang       no answer until the attempt's timeout
     drop       the connection drops (unavailable)
     malformed  an answer that cannot be decoded
+    stream_stall, stream_cut, stream_malformed, stream_error, stream_trickle
+               a chat stream that fails after ``after`` chunks (``faults/stream_faults.py``);
+               calls that do not stream pass untouched
 
 Each fault applies to a share of calls (``rate``), from now for ``duration``. A
 ``FaultyAdapter`` wraps every replica's adapter when the gateway is built; with no fault active
@@ -37,6 +40,7 @@ from failwell.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from failwell.faults.stream_faults import FaultyStream, stream_failure
 
 
 class FaultKind(enum.StrEnum):
@@ -45,6 +49,22 @@ class FaultKind(enum.StrEnum):
     HANG = "hang"
     DROP = "drop"
     MALFORMED = "malformed"
+    STREAM_STALL = "stream_stall"
+    STREAM_CUT = "stream_cut"
+    STREAM_MALFORMED = "stream_malformed"
+    STREAM_ERROR = "stream_error"
+    STREAM_TRICKLE = "stream_trickle"
+
+
+STREAM_FAULTS = frozenset(
+    {
+        FaultKind.STREAM_STALL,
+        FaultKind.STREAM_CUT,
+        FaultKind.STREAM_MALFORMED,
+        FaultKind.STREAM_ERROR,
+        FaultKind.STREAM_TRICKLE,
+    }
+)
 
 
 class FaultSpec(BaseModel):
@@ -52,12 +72,17 @@ class FaultSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: FaultKind = Field(description="latency, error, hang, drop or malformed.")
+    kind: FaultKind = Field(
+        description="latency, error, hang, drop, malformed; stream_stall, stream_cut, "
+        "stream_malformed, stream_error, stream_trickle."
+    )
     backend: str = Field(description="The backend the fault applies to.")
     replica: str | None = Field(None, description="One replica of it; all when omitted.")
     duration: Duration = Field(60.0, gt=0, description="How long the fault lasts.")
     rate: float = Field(1.0, gt=0, le=1, description="Share of calls it applies to.")
-    latency: Duration = Field(0.0, description="latency: the fixed part, or the mean.")
+    latency: Duration = Field(
+        0.0, description="latency: the fixed part, or the mean; stream_trickle: each chunk's delay."
+    )
     jitter: Duration = Field(
         0.0, description="latency: spread (uniform width, normal sd, exp mean)."
     )
@@ -65,11 +90,16 @@ class FaultSpec(BaseModel):
         "fixed", description="latency: how the delay is drawn."
     )
     status: int = Field(500, ge=500, le=599, description="error: the status answered.")
+    after: int = Field(
+        0, ge=0, description="stream faults: chunks that pass before the fault (0: before any)."
+    )
 
     @model_validator(mode="after")
     def _latency_given(self) -> FaultSpec:
         if self.kind is FaultKind.LATENCY and self.latency <= 0 and self.jitter <= 0:
             raise ValueError("a latency fault needs latency (and/or jitter) above 0")
+        if self.kind is FaultKind.STREAM_TRICKLE and self.latency <= 0:
+            raise ValueError("a stream_trickle fault needs latency (each chunk's delay) above 0")
         return self
 
 
@@ -215,22 +245,42 @@ class FaultyAdapter:
         self._on_inject = on_inject
 
     async def call(self, request: Request, timeout: float) -> Result:
-        return await self.inner.call(request, await self._before(timeout))
+        timeout, _ = await self._before(timeout, False)
+        return await self.inner.call(request, timeout)
 
     async def stream(self, request: Request, timeout: float) -> ChunkStream:
-        """The inner adapter's stream, after the faults (they hit before the first chunk)."""
-        timeout = await self._before(timeout)
-        return await cast(StreamingAdapter, self.inner).stream(request, timeout)
+        """The inner adapter's stream, after the call faults (they hit before the first chunk),
+        with a stream fault if one applies."""
+        timeout, fault = await self._before(timeout, True)
+        inner = cast(StreamingAdapter, self.inner)
+        if fault is None:
+            return await inner.stream(request, timeout)
+        spec, tag = fault.spec, f"injected fault {fault.id}"
+        if spec.after == 0 and spec.kind is not FaultKind.STREAM_TRICKLE:  # before any chunk
+            if spec.kind is FaultKind.STREAM_STALL:
+                await asyncio.sleep(max(0.0, timeout))
+            raise self._label(stream_failure(spec.kind, tag))
+        stream = await inner.stream(request, timeout)
+        after = max(spec.after, len(stream.first))
+        return FaultyStream(stream, spec.kind, after, spec.latency, tag, self._label)
 
-    async def _before(self, timeout: float) -> float:
+    async def _before(self, timeout: float, streaming: bool) -> tuple[float, Fault | None]:
+        """Apply the call faults; the time left, and the stream fault to apply (streaming)."""
         faults = self.book.matching(self.backend, self.replica)
+        found: Fault | None = None
         for fault in faults:
+            streams = fault.spec.kind in STREAM_FAULTS
+            if streams and (not streaming or found is not None):
+                continue
             if fault.spec.rate < 1.0 and self.book.rng.random() >= fault.spec.rate:
                 continue
             if self._on_inject is not None:
                 self._on_inject(fault)
-            timeout = await self._apply(fault, timeout)
-        return timeout
+            if streams:
+                found = fault
+            else:
+                timeout = await self._apply(fault, timeout)
+        return timeout, found
 
     async def _apply(self, fault: Fault, timeout: float) -> float:
         """Sleep or raise as the fault says; the time left for the real call."""

@@ -5,6 +5,8 @@ Objectives (``routes.NAME.slo``):
 - availability: answered by any tier;
 - quality: answered by tier 1 or 2;
 - latency: tier-1 answers within ``latency_p99`` (objective 99%);
+- ttft: streamed answers whose first chunk came within ``ttft_p99``, whatever the tier
+  (objective 99%);
 - freshness: answers younger than ``max_stale_age`` (stale cache answers count their age),
   and, with ``freshness:``, answers whose declared features are within their bounds and tier-1
   answers from a model no older than ``max_model_age`` (health/freshness.py); objective 99%.
@@ -37,12 +39,14 @@ class Sli(enum.IntEnum):
     QUALITY = 1
     LATENCY = 2
     FRESHNESS = 3
+    TTFT = 4
 
 
-TIER1 = 8  # slot: answers by tier 1 (for the tier-1 floor)
-SLOTS = 9
+TIER1 = 10  # slot: answers by tier 1 (for the tier-1 floor)
+SLOTS = 11
 # Slots bumped per outcome: (availability total, bad), (quality total, bad), (latency total,
-# bad), (freshness total, bad), tier 1. A stale answer adds 7 (freshness bad).
+# bad), (freshness total, bad), (ttft total, bad), tier 1. A stale answer adds 7 (freshness
+# bad); a stream adds 8 (ttft total), and 9 when its first chunk was late.
 _FAILED = (0, 1, 2, 3)
 _TIER1 = (0, 2, 4, 6, TIER1)
 _TIER1_SLOW = (0, 2, 4, 5, 6, TIER1)
@@ -92,11 +96,14 @@ class RouteSlo:
             self.objectives[Sli.LATENCY] = _P99
         if config.max_stale_age is not None or freshness is not None:
             self.objectives[Sli.FRESHNESS] = _P99
+        if config.ttft_p99 is not None:
+            self.objectives[Sli.TTFT] = _P99
         shortest = min(w.short for w in config.windows)
         self.span = max(w.long for w in config.windows)
         self.counts = Windowed(shortest / 10, self.span, SLOTS)
         self._slow = config.latency_p99 if config.latency_p99 is not None else float("inf")
         self._stale = config.max_stale_age if config.max_stale_age is not None else float("inf")
+        self._late = config.ttft_p99 if config.ttft_p99 is not None else float("inf")
 
     def record(self, ex: Exchange) -> None:
         """Count one finished request (caller errors, 4xx, are not the service's fault)."""
@@ -115,6 +122,8 @@ class RouteSlo:
                 self.freshness is not None and self.freshness.stale(ex)
             ):
                 slots = (*slots, 7)
+            if answer.tiers is not None:  # a stream: its latency is its time to first token
+                slots = (*slots, 8, 9) if answer.latency > self._late else (*slots, 8)
         row = self.counts.row(self.clock.now())
         for slot in slots:
             row[slot] += 1

@@ -1,6 +1,7 @@
-"""Recent traffic per route for the dashboard and ``failwell status``: answers per tier and a
-latency histogram in 2-second buckets over the last 10 minutes. Recording is O(1): two
-increments and a bisect over 14 bucket bounds."""
+"""Recent traffic per route for the dashboard and ``failwell status``: answers per tier, a
+latency histogram and (for streams) a time-to-first-token histogram in 2-second buckets over
+the last 10 minutes. Recording is O(1): a few increments and a bisect over the bucket
+bounds."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ class RouteTraffic:
         self.tiers = [t.name for t in route.chain.tiers]
         self.failed = len(self.tiers)  # slot of requests no tier answered
         self.first_latency = self.failed + 1
-        self.counts = Windowed(WIDTH, SPAN, self.first_latency + len(LATENCY_BUCKETS) + 1)
+        self.first_ttft = self.first_latency + len(LATENCY_BUCKETS) + 1
+        self.counts = Windowed(WIDTH, SPAN, self.first_ttft + len(LATENCY_BUCKETS) + 1)
         self.clock = clock
 
     def record(self, ex: Exchange) -> None:
@@ -43,11 +45,15 @@ class RouteTraffic:
             return
         row = self.counts.row(now)
         row[answer.tier_index] += 1
-        row[self.first_latency + bisect_left(LATENCY_BUCKETS, answer.latency)] += 1
+        bucket = bisect_left(LATENCY_BUCKETS, answer.latency)
+        row[self.first_latency + bucket] += 1
+        if answer.tiers is not None:  # a stream: its latency is its time to first token
+            row[self.first_ttft + bucket] += 1
 
-    def percentile(self, counts: list[int], q: float) -> float | None:
-        """Upper bound of the latency bucket holding quantile ``q`` (seconds)."""
-        hist = counts[self.first_latency :]
+    def percentile(self, counts: list[int], q: float, ttft: bool = False) -> float | None:
+        """Upper bound of the latency (or TTFT) bucket holding quantile ``q`` (seconds)."""
+        start = self.first_ttft if ttft else self.first_latency
+        hist = counts[start : start + len(LATENCY_BUCKETS) + 1]
         total = sum(hist)
         if total == 0:
             return None
@@ -69,6 +75,10 @@ class RouteTraffic:
             "window_s": window,
             "by_tier": dict(zip([*self.tiers, "failed"], totals[: self.failed + 1], strict=True)),
             "latency_ms": {"p50": _ms(p50), "p99": _ms(p99)},
+            "ttft_ms": {
+                "p50": _ms(self.percentile(totals, 0.5, ttft=True)),
+                "p99": _ms(self.percentile(totals, 0.99, ttft=True)),
+            },
             "series": [
                 {
                     "t": round(t + wall_offset, 3),

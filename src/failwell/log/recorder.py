@@ -74,6 +74,8 @@ def inference_record(ex: Exchange, policy: InputPolicy) -> dict[str, Any] | None
             latency_ms=round(a.latency * 1000, 3),
             fallbacks=[[f.tier, f.kind] for f in a.failures],
         )
+        if a.tiers is not None:  # a stream: its time to the first chunk and who wrote it
+            fields.update(ttft_ms=fields["latency_ms"], tiers=a.tiers, resumed=a.resumed)
         usage = usage_of(a.outputs)
         if usage is not None:
             fields["usage"] = {"prompt_tokens": usage[0], "completion_tokens": usage[1]}
@@ -140,7 +142,8 @@ class InferenceLog:
             if self.audit_sync:
                 await self._durable(self.audit.barrier(), answer=False)
             return
-        if not self.sync:
+        streaming = ex.answer is not None and ex.answer.tiers is not None
+        if not self.sync or streaming:  # a stream's record is made at its end, assembled
             if self.refuse and ex.status == 200 and not self.inference.healthy:
                 raise LogUnavailable("the inference log is failing; refusing to answer")
             return

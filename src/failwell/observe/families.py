@@ -127,6 +127,21 @@ STREAM_ENDS = counter(
     "(timeout, unavailable, malformed, stream_error), or client_gone.",
     "route", "tier", "outcome",
 )  # fmt: skip
+STREAM_FIRST_TOKEN = histogram(
+    "failwell_stream_first_token_seconds",
+    "Time to the first chunk of a streamed answer (TTFT), by route and the tier of that chunk.",
+    "route", "tier",
+)  # fmt: skip
+STREAMS_IN_FLIGHT = gauge(
+    "failwell_streams_in_flight", "Streams open to clients now, by route.", "route"
+)
+STREAM_FAILURES = counter(
+    "failwell_stream_failures",
+    "Mid-stream failures (after the first chunk), by route, the failing tier, kind (timeout, "
+    "unavailable, malformed, stream_error) and outcome (resumed on a later tier, or error: the "
+    "stream ended with an in-band error event).",
+    "route", "tier", "kind", "outcome",
+)  # fmt: skip
 CACHE_WRITES_DROPPED = counter(
     "failwell_cache_writes_dropped", "Cache writes dropped because the queue was full."
 )

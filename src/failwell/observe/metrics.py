@@ -30,6 +30,9 @@ class Metrics:
         self.cache_dropped = families.CACHE_WRITES_DROPPED.counter(r)
         self.stream_gap = families.STREAM_GAP.histogram(r)
         self.stream_ends = families.STREAM_ENDS.counter(r)
+        self.stream_first_token = families.STREAM_FIRST_TOKEN.histogram(r)
+        self.streams_in_flight = families.STREAMS_IN_FLIGHT.gauge(r)
+        self.stream_failures = families.STREAM_FAILURES.counter(r)
         self._children: dict[tuple[str, ...], MetricWrapperBase] = {}
 
     def _child(self, metric: MetricWrapperBase, *labels: str) -> MetricWrapperBase:
@@ -55,6 +58,17 @@ class Metrics:
 
     def stream_ended(self, route: str, tier: str, outcome: str) -> None:
         self._child(self.stream_ends, route, tier, outcome).inc()  # type: ignore[attr-defined]
+
+    def stream_opened(self, route: str, tier: str, seconds: float) -> Gauge:
+        """A stream's first chunk came after ``seconds``; the route's open-streams gauge, raised
+        (the caller lowers it when the stream ends)."""
+        self._child(self.stream_first_token, route, tier).observe(seconds)  # type: ignore[attr-defined]
+        gauge: Gauge = self._child(self.streams_in_flight, route)  # type: ignore[assignment]
+        gauge.inc()
+        return gauge
+
+    def stream_failed(self, route: str, tier: str, kind: str, outcome: str) -> None:
+        self._child(self.stream_failures, route, tier, kind, outcome).inc()  # type: ignore[attr-defined]
 
     def route_in_flight(self, route: str) -> Gauge:
         return self._child(self.in_flight, route)  # type: ignore[return-value]

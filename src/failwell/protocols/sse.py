@@ -66,6 +66,7 @@ class Chunk(msgspec.Struct):
     error: Any = None
     model: str | None = None
     id: str | None = None
+    created: int | None = None
 
     @property
     def text(self) -> str | None:
@@ -94,6 +95,23 @@ class Chunk(msgspec.Struct):
 
 
 decode_chunk = msgspec.json.Decoder(Chunk).decode
+_decode_object = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def continued_chunk(raw: bytes, stream_id: str | None, created: int | None) -> bytes:
+    """A chunk of a stream that took over from another, as part of that one stream: the first
+    stream's ``id`` and ``created``, and no second ``role`` (the rest as the upstream sent it,
+    its ``model`` included: it names the model that wrote this part)."""
+    chunk = _decode_object(raw)
+    if stream_id is not None:
+        chunk["id"] = stream_id
+    if created is not None:
+        chunk["created"] = created
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict):
+            delta.pop("role", None)
+    return _encode(chunk)
 
 
 _encode = msgspec.json.Encoder().encode

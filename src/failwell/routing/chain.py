@@ -77,13 +77,23 @@ class TierChain:
         assert isinstance(opened, OpenStream)
         return opened
 
+    async def resume_stream(self, request: Request, after: int, first_token: float) -> OpenStream:
+        """A stream that takes over from tier ``after``'s, which failed mid-way: the first model
+        tier after it whose stream's first chunk comes within ``first_token`` seconds (rules,
+        cache and static cannot continue a partial answer)."""
+        opened = await self._run(request, self.clock.now(), first_token, after + 1)
+        assert isinstance(opened, OpenStream)
+        return opened
+
     async def _run(
-        self, request: Request, started: float, first_token: float | None
+        self, request: Request, started: float, first_token: float | None, resume_at: int = 0
     ) -> Answer | OpenStream:
         metrics, route = self._metrics, self.route
         failures: list[TierFailure] = []
         deadline = request.deadline
         for index, tier in enumerate(self.tiers):
+            if index < resume_at:
+                continue
             budget = tier_budget(deadline.remaining(), self._held_back[index])
             stream: ChunkStream | None = None
             replica: Replica | None = None
@@ -99,6 +109,10 @@ class TierChain:
                 if first_token is not None and isinstance(tier, ModelTier) and tier.streams:
                     stream, replica = await tier.open_stream(request, budget, first_token)
                     got = TierAnswer(None, tier.pool.backend, None, replica.label)
+                elif resume_at:
+                    raise TierFailed(
+                        "skipped: this tier cannot continue a partial answer", "cannot_continue"
+                    )
                 else:
                     got = await tier.answer(request, budget)
                     if self._conform is not None:
@@ -111,7 +125,8 @@ class TierChain:
                 metrics.fell_back(route, tier.name, exc.kind)
                 continue
             latency = self.clock.now() - started
-            metrics.answered(route, tier.name, "ok", latency)
+            if not resume_at:  # a resumed stream's request was counted when it began
+                metrics.answered(route, tier.name, "ok", latency)
             answer = Answer(
                 got.outputs,
                 tier.name,
@@ -131,8 +146,10 @@ class TierChain:
                 return answer
             if stream is None:  # a whole answer, told as a stream
                 stream = LocalStream(as_completion(got, request), include_usage(request))
-            return OpenStream(answer, stream, request, replica, store, metrics=metrics)
-        metrics.refused(route, "all_tiers_failed")
+            answer.tiers = [tier.name]
+            return OpenStream(answer, stream, request, replica, store, metrics=metrics, index=index)
+        if not resume_at:
+            metrics.refused(route, "all_tiers_failed")
         raise AllTiersFailed(route, failures)
 
 

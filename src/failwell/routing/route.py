@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import msgspec
 
 from failwell.config.fields import FieldType
-from failwell.config.models import RouteConfig, RouteKind
+from failwell.config.models import MidStream, RouteConfig, RouteKind
 from failwell.contracts import Answer, Request
 from failwell.errors import InvalidInput
 from failwell.protocols.chat import NO_NEEDS, text_of
@@ -61,21 +62,27 @@ class Route:
             )
             self._decode_body = msgspec.json.Decoder(body).decode
 
-    async def answer(
+    def _request(
         self, inputs: dict[str, Any], request_id: str, front_end: str, headers: dict[str, str]
-    ) -> Answer:
-        chain = self.chain
-        started = chain.clock.now()
-        request = Request(
+    ) -> Request:
+        """One request through this route's chain, with its own deadline."""
+        return Request(
             self.name,
             inputs,
-            Deadline(self.deadline, chain.clock),
+            Deadline(self.deadline, self.chain.clock),
             request_id,
             front_end,
             self.schema,
             headers,
             chat_needs(inputs) if self.kind is RouteKind.CHAT else NO_NEEDS,
         )
+
+    async def answer(
+        self, inputs: dict[str, Any], request_id: str, front_end: str, headers: dict[str, str]
+    ) -> Answer:
+        chain = self.chain
+        started = chain.clock.now()
+        request = self._request(inputs, request_id, front_end, headers)
         gauge = chain.in_flight
         gauge.inc()
         try:
@@ -87,30 +94,32 @@ class Route:
         self, inputs: dict[str, Any], request_id: str, front_end: str, headers: dict[str, str]
     ) -> OpenStream:
         """The answer as a stream (a chat route, ``stream: true``): the route's deadline
-        bounds the time to the first chunk; the in-flight gauge falls when it ``end``s."""
+        bounds the time to the first chunk; the in-flight gauge falls when it ``end``s. Under
+        the ``continue`` policy the stream may resume on a later tier after a failure."""
         chain = self.chain
         started = chain.clock.now()
-        request = Request(
-            self.name,
-            inputs,
-            Deadline(self.deadline, chain.clock),
-            request_id,
-            front_end,
-            self.schema,
-            headers,
-            chat_needs(inputs),
-        )
+        request = self._request(inputs, request_id, front_end, headers)
         gauge = chain.in_flight
         gauge.inc()
+        policy = self.config.stream
         try:
-            opened = await chain.open_stream(
-                request, started, self.config.stream.first_token_timeout
-            )
+            opened = await chain.open_stream(request, started, policy.first_token_timeout)
         except BaseException:
             gauge.dec()
             raise
         opened.gauge = gauge
+        if opened.metrics is not None:
+            opened.streams = opened.metrics.stream_opened(
+                self.name, opened.tier, opened.answer.latency
+            )
+        if policy.on_failure is MidStream.CONTINUE:
+            opened.resume, opened.resumes_left = self._resume, policy.max_resumes
         return opened
+
+    async def _resume(self, request: Request, after: int) -> OpenStream:
+        """A stream taking over from tier ``after``'s; its first chunk within a new deadline."""
+        fresh = replace(request, deadline=Deadline(self.deadline, self.chain.clock))
+        return await self.chain.resume_stream(fresh, after, self.config.stream.first_token_timeout)
 
     def decode_predict(self, body: bytes) -> dict[str, Any]:
         """Decode and validate a ``{"inputs": {...}}`` body into the inputs mapping (a tensor

@@ -141,3 +141,18 @@ def test_no_traffic_no_alert() -> None:
     ev, _ = evaluator(clock, availability=0.999, tier1_floor=0.9)
     clock.advance(100)
     assert ev.evaluate() == []
+
+
+def test_the_ttft_objective_counts_streams_by_their_first_chunk() -> None:
+    clock = FakeClock(1000.0)
+    slo = RouteSlo("r", SloConfig(ttft_p99=0.5, windows=WINDOWS), clock)
+    assert Sli.TTFT in slo.objectives
+    for tier, latency in [(0, 0.1), (1, 0.9), (0, 0.6), (0, 0.2)]:
+        ex = exchange(tier, latency)
+        assert ex.answer is not None
+        ex.answer.tiers = [ex.answer.tier]  # a stream
+        slo.record(ex)
+    slo.record(exchange(0, 2.0))  # not a stream: no TTFT event
+    figure = slo.figure(Sli.TTFT, 60.0)
+    assert (figure.events, figure.bad) == (4, 2)
+    assert slo.tier1_share(60.0) == (5, 0.8)
