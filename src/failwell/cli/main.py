@@ -73,12 +73,19 @@ def restart_keys(path: Path, config: FailwellConfig) -> list[str]:
 def serve(
     config: ConfigOption = Path("failwell.yaml"),
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Processes serving one port; default: one per core with a fleet section "
+            "(they share state through its Redis), else 1.",
+        ),
+    ] = None,
 ) -> None:
     """Run the gateway."""
     from failwell.cli.serve import run
 
     try:
-        run(load(config), log_level, config)
+        run(load(config), log_level, config, workers)
     except ConfigError as exc:  # found while building: a model_ref that cannot be served
         refuse(exc)
 

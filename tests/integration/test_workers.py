@@ -1,0 +1,126 @@
+"""``failwell serve --workers 2`` with a real model server and a real redis-server: both
+workers answer on one port, the control loops run in one of them (one probe stream, one
+canary stream), ``/metrics`` answers for both, and a SIGKILLed worker is restarted by the
+parent while requests keep being answered."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from failwell.testing.load import LoadResult, run_load
+from tests.integration.conftest import Gateway, Stack, http_json, metric_value, wait_until
+
+INPUT = {"user_id": "u0042", "country": "DE", "category": "books"}
+
+
+def config(stack: Stack, url: str, replica: dict[str, Any]) -> dict[str, Any]:
+    cfg = stack.config(
+        backends={
+            "ranker": {
+                "protocol": "v2",
+                "model": "ranker",
+                "timeout": "500ms",
+                "replicas": [replica],
+                "health": {"interval": "100ms", "timeout": "90ms"},
+            }
+        },
+        routes={
+            "recommend": {
+                "input": {"user_id": "str", "country": "str", "category": "str"},
+                "deadline": "1s",
+                "canary": {"interval": "200ms", "checks": [{"inputs": INPUT}]},
+                "tiers": [
+                    {"name": "primary", "backend": "ranker"},
+                    {"name": "static", "value": {"items": [1, 2, 3]}},
+                ],
+            }
+        },
+    )
+    cfg["fleet"] = {"redis": url, "lease": "1s", "max_reconnect": "500ms"}
+    cfg["control"] = {"flags_path": str(stack.tmp / "flags.json")}
+    return cfg
+
+
+def instances(gw: Gateway, tries: int = 60) -> dict[str, bool]:
+    """Fleet instance name → leader, as each worker's readiness says (new connections land
+    on either worker)."""
+    seen: dict[str, bool] = {}
+    for _ in range(tries):
+        fleet = http_json(f"{gw.url}/health/ready")["checks"]["fleet"]
+        seen[fleet["instance"]] = fleet["leader"]
+        if len(seen) >= 2 and tries > 0:
+            break
+    return seen
+
+
+def pid(instance: str) -> int:
+    return int(instance.rsplit("-", 1)[1])
+
+
+def per_worker(text: str, name: str, **labels: str) -> dict[str, float]:
+    values = {}
+    for worker in ("0", "1"):
+        values[worker] = metric_value(text, name, worker=worker, **labels) or 0.0
+    return values
+
+
+def test_two_workers_one_port_one_control_loop(stack: Stack, models: Path) -> None:
+    redis = stack.redis()
+    server = stack.model_server(model_dir=models, label="m1")
+    gw = stack.gateway(config(stack, redis.url, server.replica()), args=("--workers", "2"))
+
+    # both workers answer (two processes), one of them leads
+    assert wait_until(lambda: len(instances(gw)) == 2, timeout=20)
+    assert wait_until(lambda: sum(instances(gw).values()) == 1, timeout=10)
+    seen = instances(gw)
+    assert len({pid(i) for i in seen}) == 2 and gw.proc.pid not in {pid(i) for i in seen}
+
+    # one probe stream and one canary stream: the follower's counts stay at zero
+    time.sleep(1.0)
+    text = gw.metrics()
+    probes = per_worker(text, "failwell_probes_total", backend="ranker", result="pass")
+    canaries = per_worker(text, "failwell_canary_checks_total", route="recommend", result="pass")
+    leaders = per_worker(text, "failwell_fleet_leader")
+    assert sorted(leaders.values()) == [0.0, 1.0], leaders
+    lead = next(w for w, v in leaders.items() if v == 1.0)
+    follow = "1" if lead == "0" else "0"
+    assert probes[lead] >= 5 and probes[follow] == 0, probes
+    assert canaries[lead] >= 2 and canaries[follow] == 0, canaries
+
+    # SIGKILL the leader under load: the other takes the lease, the parent starts the slot again
+    leader = next(i for i, lead_ in seen.items() if lead_)
+    killed_at: list[float] = []
+
+    def kill() -> None:
+        killed_at.append(time.monotonic())
+        os.kill(pid(leader), signal.SIGKILL)
+
+    async def run() -> LoadResult:
+        result = LoadResult()
+        task = asyncio.create_task(
+            run_load(
+                gw.predict_url("recommend"),
+                lambda i: {"inputs": INPUT},
+                concurrency=4,
+                duration=4.0,
+                sink=result,
+            )
+        )
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(kill)
+        await task
+        return result
+
+    result = asyncio.run(run())
+    after = result.since(killed_at[0] + 0.5)
+    assert len(after) > 50 and not after.failed, after.failed[:5]
+    # the requests in flight on the killed worker's connections are the only ones lost
+    assert len(result.failed) <= 4, result.failed
+    assert wait_until(lambda: leader not in instances(gw) and len(instances(gw)) == 2, timeout=20)
+    assert wait_until(lambda: sum(instances(gw).values()) == 1, timeout=10)
+    assert gw.proc.alive()  # the parent runs on
