@@ -6,11 +6,15 @@ parent while requests keep being answered."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
+import urllib.error
 from pathlib import Path
 from typing import Any
+
+import redis as redis_client
 
 from failwell.testing.load import LoadResult, run_load
 from tests.integration.conftest import Gateway, Stack, http_json, metric_value, wait_until
@@ -27,7 +31,8 @@ def config(stack: Stack, url: str, replica: dict[str, Any]) -> dict[str, Any]:
                 "timeout": "500ms",
                 "replicas": [replica],
                 "health": {"interval": "100ms", "timeout": "90ms"},
-            }
+            },
+            "ranker2": {"protocol": "v2", "model": "ranker", "replicas": [replica]},
         },
         routes={
             "recommend": {
@@ -91,6 +96,47 @@ def test_two_workers_one_port_one_control_loop(stack: Stack, models: Path) -> No
     follow = "1" if lead == "0" else "0"
     assert probes[lead] >= 5 and probes[follow] == 0, probes
     assert canaries[lead] >= 2 and canaries[follow] == 0, canaries
+
+    # a rollout begins only on the worker that leads (409 elsewhere), recorded fenced in Redis
+    spec = {"route": "recommend", "tier": "primary", "candidate": "ranker2", "step_time": "60s"}
+    refused = []
+
+    def begin() -> bool:
+        try:
+            http_json(f"{gw.url}/admin/rollouts", spec)
+            return True
+        except urllib.error.HTTPError as exc:
+            refused.append(exc.code)
+            return False
+
+    assert wait_until(begin, timeout=10, interval=0.01)
+    assert set(refused) <= {409}
+    r = redis_client.Redis(port=redis.port)
+    record = r.hget("{failwell:default}:rollouts", "recommend/primary")
+    assert record is not None and json.loads(record)["state"] == "running"
+
+    # SIGSTOP the leader: the other worker takes the lease within its time; SIGCONT: the old
+    # leader's writes are refused (the fencing token is stale) and its rollout stops there
+    leader = next(i for i, lead_ in seen.items() if lead_)
+    os.kill(pid(leader), signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        assert wait_until(lambda: any(instances(gw, 10).values()), timeout=5)
+        took_over = time.monotonic() - stopped
+    finally:
+        os.kill(pid(leader), signal.SIGCONT)
+    assert took_over < 3.0, took_over
+
+    def fenced() -> bool:
+        refusals = per_worker(gw.metrics(), "failwell_fleet_fenced_writes_total", result="refused")
+        return refusals[lead] >= 1
+
+    assert wait_until(fenced, timeout=5)
+    assert json.loads(r.hget("{failwell:default}:rollouts", "recommend/primary"))["state"] == (
+        "running"  # the stale leader's "aborted" never landed
+    )
+    assert wait_until(lambda: sum(instances(gw).values()) == 1, timeout=5)
+    seen = instances(gw)
 
     # SIGKILL the leader under load: the other takes the lease, the parent starts the slot again
     leader = next(i for i, lead_ in seen.items() if lead_)

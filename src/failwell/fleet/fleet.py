@@ -54,6 +54,10 @@ class Fleet:
         self.rotation = RotationSync(self.link, self.lease, follow)
         return self.rotation
 
+    async def record_rollout(self, field: str, status: bytes) -> bool:
+        """Record a rollout's state in ``{failwell:NAME}:rollouts``, fenced by the lease."""
+        return await self.lease.fenced_hset("rollouts", field, status)
+
     @property
     def services(self) -> list[Service]:
         return [self.link, self.lease]

@@ -142,6 +142,8 @@ class Gateway:
             self.fleet.share_controls(self.faults.flags, self.faults.book)
             self.fleet.share_cache(self.cache)
             self.readiness_checks.append(self.fleet.readiness)
+            self.rollouts.leadership = self.fleet.lease
+            self.rollouts.record = self.fleet.record_rollout
             board = self.health.board
             board.listeners.append(self.fleet.share_rotation(board.follow).changed)
         admin += self.faults.admin_routes() + rollout_admin_routes(self.rollouts)
