@@ -39,6 +39,10 @@ def config(stack: Stack, url: str, replica: dict[str, Any]) -> dict[str, Any]:
                 "input": {"user_id": "str", "country": "str", "category": "str"},
                 "deadline": "1s",
                 "canary": {"interval": "200ms", "checks": [{"inputs": INPUT}]},
+                "slo": {
+                    "availability": 0.99,
+                    "windows": [{"short": "1m", "long": "5m", "burn_rate": 10}],
+                },
                 "tiers": [
                     {"name": "primary", "backend": "ranker"},
                     {"name": "static", "value": {"items": [1, 2, 3]}},
@@ -112,8 +116,12 @@ def test_two_workers_one_port_one_control_loop(stack: Stack, models: Path) -> No
     assert wait_until(begin, timeout=10, interval=0.01)
     assert set(refused) <= {409}
     r = redis_client.Redis(port=redis.port)
-    record = r.hget("{failwell:default}:rollouts", "recommend/primary")
-    assert record is not None and json.loads(record)["state"] == "running"
+
+    def rollout_state() -> str | None:
+        record = r.hget("{failwell:default}:rollouts", "recommend/primary")
+        return None if record is None else str(json.loads(record)["state"])
+
+    assert wait_until(lambda: rollout_state() == "running", timeout=5)
 
     # SIGSTOP the leader: the other worker takes the lease within its time; SIGCONT: the old
     # leader's writes are refused (the fencing token is stale) and its rollout stops there
@@ -132,9 +140,7 @@ def test_two_workers_one_port_one_control_loop(stack: Stack, models: Path) -> No
         return refusals[lead] >= 1
 
     assert wait_until(fenced, timeout=5)
-    assert json.loads(r.hget("{failwell:default}:rollouts", "recommend/primary"))["state"] == (
-        "running"  # the stale leader's "aborted" never landed
-    )
+    assert rollout_state() == "running"  # the stale leader's "aborted" was refused
     assert wait_until(lambda: sum(instances(gw).values()) == 1, timeout=5)
     seen = instances(gw)
 
@@ -170,3 +176,15 @@ def test_two_workers_one_port_one_control_loop(stack: Stack, models: Path) -> No
     assert wait_until(lambda: leader not in instances(gw) and len(instances(gw)) == 2, timeout=20)
     assert wait_until(lambda: sum(instances(gw).values()) == 1, timeout=10)
     assert gw.proc.alive()  # the parent runs on
+
+    # the fleet's SLO counts add up every worker's (each flushes off the request path)
+    def fleet_slo() -> tuple[int, int]:
+        doc = http_json(f"{gw.url}/admin/slo?route=recommend")["routes"]["recommend"]
+        figures = doc["availability"]["windows"]["60.0"]
+        return figures["fleet"]["events"], figures["local"]["events"]
+
+    answered = len(result.records) - len(result.failed)
+    assert wait_until(lambda: fleet_slo()[0] >= max(0.7 * answered, fleet_slo()[1] + 1), 5), (
+        fleet_slo(),
+        answered,
+    )

@@ -19,6 +19,7 @@ from failwell.fleet.controls import ControlSync, FaultStore, FlagStore
 from failwell.fleet.lease import Lease
 from failwell.fleet.link import FleetLink
 from failwell.fleet.rotation import Follow, RotationSync
+from failwell.fleet.slo import FleetSlo
 from failwell.routing.pool import Pool
 from failwell.store.cache import AnswerCache
 
@@ -31,6 +32,7 @@ class Fleet:
         self.link = FleetLink(config, registry, clock)
         self.lease = Lease(self.link, config.lease, registry)  # who runs the control loops
         self.rotation: RotationSync | None = None
+        self.slo = FleetSlo(self.link)  # every process's SLO counts, added up in Redis
         self.breakers = BreakerSync(self.link) if config.breakers else None
         self.controls: ControlSync | None = None
         self.answers = (
@@ -60,7 +62,7 @@ class Fleet:
 
     @property
     def services(self) -> list[Service]:
-        return [self.link, self.lease]
+        return [self.link, self.lease, self.slo]
 
     def readiness(self) -> dict[str, dict[str, Any]]:
         """Always ok: a gateway cut off from Redis answers on its own state, so it stays in

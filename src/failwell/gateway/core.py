@@ -55,6 +55,7 @@ from failwell.fleet.fleet import Fleet
 from failwell.gateway.leading import LeaderOnly, Solo
 from failwell.gateway.restart import needs_restart
 from failwell.gateway.schemas import ServerSchemas
+from failwell.gateway.sloview import slo_admin_routes
 from failwell.gateway.topology import Topology, build_replica, build_topology, python_model
 from failwell.health.plane import HealthPlan, HealthPlane
 from failwell.log.recorder import InferenceLog
@@ -148,6 +149,7 @@ class Gateway:
             board.listeners.append(self.fleet.share_rotation(board.follow).changed)
         admin += self.faults.admin_routes() + rollout_admin_routes(self.rollouts)
         admin += self.supervisor.admin_routes()
+        admin += slo_admin_routes(self.health.slo, self.fleet.slo if self.fleet else None)
         if self.log is not None:
             self.services += self.log.services
             self.observers.append(self.log.observe)
@@ -220,6 +222,7 @@ class Gateway:
         self.quality.bind(topology.config.routes)
         if self.fleet is not None:
             self.fleet.bind(topology.pools)
+            self.fleet.slo.bind(self.health.slo.routes)
         self.supervisor.bind(topology.config.backends, topology.pools)
         self._openapi = encode(openapi(self.routes, self.guard.required))
 
