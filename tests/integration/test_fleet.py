@@ -208,7 +208,11 @@ def test_three_gateways_one_redis_under_load(stack: Stack, models: Path) -> None
     redis, log_redis = stack.redis(), stack.redis()
     model = stack.model_server(model_dir=models, label="m1")
     gateways = [
-        stack.gateway(gateway_config(stack, name, model.replica(), models, redis, log_redis), name)
+        stack.gateway(
+            gateway_config(stack, name, model.replica(), models, redis, log_redis),
+            name,
+            ("--workers", "1"),  # three machines' gateways (test_workers.py: many per machine)
+        )
         for name in ("gw1", "gw2", "gw3")
     ]
     gw1, gw2, gw3 = gateways
