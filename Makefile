@@ -27,6 +27,7 @@ bench:
 	$(PY) bench/tensor_bench.py $(TENSOR_BENCH_ARGS)
 	$(PY) bench/log_bench.py $(LOG_BENCH_ARGS)
 	$(PY) bench/auth_bench.py $(AUTH_BENCH_ARGS)
+	$(PY) bench/workers_bench.py $(WORKERS_BENCH_ARGS)
 
 clean:
 	rm -rf .venv .venv-mlserver .failwell-demo
