@@ -8,7 +8,7 @@ setup:
 
 demo:
 	scripts/setup.sh demo
-	$(PY) -m failwell demo
+	$(PY) -m failwell demo $(DEMO_ARGS)
 
 test:
 	scripts/setup.sh test

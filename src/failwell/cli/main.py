@@ -97,11 +97,19 @@ def demo(
     ),
     port: Annotated[int, typer.Option(help="Gateway port.")] = 8080,
     base_port: Annotated[int, typer.Option(help="First model-server port.")] = 9001,
+    fleet: Annotated[
+        bool,
+        typer.Option(
+            "--fleet",
+            help="Share state through a redis-server the demo starts (base port + 300); the "
+            "gateway runs one worker per core.",
+        ),
+    ] = False,
 ) -> None:
     """Train the demo models, start the demo model servers and the gateway; Ctrl-C stops all."""
     from failwell.demo.stack import run_demo
 
-    raise typer.Exit(run_demo(workdir, port, base_port))
+    raise typer.Exit(run_demo(workdir, port, base_port, fleet=fleet))
 
 
 from failwell.cli.log import app as log_app  # noqa: E402  (sub-apps after the root app)
