@@ -18,6 +18,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -415,11 +416,13 @@ def start_redis(workdir: Path, port: int) -> ManagedProcess:
     proc = ManagedProcess("redis", log_file=workdir / "logs" / "redis.log")
     print(f"starting redis-server on 127.0.0.1:{port} for the fleet ...", flush=True)
     argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    proc.start(
-        [*argv, "--appendonly", "no", "--dir", str(workdir)],
-        ready_line="Ready to accept connections",
-        timeout=START_TIMEOUT,
-    )
+    proc.spawn([*argv, "--appendonly", "no", "--dir", str(workdir)])
+    ends = time.monotonic() + START_TIMEOUT
+    while not _port_busy(port):  # listening: redis answers from then on
+        if not proc.alive() or time.monotonic() > ends:
+            proc.stop(grace=STOP_GRACE)
+            raise ProcessStartError(f"redis-server did not listen on {port}: {proc.output(10)}")
+        time.sleep(0.05)
     return proc
 
 
