@@ -188,3 +188,9 @@ def test_two_workers_one_port_one_control_loop(stack: Stack, models: Path) -> No
         fleet_slo(),
         answered,
     )
+
+    # SIGTERM to the parent: every worker drains and exits, then the parent
+    workers = [pid(i) for i in instances(gw)]
+    os.kill(gw.proc.pid, signal.SIGTERM)  # the parent alone: it forwards to the workers
+    assert gw.proc.wait(20) == 0
+    assert not [p for p in workers if os.path.exists(f"/proc/{p}")]
