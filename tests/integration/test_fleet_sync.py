@@ -322,3 +322,43 @@ def test_a_lease_holder_that_lost_its_lease_cannot_write(stack: Stack) -> None:
             await fleet.link.stop()
 
     asyncio.run(scenario())
+
+
+def test_the_leaders_rotation_verdicts_reach_the_followers(stack: Stack) -> None:
+    """Only the leader probes: a replica it takes out of rotation is out on every other
+    process, and a process that joins later reads the verdict from the hash."""
+    redis = stack.redis()
+
+    async def scenario() -> None:
+        seen: dict[str, list[tuple[str, str, bool]]] = {"a": [], "b": [], "c": []}
+        fleets = {}
+        for name in ("a", "b"):
+            config = FleetConfig(redis=redis.url, instance=name, reconnect=0.05)
+            fleet = fleets[name] = Fleet(config, CollectorRegistry())
+            fleet.share_rotation(lambda *v, n=name: seen[n].append(v))
+            await fleet.link.start()
+        a, b = fleets["a"], fleets["b"]
+        try:
+            assert await until(lambda: a.link.up and b.link.up)
+            await a.lease.renew()
+            await b.lease.renew()
+            assert a.lease.leading and not b.lease.leading
+            assert a.rotation is not None and b.rotation is not None
+            b.rotation.changed("model", "r2", False)  # a follower's change is not shared
+            a.rotation.changed("model", "r1", False)
+            assert await until(lambda: seen["b"] == [("model", "r1", False)])
+            assert seen["a"] == []  # the leader does not apply its own word
+
+            c = Fleet(FleetConfig(redis=redis.url, instance="c"), CollectorRegistry())
+            c.share_rotation(lambda *v: seen["c"].append(v))
+            await c.link.start()
+            try:
+                assert await until(lambda: seen["c"] == [("model", "r1", False)])
+            finally:
+                await c.link.stop()
+        finally:
+            for fleet in fleets.values():
+                await fleet.lease.stop()
+                await fleet.link.stop()
+
+    asyncio.run(scenario())
