@@ -16,6 +16,7 @@ from typing import Any
 
 import redis as redis_client
 
+from failwell.cli.workers import STARTUP_FAILURE, WorkerParent, listen
 from failwell.testing.load import LoadResult, run_load
 from tests.integration.conftest import Gateway, Stack, http_json, metric_value, wait_until
 
@@ -194,3 +195,15 @@ def test_two_workers_one_port_one_control_loop(stack: Stack, models: Path) -> No
     os.kill(gw.proc.pid, signal.SIGTERM)  # the parent alone: it forwards to the workers
     assert gw.proc.wait(20) == 0
     assert not [p for p in workers if os.path.exists(f"/proc/{p}")]
+
+
+def test_a_gateway_that_cannot_start_stops_the_parent() -> None:
+    """A worker whose gateway never started (exit STARTUP_FAILURE on its first launch) is not
+    started again in a loop: the parent stops the others and exits with that code."""
+    sock = listen("127.0.0.1", 0)
+    try:
+        started = time.monotonic()
+        assert WorkerParent(2, sock, lambda index, shared: STARTUP_FAILURE).run() == 3
+        assert time.monotonic() - started < 10
+    finally:
+        sock.close()

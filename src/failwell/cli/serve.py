@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import socket
 import ssl
+import sys
 import tempfile
 from pathlib import Path
 
 import uvicorn
 
-from failwell.cli.workers import WorkerParent, listen, worker_count
+from failwell.cli.workers import STARTUP_FAILURE, WorkerParent, listen, worker_count
 from failwell.config.models import FailwellConfig
+from failwell.errors import ConfigError
 from failwell.gateway import build
-from failwell.observe.logging import configure
+from failwell.observe.logging import configure, log
 from failwell.observe.siblings import Siblings
 
 # glibc malloc serves blocks over its mmap threshold (128 KiB at first) with fresh mmap'd pages
@@ -51,17 +54,32 @@ def run(
     tune_allocator()
     count = worker_count(config, workers)
     if count == 1:
-        server(config, path).run()
-        return
+        sys.exit(serve(server(config, path)))
     gw = config.gateway
     sock = listen(gw.host, gw.port)
     with tempfile.TemporaryDirectory(prefix="failwell-workers-") as run_dir:
 
-        def work(index: int, shared: socket.socket) -> None:
+        def work(index: int, shared: socket.socket) -> int:
             siblings = Siblings(index, count, Path(run_dir))
-            server(for_worker(config, index), path, siblings).run(sockets=[shared])
+            try:
+                built = server(for_worker(config, index), path, siblings)
+            except ConfigError as exc:  # e.g. a model_ref that cannot be served
+                log.error(
+                    "worker_config_refused", worker=index, issues=[str(i) for i in exc.issues]
+                )
+                return STARTUP_FAILURE
+            return serve(built, shared)
 
-        WorkerParent(count, sock, work).run()
+        code = WorkerParent(count, sock, work).run()
+    sys.exit(code)
+
+
+def serve(server: uvicorn.Server, sock: socket.socket | None = None) -> int:
+    """Run ``server`` until it stops: 0, or STARTUP_FAILURE when it never started (the
+    gateway's start-up failed), as ``uvicorn.run`` does."""
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock] if sock is not None else None)
+    return 0 if server.started else STARTUP_FAILURE
 
 
 def for_worker(config: FailwellConfig, index: int) -> FailwellConfig:

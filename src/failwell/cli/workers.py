@@ -34,6 +34,7 @@ from failwell.errors import ConfigError, ConfigIssue
 from failwell.observe.logging import log
 
 STOP_TIMEOUT = 40.0  # a worker's drain (30 s) and close
+STARTUP_FAILURE = 3  # a worker's exit code when its gateway could not start (as uvicorn's)
 BACKOFF, MAX_BACKOFF = 0.2, 10.0
 STABLE = 30.0  # a worker that ran this long starts its slot's backoff again
 _SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -83,7 +84,11 @@ def worker_count(config: FailwellConfig, requested: int | None) -> int:
 def listen(host: str, port: int, backlog: int = 2048) -> socket.socket:
     """The listening socket every worker shares (bound here, so a port in use fails early)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, port), family=family, backlog=backlog)
+    try:
+        sock = socket.create_server((host, port), family=family, backlog=backlog)
+    except OSError as exc:
+        issue = ConfigIssue("gateway.listen", f"cannot listen on {host}:{port}: {exc.strerror}")
+        raise ConfigError([issue]) from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.set_inheritable(True)
     return sock
@@ -96,17 +101,19 @@ class Slot:
     started: float = 0.0
     backoff: float = BACKOFF
     due: float = 0.0  # when to start it again (monotonic; 0: running)
+    launches: int = 0
 
 
 class WorkerParent:
     """Forks ``count`` workers running ``work(index, sock)`` and keeps them running."""
 
     def __init__(
-        self, count: int, sock: socket.socket, work: Callable[[int, socket.socket], None]
+        self, count: int, sock: socket.socket, work: Callable[[int, socket.socket], int]
     ) -> None:
         self.sock, self.work = sock, work
         self.slots = [Slot(i) for i in range(count)]
         self.stopping = False
+        self.code = 0  # the parent's exit code
 
     def run(self) -> int:
         signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
@@ -138,11 +145,11 @@ class WorkerParent:
             code = 1
             try:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
-                self.work(slot.index, self.sock)
-                code = 0
+                code = self.work(slot.index, self.sock)
             finally:
                 os._exit(code)
         slot.pid, slot.started, slot.due = pid, time.monotonic(), 0.0
+        slot.launches += 1
         log.info("worker_started", worker=slot.index, pid=pid)
 
     def _reap(self) -> None:
@@ -158,6 +165,13 @@ class WorkerParent:
                 continue
             slot.pid = 0
             if self.stopping:
+                continue
+            failed = os.WIFEXITED(status) and os.WEXITSTATUS(status) == STARTUP_FAILURE
+            if failed and slot.launches == 1:
+                # the gateway cannot start at all (its log says why): trying again will not help;
+                # a worker that served before and fails to start again is retried (backoff)
+                log.error("worker_start_failed", worker=slot.index, pid=pid)
+                self.stopping, self.code = True, STARTUP_FAILURE
                 continue
             now = time.monotonic()
             if now - slot.started >= STABLE:
@@ -199,7 +213,7 @@ class WorkerParent:
             for slot in self.slots:
                 if slot.pid == pid:
                     slot.pid = 0
-        return 0
+        return self.code
 
 
 def _describe(status: int) -> str:
