@@ -123,6 +123,9 @@ def test_two_workers_one_port_one_control_loop(stack: Stack, models: Path) -> No
         return None if record is None else str(json.loads(record)["state"])
 
     assert wait_until(lambda: rollout_state() == "running", timeout=5)
+    for _ in range(4):  # any worker shows what the leader recorded
+        shown = http_json(f"{gw.url}/admin/rollouts")["fleet"]
+        assert shown["recommend/primary"]["candidate"] == "ranker2"
 
     # SIGSTOP the leader: the other worker takes the lease within its time; SIGCONT: the old
     # leader's writes are refused (the fencing token is stale) and its rollout stops there

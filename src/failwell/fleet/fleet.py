@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 from prometheus_client import CollectorRegistry
+from redis.exceptions import RedisError
 
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.fleet import FleetConfig
@@ -59,6 +61,14 @@ class Fleet:
     async def record_rollout(self, field: str, status: bytes) -> bool:
         """Record a rollout's state in ``{failwell:NAME}:rollouts``, fenced by the lease."""
         return await self.lease.fenced_hset("rollouts", field, status)
+
+    async def recorded_rollouts(self) -> dict[str, Any] | None:
+        """``ROUTE/TIER`` → the last status the leader recorded (None: Redis unreachable)."""
+        try:
+            found = await self.link.redis.hgetall(self.link.key("rollouts"))
+        except (RedisError, OSError):
+            return None
+        return {field.decode(): msgspec.json.decode(value) for field, value in found.items()}
 
     @property
     def services(self) -> list[Service]:

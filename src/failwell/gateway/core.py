@@ -145,6 +145,7 @@ class Gateway:
             self.readiness_checks.append(self.fleet.readiness)
             self.rollouts.leadership = self.fleet.lease
             self.rollouts.record = self.fleet.record_rollout
+            self.rollouts.recorded = self.fleet.recorded_rollouts
             board = self.health.board
             board.listeners.append(self.fleet.share_rotation(board.follow).changed)
         admin += self.faults.admin_routes() + rollout_admin_routes(self.rollouts)

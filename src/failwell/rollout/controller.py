@@ -121,6 +121,7 @@ class Rollouts:
         # recorded with the lease's fencing token (``Gateway`` sets both).
         self.leadership: Leadership | None = None
         self.record: Record | None = None
+        self.recorded: Callable[[], Awaitable[dict[str, Any] | None]] | None = None  # the fleet's
 
     @property
     def busy(self) -> bool:
