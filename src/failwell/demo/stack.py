@@ -18,7 +18,6 @@ import signal
 import socket
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +27,9 @@ from typing import Any
 import yaml
 
 from failwell.demo.procs import ManagedProcess, ProcessStartError
+from failwell.demo.redisserver import REDIS_OFFSET, start_redis
 
 START_TIMEOUT = 60.0
-REDIS_OFFSET = 300  # the fleet's redis-server: base_port + 300
 STOP_GRACE = 5.0
 DEFAULT_WORKDIR = Path(".failwell-demo")
 
@@ -373,7 +372,8 @@ def run_demo(
         config = demo_config(workdir, gateway_port, base_port, key_file, redis_port)
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         if "fleet" in config and redis_port is not None:  # the config asks for a fleet's Redis
-            procs.append(start_redis(workdir, redis_port))
+            print(f"starting redis-server on 127.0.0.1:{redis_port} for the fleet ...", flush=True)
+            procs.append(start_redis(workdir / "logs" / "redis.log", workdir, redis_port))
         for name, cmd in _servers(workdir, ports):
             proc = ManagedProcess(name, log_file=workdir / "logs" / f"{name}.log")
             procs.append(proc)
@@ -409,21 +409,6 @@ def run_demo(
         for sig, handler in previous.items():
             with contextlib.suppress(ValueError, TypeError):
                 signal.signal(sig, handler)
-
-
-def start_redis(workdir: Path, port: int) -> ManagedProcess:
-    """A redis-server on loopback ``port`` for the demo's fleet (nothing saved to disk)."""
-    proc = ManagedProcess("redis", log_file=workdir / "logs" / "redis.log")
-    print(f"starting redis-server on 127.0.0.1:{port} for the fleet ...", flush=True)
-    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    proc.spawn([*argv, "--appendonly", "no", "--dir", str(workdir)])
-    ends = time.monotonic() + START_TIMEOUT
-    while not _port_busy(port):  # listening: redis answers from then on
-        if not proc.alive() or time.monotonic() > ends:
-            proc.stop(grace=STOP_GRACE)
-            raise ProcessStartError(f"redis-server did not listen on {port}: {proc.output(10)}")
-        time.sleep(0.05)
-    return proc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
