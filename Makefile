@@ -8,7 +8,7 @@ setup:
 
 demo:
 	scripts/setup.sh demo
-	$(PY) -m failwell demo
+	$(PY) -m failwell demo $(DEMO_ARGS)
 
 test:
 	scripts/setup.sh test
@@ -29,6 +29,7 @@ bench:
 	$(PY) bench/auth_bench.py $(AUTH_BENCH_ARGS)
 	$(PY) bench/drift_bench.py $(DRIFT_BENCH_ARGS)
 	$(PY) bench/stream_bench.py $(STREAM_BENCH_ARGS)
+	$(PY) bench/workers_bench.py $(WORKERS_BENCH_ARGS)
 
 clean:
 	rm -rf .venv .venv-mlserver .failwell-demo

@@ -161,3 +161,16 @@ class AdminRoute(NamedTuple):
     method: str
     path: str
     handler: AdminHandler
+
+
+class Leadership(Protocol):
+    """Whether this process runs the fleet's control loops now (one process of a fleet does).
+
+    A loop that must run once per fleet (prober, canaries, SLO alerts, rollouts, drift judging,
+    a trainer ...) asks ``leading``; the composition root starts and stops whole services on
+    ``on_change``. A single gateway with no fleet always leads."""
+
+    @property
+    def leading(self) -> bool: ...
+
+    def on_change(self, callback: Callable[[bool], None]) -> None: ...

@@ -189,13 +189,15 @@ class Stack:
         }
         return {"gateway": gw, "backends": backends, "routes": routes}
 
-    def gateway(self, config: dict[str, Any], name: str = "gateway") -> Gateway:
+    def gateway(
+        self, config: dict[str, Any], name: str = "gateway", args: tuple[str, ...] = ()
+    ) -> Gateway:
         path = self.tmp / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         port = int(config["gateway"]["listen"].rsplit(":", 1)[1])
         proc = ManagedProcess(name, log_file=self.tmp / f"{name}.log")
         proc.start(
-            [PY, "-m", "failwell", "serve", "--config", str(path)],
+            [PY, "-m", "failwell", "serve", "--config", str(path), *args],
             ready_url=f"http://127.0.0.1:{port}/health/live",
             timeout=60,
         )

@@ -19,7 +19,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import redis as redis_client
+
 from failwell.demo.procs import ManagedProcess
+from failwell.log.records import parse_line
 from failwell.testing.load import LoadResult, run_load
 from tests.integration.conftest import (
     Gateway,
@@ -71,7 +74,12 @@ def body(i: int) -> dict[str, Any]:
 
 
 def gateway_config(
-    stack: Stack, name: str, replica: dict[str, Any], models: Path, redis: RedisServer
+    stack: Stack,
+    name: str,
+    replica: dict[str, Any],
+    models: Path,
+    redis: RedisServer,
+    log_redis: RedisServer,
 ) -> dict[str, Any]:
     config = stack.config(
         backends={
@@ -106,7 +114,21 @@ def gateway_config(
     config["gateway"]["cache"] = {"path": str(stack.tmp / f"{name}-cache.sqlite")}
     config["control"] = {"flags_path": str(stack.tmp / f"{name}-flags.json")}
     config["fleet"] = {"redis": redis.url, "instance": name, "max_reconnect": "500ms"}
+    # one shared log (its own Redis: the fleet's is killed below); sync: an answer is sent
+    # once its record is in the stream
+    config["log"] = {
+        "enabled": True,
+        "backend": "redis",
+        "redis_url": log_redis.url,
+        "durability": "sync",
+    }
     return config
+
+
+def logged_ids(log_redis: RedisServer) -> set[str]:
+    """The request ids the shared inference log's stream holds."""
+    entries: Any = redis_client.Redis(port=log_redis.port).xrange("failwell:log:inference")
+    return {json.loads(parse_line(fields[b"line"])[0].body)["request_id"] for _, fields in entries}
 
 
 def start_nginx(stack: Stack, gateways: list[Gateway]) -> str:
@@ -183,10 +205,14 @@ def load(url: str, seconds: float, action: Any = None, at: float = 1.0) -> LoadR
 
 
 def test_three_gateways_one_redis_under_load(stack: Stack, models: Path) -> None:
-    redis = stack.redis()
+    redis, log_redis = stack.redis(), stack.redis()
     model = stack.model_server(model_dir=models, label="m1")
     gateways = [
-        stack.gateway(gateway_config(stack, name, model.replica(), models, redis), name)
+        stack.gateway(
+            gateway_config(stack, name, model.replica(), models, redis, log_redis),
+            name,
+            ("--workers", "1"),  # three machines' gateways (test_workers.py: many per machine)
+        )
         for name in ("gw1", "gw2", "gw3")
     ]
     gw1, gw2, gw3 = gateways
@@ -222,6 +248,11 @@ def test_three_gateways_one_redis_under_load(stack: Stack, models: Path) -> None
     killed = load(url, 3.0, action=lambda: gw3.proc.kill(signal.SIGKILL), at=1.0)
     assert killed.failed == [], len(killed.failed)
     assert killed.tiers().keys() == {"rules"}
+    # nothing acknowledged is lost from the shared log, gw3's answers before its death included
+    acked = {r.request_id or "" for r in killed.records if r.status == 200}
+    assert "" not in acked and len(acked) > 50
+    missing = acked - logged_ids(log_redis)
+    assert not missing, sorted(missing)[:5]
 
     # Redis is SIGKILLed under load: every gateway keeps answering on its own state.
     def kill_redis() -> None:
@@ -232,7 +263,8 @@ def test_three_gateways_one_redis_under_load(stack: Stack, models: Path) -> None
     assert no_redis.failed == [], len(no_redis.failed)
     assert wait_until(lambda: not fleet_up(gw1) and not fleet_up(gw2), timeout=5)
     ready = http_json(f"{gw1.url}/health/ready")  # 200: cut off from Redis, still in rotation
-    assert ready["checks"]["fleet"] == {
+    fleet = ready["checks"]["fleet"]
+    assert {k: fleet[k] for k in ("ok", "up", "instance", "name")} == {
         "ok": True,
         "up": False,
         "instance": "gw1",

@@ -277,3 +277,88 @@ def test_a_message_or_record_it_cannot_apply_leaves_the_link_up(stack: Stack) ->
             await a.fleet.link.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_lease_holder_that_lost_its_lease_cannot_write(stack: Stack) -> None:
+    """One holder at a time; a holder whose lease ran out in Redis (here: its key dropped, as
+    when the holder is paused past it) has its fenced writes refused by Redis even while its
+    own clock still says it leads; the next holder gets a larger token."""
+    redis = stack.redis()
+
+    async def scenario() -> None:
+        registries = [CollectorRegistry(), CollectorRegistry()]
+        fleets = [
+            Fleet(FleetConfig(redis=redis.url, instance=name, lease=30.0), registry)
+            for name, registry in zip(("a", "b"), registries, strict=True)
+        ]
+        a, b = (f.lease for f in fleets)
+        changes: list[bool] = []
+        a.on_change(changes.append)
+        await a.renew()
+        await b.renew()
+        assert a.leading and not b.leading and changes == [True]
+        assert await a.fenced_hset("rollouts", "r/t", b"a1")
+        assert not await b.fenced_hset("rollouts", "r/t", b"b1")  # b does not lead
+
+        await a.link.redis.delete(a.key)  # a's lease ends in Redis; a has not noticed
+        await b.renew()
+        assert b.leading and b.token > a.token and a.leading
+        assert not await a.fenced_hset("rollouts", "r/t", b"a2")  # refused in Redis
+        assert await b.fenced_hset("rollouts", "r/t", b"b2")
+        assert await a.link.redis.hget(a.link.key("rollouts"), "r/t") == b"b2"
+        value = registries[0].get_sample_value(
+            "failwell_fleet_fenced_writes_total", {"result": "refused"}
+        )
+        assert value == 1.0
+
+        await a.renew()  # a learns it lost the lease
+        assert not a.leading and changes == [True, False]
+        held = b.token
+        await b.stop()  # released: a takes it at once
+        await a.renew()
+        assert a.leading and a.token > held
+        for fleet in fleets:
+            await fleet.lease.stop()
+            await fleet.link.stop()
+
+    asyncio.run(scenario())
+
+
+def test_the_leaders_rotation_verdicts_reach_the_followers(stack: Stack) -> None:
+    """Only the leader probes: a replica it takes out of rotation is out on every other
+    process, and a process that joins later reads the verdict from the hash."""
+    redis = stack.redis()
+
+    async def scenario() -> None:
+        seen: dict[str, list[tuple[str, str, bool]]] = {"a": [], "b": [], "c": []}
+        fleets = {}
+        for name in ("a", "b"):
+            config = FleetConfig(redis=redis.url, instance=name, reconnect=0.05)
+            fleet = fleets[name] = Fleet(config, CollectorRegistry())
+            fleet.share_rotation(lambda *v, n=name: seen[n].append(v))
+            await fleet.link.start()
+        a, b = fleets["a"], fleets["b"]
+        try:
+            assert await until(lambda: a.link.up and b.link.up)
+            await a.lease.renew()
+            await b.lease.renew()
+            assert a.lease.leading and not b.lease.leading
+            assert a.rotation is not None and b.rotation is not None
+            b.rotation.changed("model", "r2", False)  # a follower's change is not shared
+            a.rotation.changed("model", "r1", False)
+            assert await until(lambda: seen["b"] == [("model", "r1", False)])
+            assert seen["a"] == []  # the leader does not apply its own word
+
+            c = Fleet(FleetConfig(redis=redis.url, instance="c"), CollectorRegistry())
+            c.share_rotation(lambda *v: seen["c"].append(v))
+            await c.link.start()
+            try:
+                assert await until(lambda: seen["c"] == [("model", "r1", False)])
+            finally:
+                await c.link.stop()
+        finally:
+            for fleet in fleets.values():
+                await fleet.lease.stop()
+                await fleet.link.stop()
+
+    asyncio.run(scenario())

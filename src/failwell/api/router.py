@@ -91,7 +91,7 @@ class FrontEnds:
     async def _metrics(
         self, scope: Scope, receive: Receive, send: Send, ex: Exchange, gate: Pass
     ) -> None:
-        body = self.host.metrics.render()
+        body = await self.host.metrics.exposition()
         await respond(send, 200, body, [(b"content-type", CONTENT_TYPE_LATEST.encode())])
 
     async def _openapi(

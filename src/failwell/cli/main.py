@@ -73,12 +73,19 @@ def restart_keys(path: Path, config: FailwellConfig) -> list[str]:
 def serve(
     config: ConfigOption = Path("failwell.yaml"),
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Processes serving one port; default: one per core with a fleet section "
+            "(they share state through its Redis), else 1.",
+        ),
+    ] = None,
 ) -> None:
     """Run the gateway."""
     from failwell.cli.serve import run
 
     try:
-        run(load(config), log_level, config)
+        run(load(config), log_level, config, workers)
     except ConfigError as exc:  # found while building: a model_ref that cannot be served
         refuse(exc)
 
@@ -98,6 +105,14 @@ def demo(
             "canary, promotion) with its figures; in WORKDIR/drift on a free port.",
         ),
     ] = False,
+    fleet: Annotated[
+        bool,
+        typer.Option(
+            "--fleet",
+            help="Share state through a redis-server the demo starts (base port + 300); the "
+            "gateway runs one worker per core.",
+        ),
+    ] = False,
 ) -> None:
     """Train the demo models, start the demo model servers and the gateway; Ctrl-C stops all."""
     if drift:
@@ -106,7 +121,7 @@ def demo(
         raise typer.Exit(run_drift_demo(workdir / "drift"))
     from failwell.demo.stack import run_demo
 
-    raise typer.Exit(run_demo(workdir, port, base_port))
+    raise typer.Exit(run_demo(workdir, port, base_port, fleet=fleet))
 
 
 from failwell.cli.log import app as log_app  # noqa: E402  (sub-apps after the root app)

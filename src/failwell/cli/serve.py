@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import socket
 import ssl
+import sys
+import tempfile
 from pathlib import Path
 
 import uvicorn
 
+from failwell.cli.workers import STARTUP_FAILURE, WorkerParent, listen, worker_count
 from failwell.config.models import FailwellConfig
+from failwell.errors import ConfigError
 from failwell.gateway import build
-from failwell.observe.logging import configure
+from failwell.observe.logging import configure, log
+from failwell.observe.siblings import Siblings
 
 # glibc malloc serves blocks over its mmap threshold (128 KiB at first) with fresh mmap'd pages
 # and returns them on free: a 4 MB tensor body then costs ~1,000 page faults and as much
@@ -35,26 +42,79 @@ def tune_allocator() -> bool:
     )
 
 
-def run(config: FailwellConfig, log_level: str = "info", path: Path | None = None) -> None:
+def run(
+    config: FailwellConfig,
+    log_level: str = "info",
+    path: Path | None = None,
+    workers: int | None = None,
+) -> None:
+    """Serve ``config``: in this process, or in ``workers`` processes on one port (see
+    ``cli/workers.py``; None: one per core with a fleet section, else one)."""
     configure(log_level)
     tune_allocator()
-    app = build(config, path).app()  # with a path: reload on SIGHUP or a change of the file
+    count = worker_count(config, workers)
+    if count == 1:
+        sys.exit(serve(server(config, path)))
+    gw = config.gateway
+    sock = listen(gw.host, gw.port)
+    with tempfile.TemporaryDirectory(prefix="failwell-workers-") as run_dir:
+
+        def work(index: int, shared: socket.socket) -> int:
+            siblings = Siblings(index, count, Path(run_dir))
+            try:
+                built = server(for_worker(config, index), path, siblings)
+            except ConfigError as exc:  # e.g. a model_ref that cannot be served
+                log.error(
+                    "worker_config_refused", worker=index, issues=[str(i) for i in exc.issues]
+                )
+                return STARTUP_FAILURE
+            return serve(built, shared)
+
+        code = WorkerParent(count, sock, work).run()
+    sys.exit(code)
+
+
+def serve(server: uvicorn.Server, sock: socket.socket | None = None) -> int:
+    """Run ``server`` until it stops: 0, or STARTUP_FAILURE when it never started (the
+    gateway's start-up failed), as ``uvicorn.run`` does."""
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock] if sock is not None else None)
+    return 0 if server.started else STARTUP_FAILURE
+
+
+def for_worker(config: FailwellConfig, index: int) -> FailwellConfig:
+    """Worker ``index``'s config: a fleet instance name of its own when one is configured."""
+    fleet = config.fleet
+    if fleet is None or fleet.instance is None:
+        return config  # the default name is host and pid: unique already
+    named = fleet.model_copy(update={"instance": f"{fleet.instance}-w{index}"})
+    return config.model_copy(update={"fleet": named})
+
+
+def server(
+    config: FailwellConfig, path: Path | None, siblings: Siblings | None = None
+) -> uvicorn.Server:
+    """A uvicorn server for the gateway ``config`` builds (with a path: reload on SIGHUP or a
+    change of the file)."""
+    app = build(config, path, siblings=siblings).app()
     gw = config.gateway
     tls = gw.tls
-    uvicorn.run(
-        app,
-        host=gw.host,
-        port=gw.port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=gw.access_log,
-        log_level="warning",
-        server_header=False,
-        date_header=False,
-        timeout_graceful_shutdown=5,
-        ssl_certfile=tls.cert if tls else None,
-        ssl_keyfile=tls.key if tls else None,
-        ssl_ca_certs=tls.client_ca if tls else None,
-        ssl_cert_reqs=ssl.CERT_REQUIRED if tls and tls.client_ca else ssl.CERT_NONE,
+    return uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=gw.host,
+            port=gw.port,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            access_log=gw.access_log,
+            log_level="warning",
+            server_header=False,
+            date_header=False,
+            timeout_graceful_shutdown=5,
+            ssl_certfile=tls.cert if tls else None,
+            ssl_keyfile=tls.key if tls else None,
+            ssl_ca_certs=tls.client_ca if tls else None,
+            ssl_cert_reqs=ssl.CERT_REQUIRED if tls and tls.client_ca else ssl.CERT_NONE,
+        )
     )

@@ -65,6 +65,14 @@ class FleetConfig(BaseModel):
         "key costs one write per period, not one per answer.",
     )
 
+    lease: Duration = Field(
+        2.0,
+        gt=0,
+        description="The control lease: one process of the fleet runs the control loops "
+        "(probes, canaries, SLO alerts, rollouts, drift judging); another takes over within "
+        "this time of it stopping or losing Redis.",
+    )
+
     @field_validator("redis")
     @classmethod
     def _redis_url(cls, value: str) -> str:

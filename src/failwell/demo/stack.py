@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import secrets
+import shutil
 import signal
 import socket
 import sys
@@ -26,6 +27,7 @@ from typing import Any
 import yaml
 
 from failwell.demo.procs import ManagedProcess, ProcessStartError
+from failwell.demo.redisserver import REDIS_OFFSET, start_redis
 
 START_TIMEOUT = 60.0
 STOP_GRACE = 5.0
@@ -69,10 +71,24 @@ def demo_key(workdir: Path) -> tuple[str, Path]:
 
 
 def demo_config(
-    workdir: Path, gateway_port: int = 8080, base_port: int = 9001, key_file: Path | None = None
+    workdir: Path,
+    gateway_port: int = 8080,
+    base_port: int = 9001,
+    key_file: Path | None = None,
+    redis_port: int | None = None,
 ) -> dict[str, Any]:
     """The demo gateway config (plain data, as it is written to YAML). With ``key_file``, the
-    key in it may call everything (predict, admin, metrics); without, the gateway is open."""
+    key in it may call everything (predict, admin, metrics); without, the gateway is open.
+    With ``redis_port``, a fleet section: the gateway's workers share state through it."""
+    config = _demo_config(workdir, gateway_port, base_port, key_file)
+    if redis_port is not None:
+        config["fleet"] = {"redis": f"redis://127.0.0.1:{redis_port}/0", "name": "demo"}
+    return config
+
+
+def _demo_config(
+    workdir: Path, gateway_port: int, base_port: int, key_file: Path | None
+) -> dict[str, Any]:
     ports = DemoPorts.from_base(gateway_port, base_port)
     east_a, east_b = ports.ranker_east
     security: dict[str, Any] = {}
@@ -316,12 +332,25 @@ def _watch(signals: _Signals, gateway: ManagedProcess, servers: list[ManagedProc
 
 
 def run_demo(
-    workdir: Path, gateway_port: int = 8080, base_port: int = 9001, *, seed: int = 0
+    workdir: Path,
+    gateway_port: int = 8080,
+    base_port: int = 9001,
+    *,
+    seed: int = 0,
+    fleet: bool = False,
 ) -> int:
-    """Run the demo stack until Ctrl-C or SIGTERM: 0 after a clean stop, 1 if it cannot start."""
+    """Run the demo stack until Ctrl-C or SIGTERM: 0 after a clean stop, 1 if it cannot start.
+    With ``fleet``, the config shares state through a redis-server this starts (on
+    ``base_port + REDIS_OFFSET``) and the gateway runs one worker per core."""
     workdir = workdir.resolve()
     ports = DemoPorts.from_base(gateway_port, base_port)
-    busy = [p for p in ports.all() if _port_busy(p)]
+    redis_port = base_port + REDIS_OFFSET if fleet else None
+    if fleet and shutil.which("redis-server") is None:
+        print(
+            "cannot start the demo with --fleet: redis-server is not on the PATH", file=sys.stderr
+        )
+        return 1
+    busy = [p for p in (*ports.all(), redis_port) if p is not None and _port_busy(p)]
     if busy:
         print(
             f"cannot start the demo: port(s) {', '.join(map(str, busy))} on 127.0.0.1 are in "
@@ -340,8 +369,11 @@ def run_demo(
         _ensure_models(workdir / "models", seed)
         config_path = workdir / "failwell.yaml"
         key, key_file = demo_key(workdir)
-        config = demo_config(workdir, gateway_port, base_port, key_file)
+        config = demo_config(workdir, gateway_port, base_port, key_file, redis_port)
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        if "fleet" in config and redis_port is not None:  # the config asks for a fleet's Redis
+            print(f"starting redis-server on 127.0.0.1:{redis_port} for the fleet ...", flush=True)
+            procs.append(start_redis(workdir / "logs" / "redis.log", workdir, redis_port))
         for name, cmd in _servers(workdir, ports):
             proc = ManagedProcess(name, log_file=workdir / "logs" / f"{name}.log")
             procs.append(proc)
@@ -387,8 +419,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080, help="gateway port")
     parser.add_argument("--base-port", type=int, default=9001, help="first model server port")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fleet", action="store_true", help="workers sharing a redis-server")
     args = parser.parse_args(argv)
-    return run_demo(args.workdir, args.port, args.base_port, seed=args.seed)
+    return run_demo(args.workdir, args.port, args.base_port, seed=args.seed, fleet=args.fleet)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 from prometheus_client import CollectorRegistry
+from redis.exceptions import RedisError
 
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.fleet import FleetConfig
@@ -16,7 +18,10 @@ from failwell.contracts import Service
 from failwell.fleet.answers import SharedAnswerCache
 from failwell.fleet.breakers import BreakerSync
 from failwell.fleet.controls import ControlSync, FaultStore, FlagStore
+from failwell.fleet.lease import Lease
 from failwell.fleet.link import FleetLink
+from failwell.fleet.rotation import Follow, RotationSync
+from failwell.fleet.slo import FleetSlo
 from failwell.routing.pool import Pool
 from failwell.store.cache import AnswerCache
 
@@ -27,6 +32,9 @@ class Fleet:
     ) -> None:
         self.config = config
         self.link = FleetLink(config, registry, clock)
+        self.lease = Lease(self.link, config.lease, registry)  # who runs the control loops
+        self.rotation: RotationSync | None = None
+        self.slo = FleetSlo(self.link)  # every process's SLO counts, added up in Redis
         self.breakers = BreakerSync(self.link) if config.breakers else None
         self.controls: ControlSync | None = None
         self.answers = (
@@ -44,15 +52,41 @@ class Fleet:
         if self.config.controls:
             self.controls = ControlSync(self.link, flags, faults)
 
+    def share_rotation(self, follow: Follow) -> RotationSync:
+        """Rotation verdicts of the leader's prober, applied here with ``follow``; the result's
+        ``changed`` is told of every local change."""
+        self.rotation = RotationSync(self.link, self.lease, follow)
+        return self.rotation
+
+    async def record_rollout(self, field: str, status: bytes) -> bool:
+        """Record a rollout's state in ``{failwell:NAME}:rollouts``, fenced by the lease."""
+        return await self.lease.fenced_hset("rollouts", field, status)
+
+    async def recorded_rollouts(self) -> dict[str, Any] | None:
+        """``ROUTE/TIER`` → the last status the leader recorded (None: Redis unreachable)."""
+        try:
+            found = await self.link.redis.hgetall(self.link.key("rollouts"))
+        except (RedisError, OSError):
+            return None
+        return {field.decode(): msgspec.json.decode(value) for field, value in found.items()}
+
     @property
     def services(self) -> list[Service]:
-        return [self.link]
+        return [self.link, self.lease, self.slo]
 
     def readiness(self) -> dict[str, dict[str, Any]]:
         """Always ok: a gateway cut off from Redis answers on its own state, so it stays in
         rotation; ``up`` says whether it shares state right now."""
         link = self.link
-        return {"fleet": {"ok": True, "up": link.up, "instance": link.me, "name": self.config.name}}
+        return {
+            "fleet": {
+                "ok": True,
+                "up": link.up,
+                "instance": link.me,
+                "name": self.config.name,
+                "leader": self.lease.leading,
+            }
+        }
 
     def bind(self, pools: Mapping[str, Pool]) -> None:
         if self.breakers is not None:

@@ -42,6 +42,7 @@ from failwell.contracts import (
     AuditSink,
     BeforeRespond,
     Exchange,
+    Leadership,
     Observer,
     ReadinessCheck,
     Service,
@@ -51,13 +52,16 @@ from failwell.drift.stats import Reference
 from failwell.errors import ConfigError, ConfigIssue, FailwellError, UnknownRoute
 from failwell.faults.admin import FaultControl
 from failwell.fleet.fleet import Fleet
+from failwell.gateway.leading import LeaderOnly, Solo
 from failwell.gateway.restart import needs_restart
 from failwell.gateway.retraining import canary_starter, drift_follow, signal_reader
 from failwell.gateway.schemas import ServerSchemas
+from failwell.gateway.sloview import slo_admin_routes
 from failwell.gateway.topology import Topology, build_replica, build_topology, python_model
 from failwell.health.plane import HealthPlan, HealthPlane
 from failwell.log.recorder import InferenceLog
 from failwell.observe.metrics import Metrics
+from failwell.observe.siblings import SiblingMetrics, Siblings
 from failwell.quality.watch import QualityWatch
 from failwell.registry.serving import RegistryWatcher, registry_adapter, registry_models
 from failwell.reload.reloader import ConfigReloader
@@ -79,7 +83,11 @@ class Gateway:
     """A gateway built from one config, and rebuilt in place on reload."""
 
     def __init__(
-        self, config: FailwellConfig, path: Path | None = None, clock: Clock = SYSTEM_CLOCK
+        self,
+        config: FailwellConfig,
+        path: Path | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        siblings: Siblings | None = None,
     ) -> None:
         self.config, self.path, self.clock = config, path, clock
         self.services: list[Service] = []
@@ -90,6 +98,9 @@ class Gateway:
         self.admin = AdminApi()
         self.metrics = Metrics()
         registry = self.metrics.registry
+        if siblings is not None:  # one worker of many: /metrics answers for all
+            self.metrics.siblings = SiblingMetrics(siblings, registry)
+            self.services.append(self.metrics.siblings)
         cache = config.gateway.cache
         self.cache = AnswerCache(cache.path, cache.max_entries, clock=clock)
         # The live maps every part reads; a reload changes their contents in one step.
@@ -122,6 +133,8 @@ class Gateway:
         )
         self.reloader = ConfigReloader(path, self.reload, self.audit) if path is not None else None
         self.fleet = Fleet(config.fleet, registry, clock) if config.fleet is not None else None
+        # One process of a fleet runs the control loops: the holder of the fleet's lease.
+        self.leadership: Leadership = self.fleet.lease if self.fleet is not None else Solo()
         self.supervisor = Supervisor(
             Hooks(
                 make_replica=self._managed_replica,
@@ -142,8 +155,14 @@ class Gateway:
             self.fleet.share_controls(self.faults.flags, self.faults.book)
             self.fleet.share_cache(self.cache)
             self.readiness_checks.append(self.fleet.readiness)
+            self.rollouts.leadership = self.fleet.lease
+            self.rollouts.record = self.fleet.record_rollout
+            self.rollouts.recorded = self.fleet.recorded_rollouts
+            board = self.health.board
+            board.listeners.append(self.fleet.share_rotation(board.follow).changed)
         admin += self.faults.admin_routes() + rollout_admin_routes(self.rollouts)
         admin += self.supervisor.admin_routes()
+        admin += slo_admin_routes(self.health.slo, self.fleet.slo if self.fleet else None)
         if self.log is not None:
             self.services += self.log.services
             self.observers.append(self.log.observe)
@@ -154,13 +173,16 @@ class Gateway:
             admin += self.log.admin_routes()
         self.services.insert(0, self.schemas)  # first: a conflict fails start-up early
         self.readiness_checks.append(self.schemas.readiness)
-        self.services += [self.limits.watch, self.admission, *self.health.services]
-        # the control loops a fleet runs once: the rollouts, the registry watcher, retraining
-        self.services += [self.rollouts, self.watcher, self.retrain, self.drift]
+        self.services += [self.limits.watch, self.admission]
+        self.services += [self._led(s) for s in self.health.services]
+        # the control loops a fleet runs once (in the lease's holder); every process
+        # keeps its own registry watcher, since each loads its own models
+        self.services += [self._led(self.rollouts), self.watcher, self._led(self.retrain)]
+        self.services.append(self._led(self.drift))
         self.observers += [*self.health.observers, self.drift, self.quality]
         admin += self.drift.admin_routes() + self.retrain.admin_routes()
         if self.faults.canary is not None:
-            self.services.append(self.faults.canary)
+            self.services.append(self._led(self.faults.canary))
             self.observers.append(self.faults.canary.observe)
         if self.reloader is not None:
             self.services.append(self.reloader)
@@ -176,6 +198,14 @@ class Gateway:
         self._started = False
 
     # -- building and rebuilding --------------------------------------------------------------
+
+    def _led(self, service: Service) -> Service:
+        """``service`` as a control loop: it runs in the one process that leads the fleet.
+        The registry watcher and the supervisor stay in every process: each loads its own
+        models and its own managed replicas."""
+        if isinstance(self.leadership, Solo):
+            return service
+        return LeaderOnly(self.leadership, service, type(service).__name__)
 
     def _model(self, name: str, cfg: BackendConfig) -> Adapter:
         """The adapter of an in-process backend: from the registry with ``model_ref``."""
@@ -214,6 +244,7 @@ class Gateway:
         self.quality.bind(topology.config.routes)
         if self.fleet is not None:
             self.fleet.bind(topology.pools)
+            self.fleet.slo.bind(self.health.slo.routes)
         self.supervisor.bind(topology.config.backends, topology.pools)
         self._openapi = encode(openapi(self.routes, self.guard.required))
 
@@ -342,7 +373,13 @@ async def close_pool(pool: Pool, drain: float) -> None:
             await replica.adapter.close()
 
 
-def build(config: FailwellConfig, path: Path | None = None, clock: Clock = SYSTEM_CLOCK) -> Gateway:
+def build(
+    config: FailwellConfig,
+    path: Path | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    siblings: Siblings | None = None,
+) -> Gateway:
     """Every part of a gateway for ``config`` (``path``: the file it came from, which a reload
-    reads again). Nothing runs until ``start`` (or ``async with``)."""
-    return Gateway(config, path, clock)
+    reads again; ``siblings``: this process is one worker of many). Nothing runs until
+    ``start`` (or ``async with``)."""
+    return Gateway(config, path, clock, siblings)

@@ -104,6 +104,7 @@ class SloEvaluator:
             task.cancel()
         if self._session is not None:
             await self._session.close()
+            self._session = None  # started again when this process leads the fleet again
 
     async def _run(self) -> None:
         while True:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -56,6 +56,8 @@ class HealthBoard:
         self.replicas: dict[tuple[str, str], ReplicaHealth] = {}
         self.healthy = families.REPLICA_HEALTHY.gauge(registry)
         self.changes = families.REPLICA_HEALTH_CHANGES.counter(registry)
+        # (backend, replica, healthy): told of every change of rotation (the fleet shares it)
+        self.listeners: list[Callable[[str, str, bool], None]] = []
 
     def bind(self, pools: Mapping[str, Pool]) -> None:
         """Track the replicas of ``pools``: a replica already tracked keeps its record (a pool
@@ -76,8 +78,17 @@ class HealthBoard:
     def get(self, backend: str, replica: str) -> ReplicaHealth:
         return self.replicas[(backend, replica)]
 
+    def follow(self, backend: str, replica: str, healthy: bool) -> None:
+        """Apply the verdict of the process that probes for the fleet (this one does not)."""
+        health = self.replicas.get((backend, replica))
+        if health is not None:
+            health.live, health.canary = healthy, True
+            self.update(health, "fleet")
+
     def update(self, health: ReplicaHealth, reason: str) -> None:
         if health.apply():
+            for listener in self.listeners:
+                listener(health.backend, health.replica.label, health.replica.healthy)
             to = "up" if health.replica.healthy else "down"
             self.healthy.labels(health.backend, health.replica.label).set(
                 1 if health.replica.healthy else 0

@@ -129,8 +129,21 @@ class RouteSlo:
             row[slot] += 1
 
     def figure(self, sli: Sli, window: float) -> BurnFigure:
-        t = self.counts.totals(self.clock.now(), window)
-        return BurnFigure(sli, self.objectives[sli], window, t[2 * sli], t[2 * sli + 1])
+        return self.figure_of(self.counts.totals(self.clock.now(), window), sli, window)
+
+    def figure_of(self, totals: list[int], sli: Sli, window: float) -> BurnFigure:
+        """The figure of ``sli`` from counts per slot (this process's or the fleet's)."""
+        return BurnFigure(sli, self.objectives[sli], window, totals[2 * sli], totals[2 * sli + 1])
+
+    @property
+    def width(self) -> float:
+        """Seconds per bucket of the counts."""
+        return self.counts.width
+
+    @property
+    def cumulative(self) -> list[int]:
+        """Counts per slot since start (what the fleet's view adds up)."""
+        return self.counts.cumulative
 
     def tier1_share(self, window: float) -> tuple[int, float | None]:
         t = self.counts.totals(self.clock.now(), window)

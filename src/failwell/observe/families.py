@@ -476,4 +476,20 @@ AUTOSCALE_SIGNAL = gauge(
     "backend", "signal",
 )  # fmt: skip
 
+FLEET_LEADER = gauge(
+    "failwell_fleet_leader",
+    "1 while this process holds the fleet's control lease (runs the control loops).",
+)
+FLEET_LEADER_CHANGES = counter(
+    "failwell_fleet_leader_changes",
+    "Times this process gained (to=leader) or lost the control lease.",
+    "to",
+)
+FLEET_FENCED = counter(
+    "failwell_fleet_fenced_writes",
+    "Controller writes to the fleet's Redis, by result (done, "
+    "refused: the fencing token was stale, down).",
+    "result",
+)
+
 FAMILIES: tuple[Family, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Family))

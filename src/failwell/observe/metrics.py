@@ -13,6 +13,7 @@ from prometheus_client import (
 from prometheus_client.metrics import MetricWrapperBase
 
 from failwell.observe import families
+from failwell.observe.siblings import SiblingMetrics
 from failwell.resilience.breaker import BreakerState
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # the _created series double the exposition for no use here
@@ -34,6 +35,7 @@ class Metrics:
         self.streams_in_flight = families.STREAMS_IN_FLIGHT.gauge(r)
         self.stream_failures = families.STREAM_FAILURES.counter(r)
         self._children: dict[tuple[str, ...], MetricWrapperBase] = {}
+        self.siblings: SiblingMetrics | None = None  # set in a worker of many
 
     def _child(self, metric: MetricWrapperBase, *labels: str) -> MetricWrapperBase:
         key = (metric._name, *labels)
@@ -84,3 +86,9 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    async def exposition(self) -> bytes:
+        """What ``/metrics`` answers: this process's metrics, or every worker's."""
+        if self.siblings is None:
+            return self.render()
+        return await self.siblings.exposition()

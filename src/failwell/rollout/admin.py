@@ -77,7 +77,10 @@ def rollout_admin_routes(rollouts: Rollouts) -> list[AdminRoute]:
     async def status(call: AdminCall) -> tuple[int, Any]:
         route = call.query.get("route", [None])[0]
         found = [r.status() for r in rollouts.all if route in (None, r.spec.route)]
-        return 200, {"rollouts": found}
+        doc: dict[str, Any] = {"rollouts": found}
+        if rollouts.recorded is not None:  # in a fleet: what the leader recorded, from any process
+            doc["fleet"] = await rollouts.recorded()
+        return 200, doc
 
     async def abort(call: AdminCall) -> tuple[int, Any]:
         body = call.json()

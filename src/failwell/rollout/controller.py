@@ -14,15 +14,16 @@ import asyncio
 import contextlib
 import enum
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from prometheus_client import CollectorRegistry
 
 from failwell.backends.python import PythonAdapter
-from failwell.contracts import AuditSink, Request
-from failwell.errors import FailwellError, InvalidInput
+from failwell.contracts import AuditSink, Leadership, Request
+from failwell.errors import Conflict, FailwellError, InvalidInput
 from failwell.observe import families
 from failwell.observe.logging import log
 from failwell.registry.artifacts import Version
@@ -36,6 +37,10 @@ from failwell.routing.route import Route
 from failwell.routing.tiers import ModelTier
 
 TICK = 0.05
+# (field, the rollout's status as JSON) → written? A fleet's lease writes it fenced: False once
+# this process no longer holds the lease, and the rollout then stops here.
+Record = Callable[[str, bytes], Awaitable[bool]]
+_encode_status = msgspec.json.Encoder().encode
 WAIT_FOR_TRAFFIC = 3  # a step may run this many step times to gather enough candidate answers
 
 
@@ -112,6 +117,11 @@ class Rollouts:
         self.all: list[Rollout] = []
         self.weight = families.ROLLOUT_CANDIDATE_WEIGHT.gauge(registry)
         self.outcomes = families.ROLLOUTS.counter(registry)
+        # In a fleet: rollouts begin only where the control loops run, and every decision is
+        # recorded with the lease's fencing token (``Gateway`` sets both).
+        self.leadership: Leadership | None = None
+        self.record: Record | None = None
+        self.recorded: Callable[[], Awaitable[dict[str, Any] | None]] | None = None  # the fleet's
 
     @property
     def busy(self) -> bool:
@@ -128,6 +138,11 @@ class Rollouts:
         """Nothing to do at start-up: rollouts begin through ``begin``."""
 
     async def begin(self, spec: RolloutSpec, caller: str | None = None) -> Rollout:
+        if self.leadership is not None and not self.leadership.leading:
+            raise Conflict(
+                "this gateway does not run the fleet's control loops; start the rollout on the "
+                "one whose /health/ready says fleet.leader: true"
+            )
         route = self.routes.get(spec.route)
         if route is None:
             raise InvalidInput(f"route: no route {spec.route!r}", field="route")
@@ -201,6 +216,8 @@ class Rollouts:
                 r.split.weight = 0.0 if r.spec.shadow else percent / 100
                 self.weight.labels(r.spec.route, r.spec.tier).set(r.split.weight)
                 self._decide(r, "step", weight=percent, shadow=r.spec.shadow)
+                if not await self._recorded(r):
+                    return
                 verdict = await self._watch(r)
                 if verdict.outcome is Outcome.PASS:
                     verdict = await self._canary(r)
@@ -216,6 +233,17 @@ class Rollouts:
         except Exception as exc:  # a bug must not leave the split in place
             log.error("rollout_failed", exc_info=exc)
             await self._finish(r, State.ROLLED_BACK, f"controller error: {exc}")
+
+    async def _recorded(self, r: Rollout) -> bool:
+        """Record ``r``'s state for the fleet; when refused (the lease is lost) this process
+        stops the rollout: the tier goes back to stable here, and the new leader decides."""
+        if self.record is None:
+            return True
+        field = f"{r.spec.route}/{r.spec.tier}"
+        if await self.record(field, _encode_status(r.status())):
+            return True
+        await self._finish(r, State.ABORTED, "this gateway lost the fleet's lease")
+        return False
 
     async def _watch(self, r: Rollout) -> Verdict:
         clock = r.split.clock
@@ -275,6 +303,8 @@ class Rollouts:
         r.state, r.finished = state, finished
         self.outcomes.labels(r.spec.route, state.value).inc()
         self._decide(r, state.value, reason=r.reason, seconds=round(finished - r.started, 3))
+        if self.record is not None:  # the last word, fenced too
+            await self.record(f"{r.spec.route}/{r.spec.tier}", _encode_status(r.status()))
         await r.split.drain()
         if state is not State.PROMOTED and r.adapter is not None:
             await retire(r.adapter)

@@ -20,6 +20,7 @@ class Record:
     status: int  # 0 when the request failed without an HTTP answer
     tier: str | None
     error: str | None = None
+    request_id: str | None = None  # the gateway's x-request-id of an answer
 
 
 @dataclass
@@ -72,7 +73,9 @@ async def run_load(
                 async with session.post(url, json=body(i)) as resp:
                     await resp.read()
                     tier = resp.headers.get("x-failwell-tier")
-                    result.records.append(Record(sent, time.monotonic() - sent, resp.status, tier))
+                    rid = resp.headers.get("x-request-id")
+                    took = time.monotonic() - sent
+                    result.records.append(Record(sent, took, resp.status, tier, None, rid))
             except (aiohttp.ClientError, TimeoutError) as exc:
                 result.records.append(
                     Record(sent, time.monotonic() - sent, 0, None, type(exc).__name__)

@@ -61,3 +61,12 @@ def test_run_demo_refuses_busy_ports(tmp_path: Path, capsys: pytest.CaptureFixtu
         assert run_demo(tmp_path, gateway_port=port, base_port=port + 1) == 1
     assert f"port(s) {port}" in capsys.readouterr().err
     assert not (tmp_path / "models").exists()
+
+
+def test_the_fleet_demo_config_shares_state_and_runs_many_workers(tmp_path: Path) -> None:
+    from failwell.cli.workers import worker_count
+
+    cfg = parse_config(demo_config(tmp_path, 18080, 19001, redis_port=19301))
+    assert cfg.fleet is not None and cfg.fleet.redis == "redis://127.0.0.1:19301/0"
+    assert worker_count(cfg, None) >= 1 and worker_count(cfg, 2) == 2  # nothing refuses N
+    assert parse_config(demo_config(tmp_path)).fleet is None
