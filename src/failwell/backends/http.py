@@ -28,7 +28,7 @@ from failwell.errors import (
     UpstreamUnavailable,
 )
 
-_COPY_BELOW = 64 * 1024  # bodies smaller than this are joined to the head for a single write
+_COPY_BELOW = 64 * 1024  # bodies smaller than this (all parts) are joined to the head: one write
 # A request body: bytes, or parts written one after the other (large tensors, not copied).
 Body = bytes | Sequence[bytes | memoryview]
 
@@ -165,13 +165,11 @@ class _Connection(asyncio.Protocol):
         self.header_length = None
         self.retry_after = None
         self._waiter = asyncio.get_running_loop().create_future()
-        if isinstance(body, bytes):
-            if len(body) < _COPY_BELOW:  # one write, one syscall
-                self.transport.write(head + body)
-            else:  # no copy of a large body
-                self.transport.writelines((head, body))
-        else:
-            self.transport.writelines((head, *body))
+        parts = (body,) if isinstance(body, bytes) else body
+        if sum(len(part) for part in parts) < _COPY_BELOW:  # one write, one syscall
+            self.transport.write(b"".join((head, *parts)))
+        else:  # no copy of a large body: the head, then each part as it is (one writev)
+            self.transport.writelines((head, *parts))
         return self._waiter
 
     def close(self) -> None:
