@@ -36,6 +36,15 @@ if [ "$what" = test ] && { [ ! -f "$mstamp" ] || [ scripts/mlserver-requirements
   touch "$mstamp"
 fi
 
+# KServe's Python SDK (its V2 REST client) drags in the Kubernetes client, FastAPI, gRPC and
+# pandas: it lives in its own virtualenv too, used only by the tests that drive it.
+kstamp=.venv-kserve/.installed
+if [ "$what" = test ] && { [ ! -f "$kstamp" ] || [ scripts/kserve-requirements.txt -nt "$kstamp" ]; }; then
+  [ -x .venv-kserve/bin/python ] || "$PY" -m venv .venv-kserve
+  .venv-kserve/bin/pip install -q -r scripts/kserve-requirements.txt
+  touch "$kstamp"
+fi
+
 if [ "$what" = test ]; then
   ensure_apt redis-server redis-server     # shared stores and rate limits, tested for real
   ensure_apt promtool prometheus           # alerting rules checked, a real scrape tested
