@@ -19,6 +19,7 @@ in binary.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ SIDE = 16
 CLASSES = ("horizontal", "vertical", "checker", "blob")
 MODEL = "images"  # the MLServer model name, and the route's
 LIGHT_FILE = "light-images.npz"
+MLSERVER_PYTHON = Path(".venv-mlserver") / "bin" / "python"  # scripts/setup.sh test makes it
 
 # The MLServer runtime, written into the model folder (MLServer imports it from there; it
 # needs only numpy and MLServer, not failwell).
@@ -186,3 +188,37 @@ def route_config(mlserver_url: str, models: Path) -> tuple[dict[str, Any], dict[
         }
     }
     return backends, routes
+
+
+@dataclass(frozen=True)
+class ImagesDemo:
+    """The demo stack's part for the tensor route: MLServer on ``port`` (gRPC and metrics on
+    the next two), its models under ``workdir/mlserver``, the light model in ``workdir/models``."""
+
+    workdir: Path
+    port: int
+    python: Path = MLSERVER_PYTHON
+
+    @classmethod
+    def local(cls, workdir: Path, port: int) -> ImagesDemo | None:
+        """The part when MLServer's virtualenv is there (``scripts/setup.sh test``), else None."""
+        return cls(workdir, port, MLSERVER_PYTHON.absolute()) if MLSERVER_PYTHON.exists() else None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def prepare(self, seed: int = 0) -> dict[str, float]:
+        mlserver = self.workdir / "mlserver"
+        accuracy = train_images(self.workdir / "models", mlserver, seed)
+        mlserver_settings(mlserver, self.port, self.port + 1, self.port + 2)
+        return accuracy
+
+    def command(self) -> list[str]:
+        return mlserver_command(self.python, self.workdir / "mlserver")
+
+    def ready_url(self) -> str:
+        return f"{self.url}/v2/models/{MODEL}/ready"
+
+    def config(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        return route_config(self.url, self.workdir / "models")
