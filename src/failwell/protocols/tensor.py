@@ -39,9 +39,19 @@ class Tensor:
     name: str
     datatype: str  # a Datatype value
     shape: tuple[int, ...]
-    data: bytes | memoryview  # the wire bytes
+    _data: bytes | memoryview | None  # the wire bytes; None until ``data`` packs ``_values``
     binary: bool = True  # it came as binary data (and goes on so where the upstream allows)
     text: msgspec.Raw | None = None  # the JSON "data" it came with, passed on as JSON unparsed
+    _values: list[Any] | None = None  # JSON elements (checked), packed on first use of data
+
+    @property
+    def data(self) -> bytes | memoryview:
+        """The wire bytes. A JSON tensor's elements are packed only when something needs its
+        bytes (an array, a digest, a binary upstream): forwarded as JSON, they never are."""
+        if self._data is None:
+            self._data = _pack(self.name, self.datatype, self._values or [])
+            self._values = None
+        return self._data
 
     @property
     def rows(self) -> int:
@@ -142,6 +152,26 @@ def tensor_of(name: str, value: Any, datatype: str | None = None, *, binary: boo
         raise ValueError(f"{name!r}: a {array.dtype} array has no V2 datatype")
     little = np.ascontiguousarray(array, dtype=found.numpy)
     return Tensor(name, found.value, little.shape, little.tobytes(), binary)
+
+
+def _pack(name: str, datatype: str, values: list[Any]) -> bytes:
+    data = tensor_of(name, values, datatype).data
+    return data if isinstance(data, bytes) else bytes(data)
+
+
+def json_tensor(
+    name: str, datatype: str, shape: tuple[int, ...], values: list[Any], text: Any
+) -> Tensor:
+    """A tensor that came as JSON ``data`` (``text``) whose flat ``values`` were checked
+    against its datatype and shape. Floating-point elements are packed lazily (packing them
+    cannot fail); other datatypes at once, so a value that does not fit raises here
+    (ValueError, OverflowError)."""
+    if datatype in _LAZY:
+        return Tensor(name, datatype, shape, None, False, text, values)
+    return Tensor(name, datatype, shape, _pack(name, datatype, values), False, text)
+
+
+_LAZY = frozenset(("FP16", "FP32", "FP64"))
 
 
 def _is_text(value: Any) -> bool:

@@ -24,7 +24,13 @@ from msgspec import UNSET
 
 from failwell.config.tensors import TensorWire
 from failwell.errors import InvalidInput, UpstreamMalformed
-from failwell.protocols.tensor import Tensor, Tensors, check_datatype, from_wire, tensor_of
+from failwell.protocols.tensor import (
+    Tensor,
+    Tensors,
+    check_datatype,
+    from_wire,
+    json_tensor,
+)
 from failwell.protocols.v2binary import (
     V2Malformed,
     element_count,
@@ -78,10 +84,9 @@ def _tensor(wire: WireTensor, chunk: memoryview | None) -> Tensor:
         return from_wire(wire.name, wire.datatype, shape, chunk, element_count(wire.shape))
     values = elements(wire.datatype, wire.shape, wire.data, None)
     try:
-        flat = tensor_of(wire.name, values, wire.datatype, binary=False)
+        return json_tensor(wire.name, wire.datatype, shape, values, wire.data)
     except (ValueError, OverflowError) as exc:
         raise V2Malformed(f"data does not fit {wire.datatype}: {exc}") from None
-    return Tensor(wire.name, wire.datatype, shape, flat.data, False, wire.data)
 
 
 # --- gateway side ---------------------------------------------------------------------------
