@@ -35,8 +35,8 @@ from failwell.protocols.v2binary import (
     V2Malformed,
     element_count,
     elements,
-    slice_tail,
-    split_body,
+    slice_parts,
+    split_parts,
 )
 from failwell.protocols.v2wire import (
     ENCODER,
@@ -59,10 +59,10 @@ class TensorRequest:
     requested: list[str] | None  # names in "outputs" if given, else None (= all)
 
 
-def read_tensors(tensors: list[WireTensor], tail: memoryview, role: str) -> Tensors:
+def read_tensors(tensors: list[WireTensor], tail: list[memoryview], role: str) -> Tensors:
     """The tensors of a message, checked for well-formedness; raises V2Malformed."""
     sizes = [(t.name, t.parameters.binary_data_size if t.parameters else None) for t in tensors]
-    chunks = slice_tail(sizes, tail, role)
+    chunks = slice_parts(sizes, tail, role)
     out = Tensors()
     for wire, chunk in zip(tensors, chunks, strict=True):
         name = wire.name
@@ -75,7 +75,7 @@ def read_tensors(tensors: list[WireTensor], tail: memoryview, role: str) -> Tens
     return out
 
 
-def _tensor(wire: WireTensor, chunk: memoryview | None) -> Tensor:
+def _tensor(wire: WireTensor, chunk: tuple[memoryview, ...] | None) -> Tensor:
     check_datatype(wire.datatype)
     shape = tuple(wire.shape)
     if chunk is not None:
@@ -92,10 +92,11 @@ def _tensor(wire: WireTensor, chunk: memoryview | None) -> Tensor:
 # --- gateway side ---------------------------------------------------------------------------
 
 
-def decode_tensor_request(body: bytes, header_length: int | None) -> TensorRequest:
-    """The tensors of a client's v2 request; raises InvalidInput (400)."""
+def decode_tensor_request(body: bytes | list[bytes], header_length: int | None) -> TensorRequest:
+    """The tensors of a client's v2 request (its body, or the parts it arrived in: binary
+    tensors stay views of them, not joined); raises InvalidInput (400)."""
     try:
-        header, tail = split_body(body, header_length)
+        header, tail = split_parts([body] if isinstance(body, bytes) else body, header_length)
         request = REQUEST.decode(header)
         inputs = read_tensors(request.inputs, tail, "input")
         binary_output, binary_outputs = output_choices(request)
@@ -143,7 +144,7 @@ def encode_tensor_response(
 def _wire(tensor: Tensor, binary: bool) -> TensorOut:
     shape = list(tensor.shape)
     if binary:
-        size = {"binary_data_size": len(tensor.data)}
+        size = {"binary_data_size": tensor.nbytes}
         return TensorOut(name=tensor.name, datatype=tensor.datatype, shape=shape, parameters=size)
     if tensor.text is not None:  # JSON in, JSON out: the elements as they came
         return TensorOut(name=tensor.name, datatype=tensor.datatype, shape=shape, data=tensor.text)
@@ -179,7 +180,7 @@ def encode_tensor_upstream(
                 tensor.name,
             ) from None
         if binary:
-            blobs.append(tensor.data)
+            blobs.extend(tensor.parts())
     header = ENCODER.encode(
         RequestOut(
             id=UNSET if request_id is None else request_id,
@@ -194,7 +195,7 @@ def decode_tensor_response(body: bytes, header_length: int | None) -> tuple[Tens
     """(outputs, model_version) from a v2 answer, binary data included; raises
     UpstreamMalformed."""
     try:
-        header, tail = split_body(body, header_length)
+        header, tail = split_parts((body,), header_length)
         response = RESPONSE.decode(header)
         outputs = read_tensors(response.outputs, tail, "output")
     except (msgspec.DecodeError, RecursionError, V2Malformed) as exc:
