@@ -32,4 +32,4 @@ bench:
 	$(PY) bench/workers_bench.py $(WORKERS_BENCH_ARGS)
 
 clean:
-	rm -rf .venv .venv-mlserver .failwell-demo
+	rm -rf .venv .venv-mlserver .venv-kserve .failwell-demo

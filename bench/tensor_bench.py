@@ -17,7 +17,10 @@ least --rss-requests image requests (does it grow with the number served?).
 Writes bench/results/tensors-<date>.md (also printed). Every child is stopped at the end.
 
 Usage: .venv/bin/python bench/tensor_bench.py [--duration S] [--connections 1,8]
-       [--rss-requests N]
+       [--rss-requests N] [--cases image-bin,...] [--targets direct,hop,failwell]
+
+``--rss-requests 0`` skips the RSS rounds; ``--cases``/``--targets`` run a subset (for
+alternating before/after runs: ``PYTHONPATH=<tree>/src`` picks the failwell measured).
 """
 
 from __future__ import annotations
@@ -188,8 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--connections", default="1,8", help="comma-separated connection counts")
     p.add_argument("--rss-requests", type=int, default=10_000, help="image requests for RSS")
     p.add_argument("--results", type=Path, default=BENCH / "results", help="output folder")
+    p.add_argument("--cases", default="image-bin,batch-json,batch-bin", help="cases to run")
+    p.add_argument("--targets", default="direct,hop,failwell", help="targets to measure")
+    p.add_argument("--out", default=None, help="result file name (default tensors-<date>.md)")
     args = p.parse_args(argv)
     connections = [int(c) for c in args.connections.split(",")]
+    chosen = [c for c in cases() if c.name in args.cases.split(",")]
+    targets = [t for t in ("direct", "hop", "failwell") if t in args.targets.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="failwell-tensor-bench-"))
     children = Children(tmp)
     rows: list[Row] = []
@@ -200,16 +208,16 @@ def main(argv: list[str] | None = None) -> int:
         files[case.name].write_bytes(case.body)
     try:
         upstream = start_upstream(children, TARGET_CPU)
-        for case in cases():
+        for case in chosen:
             check(upstream, case)
-        for key in ("direct", "hop", "failwell"):
+        for key in targets:
             if key == "direct":
                 target = upstream
             else:
                 pin_group(upstream.child.pgid, LOAD_CPU)
                 starter = start_hop if key == "hop" else start_failwell
                 target = starter(children, tmp, upstream.port, TARGET_CPU)
-            for case in cases():
+            for case in chosen:
                 check(target, case)
                 for conns in connections:
                     row = measure(children, target, case, files[case.name], conns, args.duration)
@@ -220,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                         file=sys.stderr,
                         flush=True,
                     )
-            if key == "failwell":
+            if key == "failwell" and args.rss_requests > 0 and chosen[0].name == "image-bin":
                 rss = grow(children, target, cases()[0], files["image-bin"], rows, args)
             if key != "direct":
                 children.stop(target.child)
@@ -240,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     text = markdown(rows, rss, notes)
     args.results.mkdir(parents=True, exist_ok=True)
-    out = args.results / f"tensors-{dt.date.today().isoformat()}.md"
+    out = args.results / (args.out or f"tensors-{dt.date.today().isoformat()}.md")
     out.write_text(text)
     print(text, end="")
     print(f"wrote {out}", file=sys.stderr)

@@ -3,7 +3,7 @@
 nginx's ``return`` answers before it has read a request body, which a 4.3 MB body turns into
 a different measurement (and wrk, still writing, into errors). This server does only what an
 upstream must: it reads every request to its last byte (Content-Length), then writes a fixed
-answer for the path, keep-alive, no parsing of the tensors, no copies of the body.
+answer for the path (200 for the health paths the gateway probes), keep-alive, no parsing of the tensors, no copies of the body.
 
     python bench/tensor_upstream.py PORT
 """
@@ -32,6 +32,9 @@ def response(status: bytes, body: bytes) -> bytes:
 
 
 READY = {path: response(b"200 OK", json.dumps(a).encode()) for path, a in ANSWERS.items()}
+# the gateway's health prober asks for these; a 404 would mark the replica down mid-bench
+READY[b"/v2/health/ready"] = READY[b"/v2/health/live"] = response(b"200 OK", b"{}")
+READY[b"/v1/models"] = response(b"200 OK", b'{"object":"list","data":[]}')
 MISSING = response(b"404 Not Found", b'{"error":"not found"}')
 
 

@@ -20,6 +20,9 @@ if [ "$what" = test ]; then
     nginx:nginx                 # the fleet test puts a real balancer in front of gateways
   )
 fi
+if [ "$what" = demo ]; then
+  needs+=(redis-server:redis-server)  # `make demo DEMO_ARGS=--fleet` shares state through it
+fi
 if [ "$what" = bench ]; then
   needs+=(nginx:nginx wrk:wrk)
 fi
@@ -48,12 +51,14 @@ project_venv() {
   fi
 }
 
-# MLServer pins clash with ours, so it lives in its own virtualenv.
-mlserver_venv() {
-  local stamp=.venv-mlserver/.installed
-  if [ ! -f "$stamp" ] || [ scripts/mlserver-requirements.txt -nt "$stamp" ]; then
-    [ -x .venv-mlserver/bin/python ] || "$PY" -m venv .venv-mlserver
-    .venv-mlserver/bin/pip install -q -r scripts/mlserver-requirements.txt
+# A tool whose pins clash with ours gets its own virtualenv: MLServer (the demo's and the
+# tests' V2 model server) and KServe's Python SDK (its V2 REST client drags in the Kubernetes
+# client, FastAPI, gRPC and pandas; only the tests that drive it use it).
+side_venv() {  # side_venv DIR REQUIREMENTS
+  local stamp="$1/.installed"
+  if [ ! -f "$stamp" ] || [ "$2" -nt "$stamp" ]; then
+    [ -x "$1/bin/python" ] || "$PY" -m venv "$1"
+    "$1/bin/pip" install -q -r "$2"
     touch "$stamp"
   fi
 }
@@ -61,8 +66,11 @@ mlserver_venv() {
 pids=()
 debian_packages & pids+=($!)
 project_venv & pids+=($!)
+if [ "$what" = test ] || [ "$what" = demo ]; then
+  side_venv .venv-mlserver scripts/mlserver-requirements.txt & pids+=($!)
+fi
 if [ "$what" = test ]; then
-  mlserver_venv & pids+=($!)
+  side_venv .venv-kserve scripts/kserve-requirements.txt & pids+=($!)
 fi
 failed=0
 for pid in "${pids[@]}"; do

@@ -33,6 +33,18 @@ async def read_body(
     place of the gateway's), time to arrive (408), and for JSON bodies nesting depth and
     element count (400). A V2 binary body's tensors are not JSON: its decoder bounds the JSON
     header."""
+    chunks = await read_parts(scope, receive, limits, max_body)
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    if header(scope, b"inference-header-content-length") is None:
+        limits.check_json(body)
+    return body
+
+
+async def read_parts(
+    scope: Scope, receive: Receive, limits: BodyLimits, max_body: int | None = None
+) -> list[bytes]:
+    """The body in the chunks it arrived in (not joined), within the size and time limits
+    of ``read_body``; no JSON checks."""
     limit = limits.max_body if max_body is None else max_body
     length = header(scope, b"content-length")
     if length is not None and length.isdigit() and int(length) > limit:
@@ -60,10 +72,7 @@ async def read_body(
         raise
     finally:
         watch.end(task)
-    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    if header(scope, b"inference-header-content-length") is None:
-        limits.check_json(body)
-    return body
+    return chunks
 
 
 async def respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from failwell.api.auth import Pass
-from failwell.api.http import Receive, Scope, Send, header, read_body, respond
+from failwell.api.http import Receive, Scope, Send, header, read_body, read_parts, respond
 from failwell.api.layers import FrontEnd
 from failwell.api.limits import BodyLimits
 from failwell.api.predict import find_route
@@ -79,11 +79,15 @@ def model_metadata(route: Route) -> dict[str, Any]:
 async def infer(
     route: Route, scope: Scope, receive: Receive, send: Send, ex: Exchange, limit: BodyLimits
 ) -> None:
-    body = await read_body(scope, receive, limit, route.max_body)
     raw_len = header(scope, b"inference-header-content-length")
     if raw_len is not None and not raw_len.isdigit():
         raise InvalidInput("Inference-Header-Content-Length must be a number", status=400)
     header_len = int(raw_len) if raw_len is not None else None
+    if route.tensors is not None and header_len is not None:  # binary: the parts, not joined
+        parts = await read_parts(scope, receive, limit, route.max_body)
+        await infer_tensors(route, parts, header_len, send, ex)
+        return
+    body = await read_body(scope, receive, limit, route.max_body)
     if route.tensors is not None:
         await infer_tensors(route, body, header_len, send, ex)
         return
@@ -108,7 +112,7 @@ async def infer(
 
 
 async def infer_tensors(
-    route: Route, body: bytes, header_len: int | None, send: Send, ex: Exchange
+    route: Route, body: bytes | list[bytes], header_len: int | None, send: Send, ex: Exchange
 ) -> None:
     assert route.tensors is not None
     request = decode_tensor_request(body, header_len)

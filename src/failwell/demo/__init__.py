@@ -7,7 +7,10 @@
     rules        rule tiers: plain functions of the input, no ML
     chat         a tiny deterministic "generative" model and ChatCompletion bodies
     faults       fault injection for the model server (error, malformed, close, hang, slow)
-    modelserver  a standalone Open Inference Protocol v2 + OpenAI-compatible server process
+    modelserver  a standalone Open Inference Protocol v2 + OpenAI-compatible server process,
+                 composed of v2server (field models: v2models), tensorserver (the image
+                 scorer: tensormodel) and chatserver (chat, embeddings), with responses
+    images       the tensor route: an image classifier for MLServer, a lighter one in process
     procs        start, wait for and stop child processes (reused by integration tests)
     stack        ``run_demo``: trains, writes the config, runs the servers and the gateway
 

@@ -2,6 +2,8 @@
 
     ranker replicas   base_port, base_port+1 (zone east, priority 0), base_port+100 (west, 1)
     chat servers      base_port+200 (demo-large, primary), base_port+201 (demo-small, fallback)
+    MLServer          base_port+400 (the image classifier of route ``images``; when
+                      ``.venv-mlserver`` exists, see ``demo/images.py``)
     gateway           gateway_port, config at <workdir>/failwell.yaml, logs in <workdir>/logs
 
 ``run_demo`` trains (once per seed), writes the config, starts everything, prints what to try,
@@ -19,45 +21,21 @@ import socket
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import yaml
 
+from failwell.demo.gatewayconfig import DemoPorts, demo_config, url
+from failwell.demo.images import ImagesDemo
 from failwell.demo.procs import ManagedProcess, ProcessStartError
 from failwell.demo.redisserver import REDIS_OFFSET, start_redis
+
+__all__ = ["DemoPorts", "demo_config", "ensure_models", "port_busy", "run_demo", "server_commands"]
 
 START_TIMEOUT = 60.0
 STOP_GRACE = 5.0
 DEFAULT_WORKDIR = Path(".failwell-demo")
-
-
-@dataclass(frozen=True)
-class DemoPorts:
-    gateway: int
-    ranker_east: tuple[int, int]
-    ranker_west: int
-    chat_large: int
-    chat_small: int
-
-    @classmethod
-    def from_base(cls, gateway_port: int, base_port: int) -> DemoPorts:
-        return cls(
-            gateway=gateway_port,
-            ranker_east=(base_port, base_port + 1),
-            ranker_west=base_port + 100,
-            chat_large=base_port + 200,
-            chat_small=base_port + 201,
-        )
-
-    def all(self) -> tuple[int, ...]:
-        return (self.gateway, *self.ranker_east, self.ranker_west, self.chat_large, self.chat_small)
-
-
-def _url(port: int) -> str:
-    return f"http://127.0.0.1:{port}"
 
 
 def demo_key(workdir: Path) -> tuple[str, Path]:
@@ -68,115 +46,6 @@ def demo_key(workdir: Path) -> tuple[str, Path]:
     path.chmod(0o600)
     path.write_text(key + "\n")
     return key, path
-
-
-def demo_config(
-    workdir: Path,
-    gateway_port: int = 8080,
-    base_port: int = 9001,
-    key_file: Path | None = None,
-    redis_port: int | None = None,
-) -> dict[str, Any]:
-    """The demo gateway config (plain data, as it is written to YAML). With ``key_file``, the
-    key in it may call everything (predict, admin, metrics); without, the gateway is open.
-    With ``redis_port``, a fleet section: the gateway's workers share state through it."""
-    config = _demo_config(workdir, gateway_port, base_port, key_file)
-    if redis_port is not None:
-        config["fleet"] = {"redis": f"redis://127.0.0.1:{redis_port}/0", "name": "demo"}
-    return config
-
-
-def _demo_config(
-    workdir: Path, gateway_port: int, base_port: int, key_file: Path | None
-) -> dict[str, Any]:
-    ports = DemoPorts.from_base(gateway_port, base_port)
-    east_a, east_b = ports.ranker_east
-    security: dict[str, Any] = {}
-    if key_file is not None:
-        scopes = ["predict:*", "admin", "metrics"]
-        security = {"keys": [{"name": "demo", "secret": f"file:{key_file}", "scopes": scopes}]}
-    return {
-        "security": security,
-        "gateway": {
-            "listen": f"127.0.0.1:{gateway_port}",
-            "cache": {"path": str(workdir / "cache.sqlite")},
-        },
-        "backends": {
-            "ranker": {
-                "protocol": "v2",
-                "model": "ranker",
-                "timeout": "80ms",
-                "replicas": [
-                    {"url": _url(east_a), "zone": "east", "priority": 0},
-                    {"url": _url(east_b), "zone": "east", "priority": 0},
-                    {"url": _url(ports.ranker_west), "zone": "west", "priority": 1},
-                ],
-                "retry": {"attempts": 2, "backoff": "5ms", "max_backoff": "20ms"},
-                "breaker": {"failure_threshold": 3, "recovery": "5s"},
-                "health": {"interval": "1s", "timeout": "250ms"},
-            },
-            "light": {
-                "protocol": "python",
-                "target": "failwell.demo.models:LightRanker",
-                "args": {"model_dir": str(workdir / "models")},
-            },
-            "chat-large": {
-                "protocol": "openai",
-                "model": "demo-large",
-                "timeout": "2s",
-                "replicas": [{"url": _url(ports.chat_large)}],
-            },
-            "chat-small": {
-                "protocol": "openai",
-                "model": "demo-small",
-                "timeout": "2s",
-                "replicas": [{"url": _url(ports.chat_small)}],
-            },
-        },
-        "routes": {
-            "recommend": {
-                "input": {"user_id": "str", "country": "str", "category": "str"},
-                "deadline": "150ms",
-                "cache": {"key": "{user_id}:{category}", "ttl": "24h"},
-                "canary": {
-                    "interval": "5s",
-                    "latency_budget": "80ms",
-                    "checks": [
-                        {
-                            "inputs": {"user_id": "u0001", "country": "DE", "category": "books"},
-                            "keys": ["items"],
-                            "range": {"items": [0, 1_000_000]},
-                        }
-                    ],
-                },
-                "slo": {"availability": 0.999, "quality": 0.99, "tier1_floor": 0.9},
-                "tiers": [
-                    {"name": "primary", "backend": "ranker"},
-                    {"name": "fallback", "backend": "light"},
-                    {"name": "rules", "rules": "failwell.demo.rules:popular"},
-                    {"name": "cache"},
-                    {"name": "static", "value": {"items": list(range(1, 21))}},
-                ],
-            },
-            "chat": {
-                "kind": "chat",
-                "deadline": "5s",
-                "tiers": [
-                    {"name": "primary", "backend": "chat-large"},
-                    {"name": "fallback", "backend": "chat-small"},
-                    {"name": "rules", "rules": "failwell.demo.rules:canned_reply"},
-                    {"name": "cache"},
-                    {
-                        "name": "static",
-                        "value": {
-                            "content": "The assistant is unavailable right now. "
-                            "Please try again shortly."
-                        },
-                    },
-                ],
-            },
-        },
-    }
 
 
 def modelserver_cmd(port: int, *extra: str) -> list[str]:
@@ -276,7 +145,7 @@ class _Signals:
 def _print_usage(
     workdir: Path, ports: DemoPorts, procs: Sequence[ManagedProcess], key: str
 ) -> None:
-    gw = _url(ports.gateway)
+    gw = url(ports.gateway)
     json_header = f"-H 'content-type: application/json' -H 'authorization: Bearer {key}'"
     predict = '{"inputs": {"user_id": "u0042", "country": "DE", "category": "books"}}'
     chat = '{"model": "chat", "messages": [{"role": "user", "content": "What should I read?"}]}'
@@ -287,20 +156,21 @@ def _print_usage(
 failwell demo is up; Ctrl-C stops everything.
   gateway   {gw}   (config {workdir / "failwell.yaml"}, logs {workdir / "logs"})
   API key   {key}   (also in {workdir / "api-key"}; scopes predict:*, admin, metrics)
-  ranker    {_url(east_a)} {_url(east_b)} (east)   {_url(ports.ranker_west)} (west, standby)
-  chat      {_url(ports.chat_large)} (demo-large)   {_url(ports.chat_small)} (demo-small)
+  ranker    {url(east_a)} {url(east_b)} (east)   {url(ports.ranker_west)} (west, standby)
+  chat      {url(ports.chat_large)} (demo-large)   {url(ports.chat_small)} (demo-small)
   pids      {pids}
 
 Ask:
   curl -s {gw}/v1/predict/recommend {json_header} -d '{predict}'
   curl -s {gw}/v1/chat/completions {json_header} -d '{chat}'
   curl -s {gw}/admin/status -H 'authorization: Bearer {key}'    # without a key: 401
+  curl -s {gw}/v2/models/images {json_header}   # tensor route (MLServer; tritonclient, kserve)
 Break a model server, then ask again and watch the tier change:
-  curl -s {_url(east_a)}/_control -d '{{"mode": "error"}}'      # 500s; also malformed, close, hang
-  curl -s {_url(east_b)}/_control -d '{{"mode": "slow", "delay_ms": 200}}'
-  curl -s {_url(ports.chat_large)}/_control -d '{{"mode": "hang"}}'
+  curl -s {url(east_a)}/_control -d '{{"mode": "error"}}'      # 500s; also malformed, close, hang
+  curl -s {url(east_b)}/_control -d '{{"mode": "slow", "delay_ms": 200}}'
+  curl -s {url(ports.chat_large)}/_control -d '{{"mode": "hang"}}'
   kill -STOP <pid>   /   kill -CONT <pid>                   # freeze and thaw a replica
-  curl -s {_url(east_a)}/_control -d '{{"mode": "ok"}}'         # heal
+  curl -s {url(east_a)}/_control -d '{{"mode": "ok"}}'         # heal
 Watch it:
   {gw}/dashboard   (sign in with the API key)
   failwell status --url {gw} --key {key} --watch
@@ -369,30 +239,34 @@ def run_demo(
         _ensure_models(workdir / "models", seed)
         config_path = workdir / "failwell.yaml"
         key, key_file = demo_key(workdir)
-        config = demo_config(workdir, gateway_port, base_port, key_file, redis_port)
+        images = ImagesDemo.local(workdir, base_port + 400)
+        if images is not None:
+            print(f"  images: accuracy {images.prepare(seed)} (primary, light)", flush=True)
+        config = demo_config(workdir, gateway_port, base_port, key_file, images, redis_port)
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         if "fleet" in config and redis_port is not None:  # the config asks for a fleet's Redis
             print(f"starting redis-server on 127.0.0.1:{redis_port} for the fleet ...", flush=True)
             procs.append(start_redis(workdir / "logs" / "redis.log", workdir, redis_port))
-        for name, cmd in _servers(workdir, ports):
+        servers = _servers(workdir, ports) + ([("mlserver", images.command())] if images else [])
+        for name, cmd in servers:
             proc = ManagedProcess(name, log_file=workdir / "logs" / f"{name}.log")
             procs.append(proc)
-            proc.spawn(cmd, ready_line="READY")
+            proc.spawn(cmd, ready_line=None if name == "mlserver" else "READY")
         print(f"starting {len(procs)} model servers ...", flush=True)
         for proc in procs:
-            proc.wait_ready(timeout=START_TIMEOUT)
-        servers = list(procs)
+            ready = images.ready_url() if images and proc.name == "mlserver" else None
+            proc.wait_ready(ready_url=ready, timeout=START_TIMEOUT * (2 if ready else 1))
         gateway = ManagedProcess("gateway", log_file=workdir / "logs" / "gateway.log")
         procs.append(gateway)
-        print(f"starting the gateway on {_url(gateway_port)} ...", flush=True)
+        print(f"starting the gateway on {url(gateway_port)} ...", flush=True)
         gateway.start(
             [sys.executable, "-m", "failwell", "serve", "--config", str(config_path)],
-            ready_url=f"{_url(gateway_port)}/health/live",
+            ready_url=f"{url(gateway_port)}/health/live",
             timeout=START_TIMEOUT,
         )
         signals.starting = False
         _print_usage(workdir, ports, procs, key)
-        code = _watch(signals, gateway, servers)
+        code = _watch(signals, gateway, procs[:-1])
         if code == 0:
             print("stopping ...", flush=True)
         return code

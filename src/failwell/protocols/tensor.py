@@ -39,9 +39,33 @@ class Tensor:
     name: str
     datatype: str  # a Datatype value
     shape: tuple[int, ...]
-    data: bytes | memoryview  # the wire bytes
+    _data: bytes | memoryview | None  # the wire bytes; None until ``data`` packs ``_values``
     binary: bool = True  # it came as binary data (and goes on so where the upstream allows)
     text: msgspec.Raw | None = None  # the JSON "data" it came with, passed on as JSON unparsed
+    _values: list[Any] | None = None  # JSON elements (checked), packed on first use of data
+    _parts: tuple[memoryview, ...] = ()  # binary data spanning parts of the body, joined on use
+
+    @property
+    def data(self) -> bytes | memoryview:
+        """The wire bytes, in one piece. A JSON tensor's elements are packed, and binary data
+        that arrived in several parts joined, only when something needs them so (an array, a
+        digest, a JSON upstream): forwarded in binary, they never are."""
+        if self._data is None:
+            if self._parts:
+                self._data = b"".join(self._parts)
+                self._parts = ()
+            else:
+                self._data = _pack(self.name, self.datatype, self._values or [])
+                self._values = None
+        return self._data
+
+    def parts(self) -> tuple[bytes | memoryview, ...]:
+        """The wire bytes as pieces to write one after the other (not joined)."""
+        return self._parts or (self.data,)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(part) for part in self._parts) if self._parts else len(self.data)
 
     @property
     def rows(self) -> int:
@@ -111,18 +135,21 @@ def check_datatype(datatype: str) -> None:
 
 
 def from_wire(
-    name: str, datatype: str, shape: tuple[int, ...], raw: memoryview, count: int
+    name: str, datatype: str, shape: tuple[int, ...], raw: tuple[memoryview, ...], count: int
 ) -> Tensor:
-    """A tensor over binary data, checked against its datatype and element count."""
+    """A tensor over binary data (views of the body, in one or more parts), checked against
+    its datatype and element count."""
+    size = sum(len(view) for view in raw)
     if datatype == "BYTES":
-        unpack_bytes(raw, count)
-    else:
-        size = count * Datatype(datatype).itemsize
-        if len(raw) != size:
-            raise V2Malformed(
-                f"has {len(raw)} bytes of binary data, but {count} {datatype} elements take {size}"
-            )
-    return Tensor(name, datatype, shape, raw, True)
+        unpack_bytes(raw[0] if len(raw) == 1 else b"".join(raw), count)
+    elif size != count * Datatype(datatype).itemsize:
+        raise V2Malformed(
+            f"has {size} bytes of binary data, but {count} {datatype} elements take "
+            f"{count * Datatype(datatype).itemsize}"
+        )
+    if len(raw) == 1:
+        return Tensor(name, datatype, shape, raw[0], True)
+    return Tensor(name, datatype, shape, None, True, None, None, raw)
 
 
 def tensor_of(name: str, value: Any, datatype: str | None = None, *, binary: bool = True) -> Tensor:
@@ -142,6 +169,26 @@ def tensor_of(name: str, value: Any, datatype: str | None = None, *, binary: boo
         raise ValueError(f"{name!r}: a {array.dtype} array has no V2 datatype")
     little = np.ascontiguousarray(array, dtype=found.numpy)
     return Tensor(name, found.value, little.shape, little.tobytes(), binary)
+
+
+def _pack(name: str, datatype: str, values: list[Any]) -> bytes:
+    data = tensor_of(name, values, datatype).data
+    return data if isinstance(data, bytes) else bytes(data)
+
+
+def json_tensor(
+    name: str, datatype: str, shape: tuple[int, ...], values: list[Any], text: Any
+) -> Tensor:
+    """A tensor that came as JSON ``data`` (``text``) whose flat ``values`` were checked
+    against its datatype and shape. Floating-point elements are packed lazily (packing them
+    cannot fail); other datatypes at once, so a value that does not fit raises here
+    (ValueError, OverflowError)."""
+    if datatype in _LAZY:
+        return Tensor(name, datatype, shape, None, False, text, values)
+    return Tensor(name, datatype, shape, _pack(name, datatype, values), False, text)
+
+
+_LAZY = frozenset(("FP16", "FP32", "FP64"))
 
 
 def _is_text(value: Any) -> bool:

@@ -24,13 +24,19 @@ from msgspec import UNSET
 
 from failwell.config.tensors import TensorWire
 from failwell.errors import InvalidInput, UpstreamMalformed
-from failwell.protocols.tensor import Tensor, Tensors, check_datatype, from_wire, tensor_of
+from failwell.protocols.tensor import (
+    Tensor,
+    Tensors,
+    check_datatype,
+    from_wire,
+    json_tensor,
+)
 from failwell.protocols.v2binary import (
     V2Malformed,
     element_count,
     elements,
-    slice_tail,
-    split_body,
+    slice_parts,
+    split_parts,
 )
 from failwell.protocols.v2wire import (
     ENCODER,
@@ -53,10 +59,10 @@ class TensorRequest:
     requested: list[str] | None  # names in "outputs" if given, else None (= all)
 
 
-def read_tensors(tensors: list[WireTensor], tail: memoryview, role: str) -> Tensors:
+def read_tensors(tensors: list[WireTensor], tail: list[memoryview], role: str) -> Tensors:
     """The tensors of a message, checked for well-formedness; raises V2Malformed."""
     sizes = [(t.name, t.parameters.binary_data_size if t.parameters else None) for t in tensors]
-    chunks = slice_tail(sizes, tail, role)
+    chunks = slice_parts(sizes, tail, role)
     out = Tensors()
     for wire, chunk in zip(tensors, chunks, strict=True):
         name = wire.name
@@ -69,7 +75,7 @@ def read_tensors(tensors: list[WireTensor], tail: memoryview, role: str) -> Tens
     return out
 
 
-def _tensor(wire: WireTensor, chunk: memoryview | None) -> Tensor:
+def _tensor(wire: WireTensor, chunk: tuple[memoryview, ...] | None) -> Tensor:
     check_datatype(wire.datatype)
     shape = tuple(wire.shape)
     if chunk is not None:
@@ -78,19 +84,19 @@ def _tensor(wire: WireTensor, chunk: memoryview | None) -> Tensor:
         return from_wire(wire.name, wire.datatype, shape, chunk, element_count(wire.shape))
     values = elements(wire.datatype, wire.shape, wire.data, None)
     try:
-        flat = tensor_of(wire.name, values, wire.datatype, binary=False)
+        return json_tensor(wire.name, wire.datatype, shape, values, wire.data)
     except (ValueError, OverflowError) as exc:
         raise V2Malformed(f"data does not fit {wire.datatype}: {exc}") from None
-    return Tensor(wire.name, wire.datatype, shape, flat.data, False, wire.data)
 
 
 # --- gateway side ---------------------------------------------------------------------------
 
 
-def decode_tensor_request(body: bytes, header_length: int | None) -> TensorRequest:
-    """The tensors of a client's v2 request; raises InvalidInput (400)."""
+def decode_tensor_request(body: bytes | list[bytes], header_length: int | None) -> TensorRequest:
+    """The tensors of a client's v2 request (its body, or the parts it arrived in: binary
+    tensors stay views of them, not joined); raises InvalidInput (400)."""
     try:
-        header, tail = split_body(body, header_length)
+        header, tail = split_parts([body] if isinstance(body, bytes) else body, header_length)
         request = REQUEST.decode(header)
         inputs = read_tensors(request.inputs, tail, "input")
         binary_output, binary_outputs = output_choices(request)
@@ -138,7 +144,7 @@ def encode_tensor_response(
 def _wire(tensor: Tensor, binary: bool) -> TensorOut:
     shape = list(tensor.shape)
     if binary:
-        size = {"binary_data_size": len(tensor.data)}
+        size = {"binary_data_size": tensor.nbytes}
         return TensorOut(name=tensor.name, datatype=tensor.datatype, shape=shape, parameters=size)
     if tensor.text is not None:  # JSON in, JSON out: the elements as they came
         return TensorOut(name=tensor.name, datatype=tensor.datatype, shape=shape, data=tensor.text)
@@ -174,7 +180,7 @@ def encode_tensor_upstream(
                 tensor.name,
             ) from None
         if binary:
-            blobs.append(tensor.data)
+            blobs.extend(tensor.parts())
     header = ENCODER.encode(
         RequestOut(
             id=UNSET if request_id is None else request_id,
@@ -189,7 +195,7 @@ def decode_tensor_response(body: bytes, header_length: int | None) -> tuple[Tens
     """(outputs, model_version) from a v2 answer, binary data included; raises
     UpstreamMalformed."""
     try:
-        header, tail = split_body(body, header_length)
+        header, tail = split_parts((body,), header_length)
         response = RESPONSE.decode(header)
         outputs = read_tensors(response.outputs, tail, "output")
     except (msgspec.DecodeError, RecursionError, V2Malformed) as exc:

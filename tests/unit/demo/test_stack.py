@@ -10,6 +10,7 @@ import yaml
 
 from failwell.config import RouteKind, TierKind, WireProtocol, load_config, parse_config
 from failwell.config.paths import anchor_stores
+from failwell.demo.images import ImagesDemo
 from failwell.demo.stack import DemoPorts, demo_config, run_demo
 
 
@@ -39,6 +40,16 @@ def test_demo_config_is_valid(tmp_path: Path) -> None:
     assert recommend.tiers[-1].static_value == {"items": list(range(1, 21))}
     assert chat.kind is RouteKind.CHAT
     assert [t.name for t in chat.tiers] == ["primary", "fallback", "rules", "cache", "static"]
+
+
+def test_demo_config_with_the_image_route_is_valid(tmp_path: Path) -> None:
+    images = ImagesDemo(tmp_path, 19401)
+    cfg = parse_config(demo_config(tmp_path, 18080, 19001, images=images))
+    backend = cfg.backends["images"]
+    assert backend.replicas[0].url == "http://127.0.0.1:19401" and backend.model == "images"
+    route = cfg.routes["images"]
+    assert [t.name for t in route.tiers] == ["primary", "fallback"]
+    assert route.tensors is not None and route.tensors.inputs == {}  # specs from MLServer
 
 
 def test_demo_config_survives_yaml(tmp_path: Path) -> None:

@@ -78,6 +78,30 @@ def test_what_tritonclient_sends_is_read_back_exactly(
         assert isinstance(tensor.data, memoryview) and tensor.data.obj is body
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.lists(arrays(), min_size=1, max_size=3), st.data())
+def test_a_body_read_in_parts_gives_the_same_tensors_without_joining_them(
+    sent: list[tuple[str, np.ndarray[Any, Any]]], data: st.DataObject
+) -> None:
+    tensors = []
+    for i, (datatype, array) in enumerate(sent):
+        tensor = triton.InferInput(f"t{i}", list(array.shape), datatype)
+        tensor.set_data_from_numpy(array, binary_data=True)
+        tensors.append(tensor)
+    body, length = triton.InferenceServerClient.generate_request_body(tensors)
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(len(body) - 1, 1)), max_size=6)))
+    parts = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True) if b > a]
+    whole, split = decode_tensor_request(body, length), decode_tensor_request(parts, length)
+    assert list(split.inputs) == list(whole.inputs)
+    up_parts, up_len = encode_tensor_upstream(split.inputs, "r", TensorWire.MIRROR)
+    up_whole, whole_len = encode_tensor_upstream(whole.inputs, "r", TensorWire.MIRROR)
+    assert up_len == whole_len and b"".join(up_parts) == b"".join(up_whole)
+    for name, tensor in split.inputs.items():
+        assert b"".join(tensor.parts()) == bytes(whole.inputs[name].data)
+        assert tensor.nbytes == len(whole.inputs[name].data)
+        assert bytes(tensor.data) == bytes(whole.inputs[name].data)  # joined on first use
+
+
 def test_binary_tensors_go_upstream_as_the_same_bytes() -> None:
     x = np.random.default_rng(0).normal(size=(4, 3, 8, 8)).astype(np.float32)
     body, length = triton_request("FP32", x, True)
