@@ -126,6 +126,27 @@ class ModelServer:
         return int(http_json(f"{self.url}/_control")["requests"])
 
 
+def light_ranker(models: Path) -> dict[str, Any]:
+    """The demo's lighter ranker, in-process: the usual tier 2 of a recommend route."""
+    return {
+        "protocol": "python",
+        "target": "failwell.demo.models:LightRanker",
+        "args": {"model_dir": str(models)},
+    }
+
+
+def openai_backend(server: ModelServer, model: str, **extra: Any) -> dict[str, Any]:
+    """An OpenAI-protocol backend on one demo model server (a 2 s timeout unless ``extra``
+    says otherwise)."""
+    return {
+        "protocol": "openai",
+        "model": model,
+        "timeout": "2s",
+        "replicas": [server.replica()],
+        **extra,
+    }
+
+
 class Gateway:
     def __init__(self, proc: ManagedProcess, port: int, config_path: Path) -> None:
         self.proc, self.port, self.config_path = proc, port, config_path

@@ -12,7 +12,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.integration.conftest import ModelServer, Stack
+from tests.integration.conftest import ModelServer, Stack, openai_backend
 
 MESSAGES: Any = [{"role": "user", "content": "Any good books?"}]
 
@@ -20,20 +20,13 @@ MESSAGES: Any = [{"role": "user", "content": "Any good books?"}]
 def errors_config(stack: Stack, large: ModelServer, small: ModelServer) -> dict[str, Any]:
     return stack.config(
         backends={
-            "large": {
-                "protocol": "openai",
-                "model": "demo-large",
-                "timeout": "2s",
-                "retry": {"attempts": 3},
-                "replicas": [large.replica()],
-                "breaker": {"failure_threshold": 2, "recovery": "60s"},
-            },
-            "small": {
-                "protocol": "openai",
-                "model": "demo-small",
-                "timeout": "2s",
-                "replicas": [small.replica()],
-            },
+            "large": openai_backend(
+                large,
+                "demo-large",
+                retry={"attempts": 3},
+                breaker={"failure_threshold": 2, "recovery": "60s"},
+            ),
+            "small": openai_backend(small, "demo-small"),
         },
         routes={
             "chat": {

@@ -15,7 +15,14 @@ import pytest
 
 from failwell.log.query import Filter, select
 from failwell.log.segments import SegmentLog
-from tests.integration.conftest import Gateway, ModelServer, Stack, http_json, metric_value
+from tests.integration.conftest import (
+    Gateway,
+    ModelServer,
+    Stack,
+    http_json,
+    metric_value,
+    openai_backend,
+)
 
 IMAGE = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAfbLI3wAAAABJRU5ErkJggg=="
 TOOLS: Any = [
@@ -36,15 +43,7 @@ TOOLS: Any = [
 
 def passthrough_config(stack: Stack, large: ModelServer, **extra: Any) -> dict[str, Any]:
     return stack.config(
-        backends={
-            "large": {
-                "protocol": "openai",
-                "model": "demo-large",
-                "timeout": "2s",
-                "replicas": [large.replica()],
-                "retry": {"attempts": 1},
-            }
-        },
+        backends={"large": openai_backend(large, "demo-large", retry={"attempts": 1})},
         routes={
             "chat": {
                 "kind": "chat",

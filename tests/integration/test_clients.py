@@ -11,7 +11,7 @@ import openai
 import pytest
 import tritonclient.http as triton
 
-from tests.integration.conftest import Gateway, ModelServer, Stack
+from tests.integration.conftest import Gateway, ModelServer, Stack, light_ranker, openai_backend
 
 
 def predict_config(stack: Stack, ranker: ModelServer, models: Path) -> dict[str, Any]:
@@ -24,11 +24,7 @@ def predict_config(stack: Stack, ranker: ModelServer, models: Path) -> dict[str,
                 "replicas": [ranker.replica()],
                 "breaker": {"failure_threshold": 1, "recovery": "30s"},
             },
-            "light": {
-                "protocol": "python",
-                "target": "failwell.demo.models:LightRanker",
-                "args": {"model_dir": str(models)},
-            },
+            "light": light_ranker(models),
         },
         routes={
             "recommend": {
@@ -102,19 +98,8 @@ def test_tritonclient_bad_input_is_a_clear_error(stack: Stack, models: Path) -> 
 def chat_config(stack: Stack, large: ModelServer, small: ModelServer) -> dict[str, Any]:
     return stack.config(
         backends={
-            "large": {
-                "protocol": "openai",
-                "model": "demo-large",
-                "timeout": "2s",
-                "replicas": [large.replica()],
-                "breaker": {"failure_threshold": 1},
-            },
-            "small": {
-                "protocol": "openai",
-                "model": "demo-small",
-                "timeout": "2s",
-                "replicas": [small.replica()],
-            },
+            "large": openai_backend(large, "demo-large", breaker={"failure_threshold": 1}),
+            "small": openai_backend(small, "demo-small"),
         },
         routes={
             "chat": {

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from failwell.testing.load import LoadResult, run_load
-from tests.integration.conftest import Stack, metric_value
+from tests.integration.conftest import Stack, light_ranker, metric_value
 
 INPUT = {"user_id": "u0042", "country": "DE", "category": "books"}
 
@@ -39,12 +39,7 @@ def ranker_config(
                 "retry": {"attempts": 2, "backoff": "2ms", "max_backoff": "10ms"},
                 "breaker": {"failure_threshold": 3, "recovery": "2s"},
             },
-            "light": fallback
-            or {
-                "protocol": "python",
-                "target": "failwell.demo.models:LightRanker",
-                "args": {"model_dir": str(models)},
-            },
+            "light": fallback or light_ranker(models),
         },
         routes={
             "recommend": {

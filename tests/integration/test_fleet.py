@@ -30,6 +30,7 @@ from tests.integration.conftest import (
     Stack,
     free_port,
     http_json,
+    light_ranker,
     metric_value,
     wait_until,
 )
@@ -92,11 +93,7 @@ def gateway_config(
                 "breaker": {"failure_threshold": 3, "recovery": "30s"},
                 "health": False,  # breakers alone decide here, not the prober
             },
-            "light": {
-                "protocol": "python",
-                "target": "failwell.demo.models:LightRanker",
-                "args": {"model_dir": str(models)},
-            },
+            "light": light_ranker(models),
         },
         routes={
             "recommend": {
