@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from failwell.cli.configfile import ConfigOption, load, refuse
 from failwell.cli.drift import reference_json
+from failwell.config.log import LogConfig
 from failwell.config.registry import RegistryConfig
 from failwell.config.training import TrainingJobConfig
 from failwell.errors import ConfigError, RegistryError
@@ -32,7 +33,9 @@ def emit(event: str, **detail: Any) -> None:
     sys.stdout.flush()
 
 
-def _with_bar(job: TrainingJobConfig, registry: RegistryConfig) -> tuple[Version, Job]:
+def _with_bar(
+    job: TrainingJobConfig, registry: RegistryConfig, log: LogConfig | None
+) -> tuple[Version, Job]:
     columns = (
         TextColumn(f"training {job.model}"),
         BarColumn(),
@@ -45,7 +48,7 @@ def _with_bar(job: TrainingJobConfig, registry: RegistryConfig) -> tuple[Version
         def progress(step: int, total: int | None) -> None:
             bar.update(task, completed=step, total=total)
 
-        return run_job(job, registry, progress, reference_json)
+        return run_job(job, registry, progress, reference_json, log=log)
 
 
 def train(
@@ -62,24 +65,41 @@ def train(
         job = load_job(job_file)
     except ConfigError as exc:
         refuse(exc, f"{job_file}: ")
-    registry = load(config).registry if config.exists() else RegistryConfig()
+    gateway = load(config) if config.exists() else None
+    registry = gateway.registry if gateway is not None else RegistryConfig()
+    log = gateway.log if gateway is not None else None
     try:
         if events:
             version, ran = run_job(
-                job, registry, None, reference_json, lambda step: emit("checkpoint", step=step)
+                job,
+                registry,
+                None,
+                reference_json,
+                lambda step: emit("checkpoint", step=step),
+                log=log,
             )
         else:
-            version, ran = _with_bar(job, registry)
+            version, ran = _with_bar(job, registry, log)
+    except ConfigError as exc:
+        refuse(exc, f"{config}: ")
     except RegistryError as exc:
         err.print(f"[red]error[/red] {exc.message}")
         raise typer.Exit(2) from None
     gate = version.meta.get("gate")
+    logged = version.meta["training"].get("from_log")
+    if logged is not None and not events:
+        err.print(
+            f"{logged['rows']} rows from the log; {logged['unlabelled']} requests without a"
+            " label left out",
+            highlight=False,
+        )
     if events:
         emit(
             "done",
             version=version.ref,
             resumed_from=ran.resumed_from,
             checkpoints=ran.saved,
+            from_log=logged,
             metrics=ran.metrics,
             gate=gate,
         )

@@ -22,20 +22,27 @@ import yaml
 from pydantic import ValidationError
 
 from failwell.config.load import resolve_import
+from failwell.config.log import LogConfig
 from failwell.config.paths import anchored
 from failwell.config.registry import RegistryConfig
 from failwell.config.training import TrainingJobConfig
 from failwell.errors import ConfigError, ConfigIssue, RegistryError
+from failwell.log.store import open_store
 from failwell.registry import open_registry
 from failwell.registry.artifacts import Version
 from failwell.registry.registry import PRODUCTION
 from failwell.training.checkpoints import Checkpoints
 from failwell.training.gate import judge
 from failwell.training.job import Job, Progress
+from failwell.training.logdata import join, write_rows
 
 
 class TrainingBusy(RegistryError):
     """Another job trains this model now."""
+
+
+class NoTrainingData(RegistryError):
+    """The log holds too few labelled requests for the job."""
 
 
 def load_job(path: Path) -> TrainingJobConfig:
@@ -52,13 +59,15 @@ def load_job(path: Path) -> TrainingJobConfig:
             for e in exc.errors()
         ]
         raise ConfigError(issues) from None
+    if config.data is None:
+        return config
     return config.model_copy(update={"data": anchored(config.data, path.resolve().parent)})
 
 
-def job_id(config: TrainingJobConfig) -> str:
+def job_id(config: TrainingJobConfig, data: Path) -> str:
     """What defines the job's result, as a digest: same digest, same model."""
     digest = hashlib.sha256()
-    with open(config.data, "rb") as f:
+    with open(data, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     spec = {"model": config.model, "entry": config.entry, "args": config.args, "seed": config.seed}
@@ -81,22 +90,68 @@ def exclusive(registry: RegistryConfig, model: str) -> Iterator[None]:
 Describe = Callable[[Path], dict[str, Any]]
 
 
+@contextmanager
+def training_data(
+    config: TrainingJobConfig, registry: RegistryConfig, log: LogConfig | None
+) -> Iterator[tuple[Path, dict[str, Any] | None]]:
+    """The job's data file and, for ``from_log``, what the join found. Logged data is written
+    once to ``REGISTRY/training/MODEL.jsonl`` and kept until the job ends, so a job killed
+    mid-way resumes on the same rows (same identity) even though traffic went on."""
+    if config.data is not None:
+        yield Path(config.data), None
+        return
+    spec = config.from_log
+    assert spec is not None
+    snapshot = Path(registry.path) / "training" / f"{config.model}.jsonl"
+    summary_file = snapshot.with_suffix(".json")
+    if snapshot.exists() and summary_file.exists():
+        summary = json.loads(summary_file.read_text())
+    else:
+        if log is None or not log.enabled:
+            issue = ConfigIssue("log.enabled", "from_log reads the inference log: enable it")
+            raise ConfigError([issue])
+        store = open_store(log, "inference")
+        try:
+            joined = join(store, spec)
+        finally:
+            store.close()
+        summary = joined.summary()
+        if len(joined.rows) < spec.min_rows:
+            raise NoTrainingData(
+                f"from_log: {len(joined.rows)} labelled requests of route {spec.route!r} in the"
+                f" window, fewer than min_rows {spec.min_rows} ({summary})"
+            )
+        write_rows(joined.rows, snapshot)
+        summary_file.write_text(json.dumps(summary))
+    try:
+        yield snapshot, summary
+    finally:  # a SIGKILL skips this: the snapshot stays for the resumed run
+        snapshot.unlink(missing_ok=True)
+        summary_file.unlink(missing_ok=True)
+
+
 def run_job(
     config: TrainingJobConfig,
     registry_config: RegistryConfig,
     progress: Progress | None = None,
     describe: Describe | None = None,
     checkpointed: Callable[[int], None] | None = None,
+    log: LogConfig | None = None,
 ) -> tuple[Version, Job]:
     """Train, judge and register the candidate. ``describe`` makes the drift reference of the
-    training data, stored with the version (``reference`` metadata)."""
+    training data, stored with the version (``reference`` metadata). ``log`` is where a
+    ``from_log`` job reads its rows."""
     registry = open_registry(registry_config)
     stores = [registry.primary, *(r.store for r in registry.replicas)]
     entry = resolve_import(config.entry)
-    with exclusive(registry_config, config.model), tempfile.TemporaryDirectory() as out:
-        identity = job_id(config)
+    with (
+        exclusive(registry_config, config.model),
+        tempfile.TemporaryDirectory() as out,
+        training_data(config, registry_config, log) as (data, logged),
+    ):
+        identity = job_id(config, data)
         checkpoints = Checkpoints(stores, config.model, identity)
-        job = Job(config, Path(config.data), Path(out), checkpoints)
+        job = Job(config, data, Path(out), checkpoints)
         if progress is not None:
             job.progress = progress
         if checkpointed is not None:
@@ -113,12 +168,13 @@ def run_job(
                 "entry": config.entry,
                 "seed": config.seed,
                 "resumed_from": job.resumed_from,
+                **({"from_log": logged} if logged is not None else {}),
             },
             "metrics": job.metrics,
             **({"gate": gate} if gate is not None else {}),
         }
         if describe is not None:
-            meta["reference"] = describe(Path(config.data))
+            meta["reference"] = describe(data)
         version = registry.push(config.model, Path(out), meta, creator="failwell train")
         checkpoints.clear()
     return version, job
