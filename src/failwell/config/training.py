@@ -31,6 +31,15 @@ class GateConfig(Frozen):
     minimum: float | None = Field(
         None, description="The value it must reach whatever production does (optional)."
     )
+    max_psi: float = Field(
+        0.25,
+        gt=0,
+        description="The held-out inputs may drift this far (PSI, per feature) from the "
+        "training data's reference.",
+    )
+    min_holdout: int = Field(
+        50, ge=1, description="Fewer held-out rows than this skip the drift check (too few)."
+    )
 
 
 class FromLog(Frozen):

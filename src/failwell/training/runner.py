@@ -26,12 +26,14 @@ from failwell.config.log import LogConfig
 from failwell.config.paths import anchored
 from failwell.config.registry import RegistryConfig
 from failwell.config.training import TrainingJobConfig
+from failwell.drift.stats import Reference
 from failwell.errors import ConfigError, ConfigIssue, RegistryError
 from failwell.log.store import open_store
 from failwell.registry import open_registry
 from failwell.registry.artifacts import Version
 from failwell.registry.registry import PRODUCTION
 from failwell.training.checkpoints import Checkpoints
+from failwell.training.fit import RouteSchema, drift_problems, schema_problems, with_outputs
 from failwell.training.gate import judge
 from failwell.training.job import Job, Progress
 from failwell.training.logdata import join, write_rows
@@ -90,6 +92,25 @@ def exclusive(registry: RegistryConfig, model: str) -> Iterator[None]:
 Describe = Callable[[Path], dict[str, Any]]
 
 
+def fit_problems(
+    config: TrainingJobConfig,
+    job: Job,
+    reference: dict[str, Any] | None,
+    schema: RouteSchema | None,
+) -> list[str]:
+    """What the gate holds against the candidate beyond its metric: a misfit with the route's
+    schema, held-out inputs that drift from the training data's reference."""
+    gate = config.gate
+    if reference is None or gate is None:
+        return []
+    ref = Reference.from_json(reference)
+    inputs, outputs = job.holdout if job.holdout is not None else ([], None)
+    problems = [] if schema is None else schema_problems(schema, ref, outputs)
+    if len(inputs) >= gate.min_holdout:
+        problems += drift_problems(ref, inputs, gate.max_psi)
+    return problems
+
+
 @contextmanager
 def training_data(
     config: TrainingJobConfig, registry: RegistryConfig, log: LogConfig | None
@@ -137,10 +158,12 @@ def run_job(
     describe: Describe | None = None,
     checkpointed: Callable[[int], None] | None = None,
     log: LogConfig | None = None,
+    schema: RouteSchema | None = None,
 ) -> tuple[Version, Job]:
     """Train, judge and register the candidate. ``describe`` makes the drift reference of the
     training data, stored with the version (``reference`` metadata). ``log`` is where a
-    ``from_log`` job reads its rows."""
+    ``from_log`` job reads its rows; ``schema`` is what the route serving the model declares
+    (the gate checks the candidate against it)."""
     registry = open_registry(registry_config)
     stores = [registry.primary, *(r.store for r in registry.replicas)]
     entry = resolve_import(config.entry)
@@ -157,11 +180,15 @@ def run_job(
         if checkpointed is not None:
             job.checkpointed = checkpointed
         entry(job)
+        reference = None if describe is None else describe(data)
+        if reference is not None and job.holdout is not None:
+            reference = with_outputs(reference, job.holdout[1], config.seed)
         gate = None
         if config.gate is not None:
             production = registry.aliases(config.model).get(PRODUCTION)
             baseline = registry.get(config.model, production) if production else None
-            gate = judge(config.gate, job.metrics, baseline)
+            problems = fit_problems(config, job, reference, schema)
+            gate = judge(config.gate, job.metrics, baseline, problems)
         meta = {
             "training": {
                 "job": identity,
@@ -173,8 +200,8 @@ def run_job(
             "metrics": job.metrics,
             **({"gate": gate} if gate is not None else {}),
         }
-        if describe is not None:
-            meta["reference"] = describe(data)
+        if reference is not None:
+            meta["reference"] = reference
         version = registry.push(config.model, Path(out), meta, creator="failwell train")
         checkpoints.clear()
     return version, job
