@@ -84,19 +84,21 @@ def test_labels_join_answers_feed_live_quality_are_logged_and_train(
     assert len(feedback_records) == 5  # three refused, one batch, one repeat
     assert {r["status"] for r in feedback_records} == {200, 404, 409, 422}
 
-    # a training job whose data is the logged requests joined with their labels
+    # a training job whose data is the logged requests joined with their labels; its gate
+    # holds it against the route: the demo scorer answers {score, label}, the route reads cls
     job = {
         "model": "scorer",
         "entry": "failwell.demo.trainer:train",
         "from_log": {"route": "r", "since": "1h"},
         "args": {"epochs": 2, "batch": 4},
+        "gate": {"metric": "steps"},
     }
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
     argv = [sys.executable, "-m", "failwell", "train", str(tmp_path / "job.yaml")]
     trained = subprocess.run(
         [*argv, "--config", str(gw.config_path)], capture_output=True, text=True, timeout=60
     )
-    assert trained.returncode == 0, trained.stderr
+    assert trained.returncode == 3, trained.stderr  # registered, rejected by its gate
     assert "10 rows from the log; 2 requests without a label left out" in trained.stderr
     version = open_registry(RegistryConfig(path=str(tmp_path / "registry"))).resolve("scorer@v1")
     assert version.meta["training"]["from_log"] == {
@@ -107,4 +109,7 @@ def test_labels_join_answers_feed_live_quality_are_logged_and_train(
         "orphans": 0,
     }
     assert set(version.meta["reference"]["features"]) == {"x", "output.cls"}
+    gate = version.meta["gate"]
+    assert not gate["passed"]
+    assert gate["problems"] == ["2 held-out answers lack output 'cls' that the route reads"]
     assert not (tmp_path / "registry" / "training" / "scorer.jsonl").exists()
