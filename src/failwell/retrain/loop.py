@@ -102,8 +102,9 @@ class RetrainLoop:
 
     @staticmethod
     def prepare(config: FailwellConfig) -> None:
-        """Check each loop's job file: it loads, and trains the model its tier serves (a
-        ConfigError names ``routes.NAME.retrain.job``)."""
+        """Check each loop's job file: it loads, trains the model its tier serves and, taking
+        its data from the log, names a route and has a log to read (a ConfigError names
+        ``routes.NAME.retrain.job``)."""
         issues = []
         for name, rc in config.routes.items():
             if rc.retrain is None:
@@ -129,6 +130,11 @@ class RetrainLoop:
                 issues.append(
                     ConfigIssue(where, f"the job trains {job.model!r}; the tier serves {ref}")
                 )
+            logged = job.from_log
+            if logged is not None and logged.route not in config.routes:
+                issues.append(ConfigIssue(f"{where}: from_log.route", "no such route"))
+            if logged is not None and not config.log.enabled:
+                issues.append(ConfigIssue(f"{where}: from_log", "needs log.enabled"))
         if issues:
             raise ConfigError(issues)
 

@@ -203,6 +203,13 @@ def test_retrain_config_errors_name_the_key_path(tmp_path: Path) -> None:
         RetrainLoop.prepare(cfg.model_copy(update={"routes": {"r": moved}}))
     assert caught.value.issues[0].path == "routes.r.retrain.job"
     assert "trains 'other'" in caught.value.issues[0].message
+    job.write_text("model: scorer\nentry: a:b\nfrom_log: {route: nope}\n")
+    with pytest.raises(ConfigError) as caught:
+        RetrainLoop.prepare(cfg.model_copy(update={"routes": {"r": moved}}))
+    assert {i.path: i.message for i in caught.value.issues} == {
+        "routes.r.retrain.job: from_log.route": "no such route",
+        "routes.r.retrain.job: from_log": "needs log.enabled",
+    }
 
 
 SCRIPT = """
