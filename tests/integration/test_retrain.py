@@ -16,7 +16,13 @@ from failwell.cli.drift import reference_json
 from failwell.config.registry import RegistryConfig
 from failwell.registry import open_registry
 from failwell.training.runner import load_job, run_job
-from tests.integration.conftest import Stack, background_load, http_json, wait_until
+from tests.integration.conftest import (
+    Stack,
+    background_load,
+    http_json,
+    metric_value,
+    wait_until,
+)
 
 SHIFT = 2.0
 
@@ -150,3 +156,20 @@ def test_drift_retrains_rolls_back_a_bad_candidate_and_promotes_a_good_one(
     for action in ("retrain.trigger", "retrain.checkpoint", "retrain.gate", "retrain.decision"):
         assert f'"{action}"' in audit, action
     assert '"rollout.promoted"' in audit and '"rollout.rolled_back"' in audit
+    # and counted in /metrics
+    text = gw.metrics()
+    assert metric_value(text, "failwell_retrain_jobs_total", route="r", outcome="registered") == 2
+    passed = metric_value(text, "failwell_retrain_gate_verdicts_total", route="r", verdict="passed")
+    assert passed == 2
+    for decided in ("rolled_back", "promoted"):
+        rollouts = metric_value(
+            text, "failwell_retrain_rollouts_total", route="r", decision=decided
+        )
+        assert rollouts == 1, decided
+    signals = [e["cause"]["signal"] for e in events(loop) if e["event"] == "trigger"]
+    assert len(signals) == 2
+    for signal in set(signals):
+        started = metric_value(
+            text, "failwell_retrain_triggers_total", route="r", signal=signal, outcome="started"
+        )
+        assert started == signals.count(signal), signal

@@ -17,10 +17,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from failwell.cli.configfile import ConfigOption, load, refuse
 from failwell.cli.drift import reference_json
+from failwell.config.log import LogConfig
+from failwell.config.models import FailwellConfig
 from failwell.config.registry import RegistryConfig
 from failwell.config.training import TrainingJobConfig
 from failwell.errors import ConfigError, RegistryError
-from failwell.registry.artifacts import Version
+from failwell.registry.artifacts import Version, parse_ref
+from failwell.training.fit import RouteSchema
 from failwell.training.job import Job
 from failwell.training.runner import load_job, run_job
 
@@ -32,7 +35,12 @@ def emit(event: str, **detail: Any) -> None:
     sys.stdout.flush()
 
 
-def _with_bar(job: TrainingJobConfig, registry: RegistryConfig) -> tuple[Version, Job]:
+def _with_bar(
+    job: TrainingJobConfig,
+    registry: RegistryConfig,
+    log: LogConfig | None,
+    schema: RouteSchema | None,
+) -> tuple[Version, Job]:
     columns = (
         TextColumn(f"training {job.model}"),
         BarColumn(),
@@ -45,7 +53,27 @@ def _with_bar(job: TrainingJobConfig, registry: RegistryConfig) -> tuple[Version
         def progress(step: int, total: int | None) -> None:
             bar.update(task, completed=step, total=total)
 
-        return run_job(job, registry, progress, reference_json)
+        return run_job(job, registry, progress, reference_json, log=log, schema=schema)
+
+
+def route_schema(gateway: FailwellConfig, job: TrainingJobConfig) -> RouteSchema | None:
+    """What the route serving the job's model declares: the ``from_log`` route, else the
+    first route with a tier whose backend serves the model from the registry."""
+    for name, rc in gateway.routes.items():
+        if job.from_log is not None and name != job.from_log.route:
+            continue
+        serves = any(
+            (b := gateway.backends.get(t.backend or "")) is not None
+            and b.model_ref is not None
+            and parse_ref(b.model_ref)[0] == job.model
+            for t in rc.tiers
+        )
+        if job.from_log is None and not serves:
+            continue
+        outputs = [rc.quality.output] if rc.quality is not None and rc.quality.output else []
+        inputs = {k: v.value for k, v in rc.input.items()}
+        return RouteSchema(name, inputs, tuple(outputs))
+    return None
 
 
 def train(
@@ -62,24 +90,43 @@ def train(
         job = load_job(job_file)
     except ConfigError as exc:
         refuse(exc, f"{job_file}: ")
-    registry = load(config).registry if config.exists() else RegistryConfig()
+    gateway = load(config) if config.exists() else None
+    registry = gateway.registry if gateway is not None else RegistryConfig()
+    log = gateway.log if gateway is not None else None
+    schema = route_schema(gateway, job) if gateway is not None else None
     try:
         if events:
             version, ran = run_job(
-                job, registry, None, reference_json, lambda step: emit("checkpoint", step=step)
+                job,
+                registry,
+                None,
+                reference_json,
+                lambda step: emit("checkpoint", step=step),
+                log=log,
+                schema=schema,
             )
         else:
-            version, ran = _with_bar(job, registry)
+            version, ran = _with_bar(job, registry, log, schema)
+    except ConfigError as exc:
+        refuse(exc, f"{config}: ")
     except RegistryError as exc:
         err.print(f"[red]error[/red] {exc.message}")
         raise typer.Exit(2) from None
     gate = version.meta.get("gate")
+    logged = version.meta["training"].get("from_log")
+    if logged is not None and not events:
+        err.print(
+            f"{logged['rows']} rows from the log; {logged['unlabelled']} requests without a"
+            " label left out",
+            highlight=False,
+        )
     if events:
         emit(
             "done",
             version=version.ref,
             resumed_from=ran.resumed_from,
             checkpoints=ran.saved,
+            from_log=logged,
             metrics=ran.metrics,
             gate=gate,
         )

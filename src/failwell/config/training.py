@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from failwell.config.units import Duration
 
@@ -31,12 +31,40 @@ class GateConfig(Frozen):
     minimum: float | None = Field(
         None, description="The value it must reach whatever production does (optional)."
     )
+    max_psi: float = Field(
+        0.25,
+        gt=0,
+        description="The held-out inputs may drift this far (PSI, per feature) from the "
+        "training data's reference.",
+    )
+    min_holdout: int = Field(
+        50, ge=1, description="Fewer held-out rows than this skip the drift check (too few)."
+    )
+
+
+class FromLog(Frozen):
+    """Training rows made of logged traffic: each answered request's inputs (and outputs)
+    joined by request id with the label its feedback gave (``POST /v1/feedback/ROUTE``)."""
+
+    route: str = Field(min_length=1, description="The route whose logged requests are read.")
+    since: Duration | None = Field(
+        None, gt=0, description="Only requests logged this recently (e.g. 6h); all when unset."
+    )
+    records: int | None = Field(
+        None, ge=1, description="At most this many labelled rows, the newest; all when unset."
+    )
+    min_rows: int = Field(1, ge=1, description="Fewer labelled rows than this fail the job.")
 
 
 class TrainingJobConfig(Frozen):
     model: str = Field(description="The registry model the job trains a version of.")
     entry: str = Field(description="module:function called with the job (failwell.training.Job).")
-    data: str = Field(description="Training data (the entry point reads it); beside the job file.")
+    data: str | None = Field(
+        None, description="Training data (the entry point reads it); beside the job file."
+    )
+    from_log: FromLog | None = Field(
+        None, description="Instead of data: logged requests joined with their feedback labels."
+    )
     args: dict[str, Any] = Field(default_factory=dict, description="Passed to the entry point.")
     seed: int = Field(0, description="Seed of every random choice: a resumed run ends the same.")
     checkpoint: CheckpointPolicy = Field(
@@ -52,3 +80,9 @@ class TrainingJobConfig(Frozen):
         if not _IMPORT_PATH.match(value):
             raise ValueError("expected module:function")
         return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TrainingJobConfig:
+        if (self.data is None) == (self.from_log is None):
+            raise ValueError("give exactly one of data (a path) and from_log (logged traffic)")
+        return self

@@ -77,6 +77,11 @@ def train(job: Job) -> None:
     (job.out / PARAMS_FILE).write_text(json.dumps(params, sort_keys=True))
     if job.args.get("serve"):
         (job.out / SERVING_FILE).write_text(json.dumps(job.args["serve"]))
+    scores = model.predict_proba(test_x)[:, 1] if len(test_x) else np.array([])
+    job.held_out(
+        [dict(zip(names, row, strict=True)) for row in test_x.tolist()],
+        [{"score": round(float(p), 6), "label": int(p >= 0.5)} for p in scores],
+    )
     auc = roc_auc_score(test_y, model.predict_proba(test_x)[:, 1]) if len(set(test_y)) > 1 else None
     job.record(holdout_auc=None if auc is None else round(float(auc), 6), steps=total)
 

@@ -67,7 +67,8 @@ def training_manifests(
     job_path = Path(retrain.job)
     job = load_job(job_path)
     job_raw = yaml.safe_load(job_path.read_text())
-    job_raw["data"] = f"{DATA}/{Path(job.data).name}"
+    if job.data is not None:
+        job_raw["data"] = f"{DATA}/{Path(job.data).name}"
     name = job_name(route)
     body = yaml.safe_dump(pod_config(raw), sort_keys=False)
     secrets = sorted(set(ENV.findall(body)))

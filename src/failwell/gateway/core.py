@@ -130,6 +130,7 @@ class Gateway:
             ),
             clock,
             path,
+            registry=registry,
         )
         self.reloader = ConfigReloader(path, self.reload, self.audit) if path is not None else None
         self.fleet = Fleet(config.fleet, registry, clock) if config.fleet is not None else None

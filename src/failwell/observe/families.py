@@ -492,4 +492,28 @@ FLEET_FENCED = counter(
     "result",
 )
 
+RETRAIN_TRIGGERS = counter(
+    "failwell_retrain_triggers",
+    "Retraining signals that fired, by route, signal (drift, quality, freshness, schedule) "
+    "and outcome (started, cooldown, cap, running: held, recorded once per reason).",
+    "route", "signal", "outcome",
+)  # fmt: skip
+RETRAIN_JOBS = counter(
+    "failwell_retrain_jobs",
+    "Training jobs the retraining loop ran, by route and outcome (registered, failed).",
+    "route", "outcome",
+)  # fmt: skip
+RETRAIN_GATE = counter(
+    "failwell_retrain_gate_verdicts",
+    "Gate verdicts on candidates the retraining loop trained, by route and verdict "
+    "(passed, rejected).",
+    "route", "verdict",
+)  # fmt: skip
+RETRAIN_ROLLOUTS = counter(
+    "failwell_retrain_rollouts",
+    "Canary rollouts of retrained candidates, by route and decision (promoted, rolled_back, "
+    "failed...: the rollout's final state).",
+    "route", "decision",
+)  # fmt: skip
+
 FAMILIES: tuple[Family, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Family))

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from failwell.clock import Clock
 from failwell.config.models import FailwellConfig
 from failwell.config.retrain import RetrainCanary, RetrainConfig, Signal
@@ -33,6 +35,7 @@ from failwell.contracts import AdminCall, AdminRoute
 from failwell.errors import ConfigError, ConfigIssue
 from failwell.observe.logging import log
 from failwell.registry.artifacts import parse_ref
+from failwell.retrain.metrics import RetrainMetrics
 from failwell.retrain.policy import TriggerPolicy
 from failwell.retrain.process import Event, JobOutcome, TrainingProcess
 from failwell.training.runner import load_job
@@ -86,8 +89,10 @@ class RetrainLoop:
         clock: Clock,
         config_path: Path | None = None,
         train: Train | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.hooks, self.clock, self.config_path = hooks, clock, config_path
+        self.metrics = RetrainMetrics(registry or CollectorRegistry())
         self.routes: dict[str, RouteLoop] = {}
         self.timeline: deque[dict[str, Any]] = deque(maxlen=TIMELINE)
         self._train = train or self._process
@@ -97,8 +102,9 @@ class RetrainLoop:
 
     @staticmethod
     def prepare(config: FailwellConfig) -> None:
-        """Check each loop's job file: it loads, and trains the model its tier serves (a
-        ConfigError names ``routes.NAME.retrain.job``)."""
+        """Check each loop's job file: it loads, trains the model its tier serves and, taking
+        its data from the log, names a route and has a log to read (a ConfigError names
+        ``routes.NAME.retrain.job``)."""
         issues = []
         for name, rc in config.routes.items():
             if rc.retrain is None:
@@ -124,6 +130,11 @@ class RetrainLoop:
                 issues.append(
                     ConfigIssue(where, f"the job trains {job.model!r}; the tier serves {ref}")
                 )
+            logged = job.from_log
+            if logged is not None and logged.route not in config.routes:
+                issues.append(ConfigIssue(f"{where}: from_log.route", "no such route"))
+            if logged is not None and not config.log.enabled:
+                issues.append(ConfigIssue(f"{where}: from_log", "needs log.enabled"))
         if issues:
             raise ConfigError(issues)
 
@@ -187,11 +198,14 @@ class RetrainLoop:
                 loop.held = None
                 continue
             decision = loop.policy.ask(now)
+            triggers = self.metrics.triggers
             if not decision.start:
                 if decision.reason != loop.held:  # one record per reason, not one per tick
                     loop.held = decision.reason
                     self._record(loop, "held", cause=cause, reason=decision.reason)
+                    triggers.labels(name, cause["signal"], decision.outcome).inc()
                 continue
+            triggers.labels(name, cause["signal"], decision.outcome).inc()
             loop.held = None
             loop.policy.started(now)
             loop.cycle = next(self._cycles)
@@ -230,6 +244,8 @@ class RetrainLoop:
                 metrics=outcome.metrics,
                 error=outcome.error,
             )
+            registered = "failed" if outcome.version is None else "registered"
+            self.metrics.jobs.labels(loop.route, registered).inc()
             if outcome.version is None:
                 self._decide(loop, "failed", signal, outcome.error or "no version registered")
                 return
@@ -242,6 +258,8 @@ class RetrainLoop:
                 passed=outcome.passed,
                 **{k: v for k, v in gate.items() if k != "passed"},
             )
+            verdict = "passed" if outcome.passed else "rejected"
+            self.metrics.gate.labels(loop.route, verdict).inc()
             if not outcome.passed:
                 self._decide(loop, "rejected", signal, str(gate.get("reason")), outcome.version)
                 return
@@ -250,6 +268,7 @@ class RetrainLoop:
             state, reason = await self.hooks.canary(
                 loop.route, loop.tier, outcome.version, loop.config.canary
             )
+            self.metrics.rollouts.labels(loop.route, state).inc()
             self._decide(loop, state, signal, reason, outcome.version)
         except asyncio.CancelledError:
             raise

@@ -15,6 +15,7 @@ DAY = 86400.0
 class Decision:
     start: bool
     reason: str
+    outcome: str = "started"  # or why not: running, cooldown, cap
 
 
 @dataclass
@@ -38,12 +39,14 @@ class TriggerPolicy:
         while self.starts and now - self.starts[0] >= DAY:
             self.starts.popleft()
         if self.running:
-            return Decision(False, "a job for this route is running")
+            return Decision(False, "a job for this route is running", "running")
         if self.starts and now - self.starts[-1] < self.cooldown:
             left = self.cooldown - (now - self.starts[-1])
-            return Decision(False, f"cooling down ({left:.0f}s left of {self.cooldown:.0f}s)")
+            reason = f"cooling down ({left:.0f}s left of {self.cooldown:.0f}s)"
+            return Decision(False, reason, "cooldown")
         if len(self.starts) >= self.max_per_day:
-            return Decision(False, f"{self.max_per_day} jobs in the last 24 hours (the cap)")
+            reason = f"{self.max_per_day} jobs in the last 24 hours (the cap)"
+            return Decision(False, reason, "cap")
         return Decision(True, "allowed")
 
     def started(self, now: float) -> None:

@@ -34,6 +34,7 @@ class Job:
     metrics: dict[str, Any] = field(default_factory=dict)
     resumed_from: int | None = None
     saved: int = 0  # checkpoints written by this run
+    holdout: tuple[list[dict[str, Any]], list[Any]] | None = None  # see ``held_out``
     _last_step: int = 0
     _last_time: float = field(default_factory=time.monotonic)
 
@@ -62,6 +63,12 @@ class Job:
             self.saved += 1
             self.checkpointed(step)
             self._last_step, self._last_time = step, now
+
+    def held_out(self, inputs: list[dict[str, Any]], outputs: list[Any]) -> None:
+        """The held-out rows' inputs and the trained model's outputs on them (as it serves
+        them): the gate checks them against the route's schema and the training data's
+        reference, and the outputs' statistics join the version's reference."""
+        self.holdout = (list(inputs), list(outputs))
 
     def record(self, **values: Any) -> None:
         """Figures of the trained model (held-out metrics...) for the version's metadata."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from failwell.config import parse_config
 from failwell.config.models import FailwellConfig
@@ -109,8 +110,8 @@ async def settle(loop: RetrainLoop) -> None:
 
 def test_the_loop_holds_a_flapping_signal_and_records_each_step() -> None:
     async def scenario() -> None:
-        clock, driver = FakeClock(0.0), Driver()
-        loop = RetrainLoop(driver.hooks(), clock, train=driver.train)
+        clock, driver, metrics = FakeClock(0.0), Driver(), CollectorRegistry()
+        loop = RetrainLoop(driver.hooks(), clock, train=driver.train, registry=metrics)
         loop.bind(config(cooldown="1h", max_per_day=2))
         assert loop.tick() == []  # no signal
         driver.firing = {"features": ["a"], "window": 300}
@@ -141,6 +142,18 @@ def test_the_loop_holds_a_flapping_signal_and_records_each_step() -> None:
         assert status["routes"]["r"]["jobs_today"] == 2
         assert status["routes"]["r"]["last"]["decision"] == "promoted"
 
+        def sample(name: str, **labels: str) -> float | None:
+            return metrics.get_sample_value(
+                f"failwell_retrain_{name}_total", {"route": "r", **labels}
+            )
+
+        assert sample("triggers", signal="drift", outcome="started") == 2
+        assert sample("triggers", signal="drift", outcome="cooldown") == len(held)
+        assert sample("triggers", signal="drift", outcome="cap") == 1
+        assert sample("jobs", outcome="registered") == 2
+        assert sample("gate_verdicts", verdict="passed") == 2
+        assert sample("rollouts", decision="promoted") == 2
+
     asyncio.run(scenario())
 
 
@@ -151,11 +164,14 @@ def test_a_candidate_the_gate_rejects_goes_to_no_canary() -> None:
             version="scorer@v2", gate={"passed": False, "reason": "auc 0.5 is worse"}, runs=1
         )
         driver.firing = {"features": ["a"]}
-        loop = RetrainLoop(driver.hooks(), clock, train=driver.train)
+        metrics = CollectorRegistry()
+        loop = RetrainLoop(driver.hooks(), clock, train=driver.train, registry=metrics)
         loop.bind(config())
         loop.tick()
         await settle(loop)
         assert driver.canaries == []
+        verdicts = {"route": "r", "verdict": "rejected"}
+        assert metrics.get_sample_value("failwell_retrain_gate_verdicts_total", verdicts) == 1
         assert loop.status()["routes"]["r"]["last"] == {
             "decision": "rejected",
             "reason": "auc 0.5 is worse",
@@ -187,6 +203,13 @@ def test_retrain_config_errors_name_the_key_path(tmp_path: Path) -> None:
         RetrainLoop.prepare(cfg.model_copy(update={"routes": {"r": moved}}))
     assert caught.value.issues[0].path == "routes.r.retrain.job"
     assert "trains 'other'" in caught.value.issues[0].message
+    job.write_text("model: scorer\nentry: a:b\nfrom_log: {route: nope}\n")
+    with pytest.raises(ConfigError) as caught:
+        RetrainLoop.prepare(cfg.model_copy(update={"routes": {"r": moved}}))
+    assert {i.path: i.message for i in caught.value.issues} == {
+        "routes.r.retrain.job: from_log.route": "no such route",
+        "routes.r.retrain.job: from_log": "needs log.enabled",
+    }
 
 
 SCRIPT = """
