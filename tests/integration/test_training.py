@@ -92,7 +92,7 @@ def test_a_killed_job_resumes_and_ends_with_the_same_model(tmp_path: Path) -> No
 
 
 def test_a_second_job_for_the_same_model_is_refused(tmp_path: Path) -> None:
-    job, config = setup(tmp_path, "busy", delay=0.1)  # 200 steps: 20 s, killed long before
+    job, config = setup(tmp_path, "busy", delay=1.0)  # 200 steps: 200 s, killed long before
     first = train(job, config)
     try:
         assert wait_until(lambda: (config.parent / "registry" / "locks").exists(), 60)
