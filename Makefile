@@ -30,6 +30,7 @@ bench:
 	$(PY) bench/drift_bench.py $(DRIFT_BENCH_ARGS)
 	$(PY) bench/stream_bench.py $(STREAM_BENCH_ARGS)
 	$(PY) bench/workers_bench.py $(WORKERS_BENCH_ARGS)
+	$(PY) bench/rss_bench.py $(RSS_BENCH_ARGS)
 
 clean:
 	rm -rf .venv .venv-mlserver .venv-kserve .failwell-demo

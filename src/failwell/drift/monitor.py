@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry
 from failwell.config.drift import DriftConfig, DriftThreshold
 from failwell.config.models import RouteConfig
 from failwell.contracts import AdminCall, AdminRoute, Exchange
-from failwell.drift.stats import Distance, Reference, distance
+from failwell.drift.stats import Distance, Reference, distance, preload
 from failwell.errors import ConfigError, ConfigIssue
 from failwell.observe import families
 from failwell.observe.logging import log
@@ -197,6 +197,8 @@ class DriftMonitor:
             self._alert((name, "drift", "ticket"), bool(drifting), detail, "failwell_drift")
 
     async def _run(self) -> None:
+        if self.routes:  # scipy, in a thread: its import would stall the loop for seconds
+            await asyncio.to_thread(preload)
         while True:
             every = min((r.config.every for r in self.routes.values()), default=10.0)
             await asyncio.sleep(every)

@@ -2,6 +2,10 @@
 from them: population stability index (PSI) on shared bins, the two-sample Kolmogorov-Smirnov
 test for numbers, Pearson's chi-square for categories.
 
+scipy (~90 MiB and seconds to import) is loaded on first use, in the drift monitor's thread
+(``preload`` does it at start-up when a route watches drift): a gateway with no drift
+configured never loads it.
+
 A ``Reference`` is plain data (JSON), made once from training data or a sample of traffic
 and stored with the model (``failwell drift reference``): per numeric feature, quantile bin
 edges, their shares and a sample of at most ``SAMPLE`` values (for KS); per categorical
@@ -17,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 BINS = 10
 SAMPLE = 2000
@@ -147,9 +150,16 @@ class Distance:
         }
 
 
+def preload() -> None:
+    """Import scipy's statistics now (blocking: call it in a thread)."""
+    import scipy.stats  # noqa: F401
+
+
 def numeric_distance(name: str, ref: NumericReference, values: Sequence[float]) -> Distance:
     data = np.asarray(values, dtype=float)
     shares = _bin_shares(data, ref.edges)
+    from scipy import stats
+
     ks = stats.ks_2samp(data, np.asarray(ref.sample, dtype=float))
     return Distance(
         name, "numeric", len(data), psi(ref.shares, shares), float(ks.pvalue), float(ks.statistic)
@@ -164,6 +174,8 @@ def categorical_distance(name: str, ref: CategoricalReference, values: Sequence[
     observed = np.array([counts.get(c, 0) for c in categories], dtype=float)
     expected_share = np.array([max(ref.shares.get(c, 0.0), EPS) for c in categories])
     expected = expected_share / expected_share.sum() * n
+    from scipy import stats
+
     chi = stats.chisquare(observed, expected)
     return Distance(
         name,

@@ -19,7 +19,7 @@ import hashlib
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -51,7 +51,6 @@ from failwell.drift.monitor import DriftMonitor
 from failwell.drift.stats import Reference
 from failwell.errors import ConfigError, ConfigIssue, FailwellError, UnknownRoute
 from failwell.faults.admin import FaultControl
-from failwell.fleet.fleet import Fleet
 from failwell.gateway.leading import LeaderOnly, Solo
 from failwell.gateway.restart import needs_restart
 from failwell.gateway.retraining import canary_starter, drift_follow, signal_reader
@@ -77,6 +76,9 @@ from failwell.supervisor.service import Supervisor
 
 DRAIN_TIMEOUT = 30.0
 _fingerprint = msgspec.json.Encoder(enc_hook=lambda obj: None, order="deterministic").encode
+
+if TYPE_CHECKING:
+    from failwell.fleet.fleet import Fleet
 
 
 class Gateway:
@@ -133,7 +135,11 @@ class Gateway:
             registry=registry,
         )
         self.reloader = ConfigReloader(path, self.reload, self.audit) if path is not None else None
-        self.fleet = Fleet(config.fleet, registry, clock) if config.fleet is not None else None
+        self.fleet: Fleet | None = None
+        if config.fleet is not None:  # redis (~24 MiB) only for a gateway with a fleet
+            from failwell.fleet.fleet import Fleet
+
+            self.fleet = Fleet(config.fleet, registry, clock)
         # One process of a fleet runs the control loops: the holder of the fleet's lease.
         self.leadership: Leadership = self.fleet.lease if self.fleet is not None else Solo()
         self.supervisor = Supervisor(

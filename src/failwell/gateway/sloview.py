@@ -4,11 +4,13 @@ Redis; null without a fleet or while Redis is unreachable). ``?route=NAME`` narr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from failwell.contracts import AdminCall, AdminRoute
-from failwell.fleet.slo import FleetSlo
 from failwell.health.slo import BurnFigure, SloTracker
+
+if TYPE_CHECKING:  # a fleet's module loads redis: only for a gateway with a fleet
+    from failwell.fleet.slo import FleetSlo
 
 
 def _figure(figure: BurnFigure) -> dict[str, Any]:

@@ -20,12 +20,9 @@ from typing import Any
 import redis
 
 from failwell.log.records import GENESIS, Fields, Record, parse_line, seal
+from failwell.log.store import StoreFailed
 
 _PAGE = 1000
-
-
-class StoreFailed(Exception):
-    """The log store could not be reached or refused the write."""
 
 
 class RedisStreamLog:

@@ -11,6 +11,10 @@ from failwell.log.records import Fields, Record
 STREAMS = ("inference", "audit")
 
 
+class StoreFailed(Exception):
+    """The log store could not be reached or refused the write."""
+
+
 class LogStore(Protocol):
     """One stream of records. Every method blocks: call them from a thread."""
 

@@ -28,8 +28,7 @@ from typing import Any
 from failwell.errors import LogUnavailable
 from failwell.log.metrics import LogMetrics
 from failwell.log.records import Fields, encode_fields
-from failwell.log.redis_stream import StoreFailed
-from failwell.log.store import LogStore
+from failwell.log.store import LogStore, StoreFailed
 from failwell.observe.logging import log
 
 _MAX_BATCH = 8192

@@ -8,13 +8,19 @@ so the gateway's span and the model server's spans share one trace id."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from failwell.contracts import Exchange
 
 
 def span_observer() -> Any | None:
-    """An observer emitting spans, or None when OpenTelemetry is absent or not configured."""
+    """An observer emitting spans, or None when OpenTelemetry is absent or not configured.
+
+    A configured tracer provider means the SDK is loaded already (``opentelemetry-instrument``
+    or the caller set it up): without the SDK in ``sys.modules`` nothing is imported here."""
+    if "opentelemetry.sdk.trace" not in sys.modules:
+        return None
     try:
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider

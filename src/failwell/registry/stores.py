@@ -15,8 +15,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
-import fsspec
-
 from failwell.errors import RegistryError
 
 
@@ -107,6 +105,8 @@ class FsspecStore:
         self.url = url.rstrip("/")
         self.name = name
         try:
+            import fsspec  # on first use: a plain local registry never loads it
+
             self._fs, self._root = fsspec.core.url_to_fs(self.url, **(options or {}))
         except (ImportError, ValueError, TypeError) as exc:
             raise RegistryError(f"store {name!r}: cannot open {url}: {exc}") from None

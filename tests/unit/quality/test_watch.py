@@ -14,7 +14,7 @@ from failwell.config.drift import QualityMetric
 from failwell.config.models import RouteConfig
 from failwell.contracts import Answer, Exchange
 from failwell.errors import Conflict, InvalidInput, NotFound
-from failwell.quality.score import auc, score
+from failwell.quality.score import auc, ranks, score
 from failwell.quality.watch import Label, QualityWatch
 from failwell.testing import FakeClock
 
@@ -86,3 +86,17 @@ def test_unknown_duplicate_expired_and_mistyped_labels_are_refused_whole() -> No
         w.feedback("r", [Label("b", 1.0)])
     with pytest.raises(NotFound):
         w.feedback("other", [Label("a", 1.0)])
+
+
+def test_ranks_match_scipy_rankdata() -> None:
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(7)
+    for values in (
+        [3.0, 1.0, 2.0],
+        [1.0, 1.0, 1.0],
+        [0.5, 0.2, 0.5, 0.9, 0.2, 0.5],
+        list(rng.integers(0, 5, 200).astype(float)),  # many ties
+        list(rng.random(300)),
+    ):
+        assert ranks(values) == pytest.approx(rankdata(values))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 
+import numpy as np
 import pytest
 
 from failwell.contracts import Request, Result
@@ -13,7 +14,7 @@ from failwell.resilience.breaker import Breaker
 from failwell.resilience.deadline import Deadline
 from failwell.resilience.retry import RetryPolicy
 from failwell.rollout.admin import parse_spec
-from failwell.rollout.judge import Gates, Outcome, judge
+from failwell.rollout.judge import Gates, Outcome, distance, judge
 from failwell.rollout.split import ArmStats, SplitTier, numbers
 from failwell.routing.pool import Pool, Replica
 from failwell.routing.tiers import ModelTier
@@ -121,3 +122,19 @@ def test_a_closed_in_process_model_is_an_upstream_failure_not_a_crash() -> None:
         assert adapter.busy == 0
 
     asyncio.run(go())
+
+
+def test_distance_matches_scipy_ks_statistic() -> None:
+    from scipy.stats import ks_2samp
+
+    rng = np.random.default_rng(11)
+    samples = [
+        ([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]),
+        ([0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 2.0]),
+        (list(rng.normal(0, 1, 300)), list(rng.normal(0.3, 1.2, 170))),
+        (list(rng.integers(0, 4, 90).astype(float)), list(rng.integers(1, 6, 40).astype(float))),
+    ]
+    for a, b in samples:
+        assert distance(a, b) == pytest.approx(ks_2samp(a, b).statistic)
+    with pytest.raises(ValueError):
+        distance([], [1.0])
