@@ -28,9 +28,11 @@ class StreamBody:
         self._queue, self._replica = queue, replica
 
     async def read(self, timeout: float) -> bytes | None:
+        """Every byte already arrived, joined (one parse for several network reads), or the
+        next bytes within ``timeout`` seconds."""
         queue = self._queue
         if queue.chunks:
-            return queue.chunks.popleft()
+            return _take(queue)
         if queue.ended:
             return None
         queue.waiter = asyncio.get_running_loop().create_future()
@@ -45,7 +47,7 @@ class StreamBody:
             ) from None
         finally:
             queue.waiter = None
-        return queue.chunks.popleft() if queue.chunks else None
+        return _take(queue) if queue.chunks else None
 
     def close(self) -> None:
         conn = self._conn
@@ -54,3 +56,12 @@ class StreamBody:
             self._release(conn)
         else:
             conn.close()
+
+
+def _take(queue: BodyQueue) -> bytes:
+    chunks = queue.chunks
+    if len(chunks) == 1:
+        return chunks.popleft()
+    data = b"".join(chunks)
+    chunks.clear()
+    return data
