@@ -52,6 +52,11 @@ def test_the_demo_drill_passes(demo_run: tuple[Any, Path]) -> None:
         assert steps[name]["detect_s"] is not None and steps[name]["detect_s"] < 3, name
         assert steps[name]["shares"].get(tier, 0) >= 0.9, (name, steps[name]["shares"])
     assert steps["restore"]["recover_s"] is not None
+    # The chat streams cut after 3 chunks: each ended with an in-band error, none truncated
+    # with a clean close, none hung; the report says so.
+    ends = steps["chat streams cut"]["streams"]
+    assert ends.get("error_event", 0) >= 5 and set(ends) <= {"error_event", "complete"}, ends
+    assert "every stream ended complete or with an error event" in (out / "drill.html").read_text()
     assert "verdict: PASS" in done.stdout
 
 

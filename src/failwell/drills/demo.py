@@ -1,7 +1,8 @@
 """The demo target: the drill starts the demo ranker servers and a gateway on free ports, owns
 them (process faults: SIGKILL, SIGSTOP/SIGCONT, restart), and stops them at the end. Also the
-classic demo drill: kill the primary, then every model (rules answer), then everything but the
-cache, then restore."""
+classic demo drill: cut the chat route's streams mid-way (each must end with an in-band error),
+kill the primary, then every model (rules answer), then everything but the cache, then
+restore."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from failwell.drills.target import SIGNALS, DrillError, GatewayTarget
 
 START_TIMEOUT = 60.0
 RANKERS = ("ranker-east-1", "ranker-east-2", "ranker-west-1")
+CHATS = ("chat-large", "chat-small")  # started when a step sends streams
 
 DEMO_DRILL: dict[str, Any] = {
     "name": "classic",
@@ -31,6 +33,15 @@ DEMO_DRILL: dict[str, Any] = {
     "steady_state": {"availability": 0.999, "max_5xx": 0, "tier1_share": 0.99, "p99": "500ms"},
     "warmup": "4s",
     "steps": [
+        {
+            # The chat route's primary cuts every stream after 3 chunks: each stream must
+            # end with an in-band error event (the route's ``error`` policy), none truncated
+            # with a clean close, none hanging.
+            "name": "chat streams cut",
+            "duration": "2s",
+            "actions": [{"gateway": {"kind": "stream_cut", "backend": "chat-large", "after": 3}}],
+            "stream": {"route": "chat", "rate": 10, "timeout": "5s"},
+        },
         {
             "name": "primary down",
             "duration": "4s",
@@ -103,8 +114,9 @@ class DemoTarget(GatewayTarget):
                     tier["rules"] = self.drill.demo.rules
         path = self.workdir / "failwell.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
+        wanted = RANKERS + (CHATS if any(s.stream for s in self.drill.steps) else ())
         for name, cmd in server_commands(self.workdir, self.ports):
-            if name in RANKERS:
+            if name in wanted:
                 self.procs[name] = (cmd, self._spawn(name, cmd))
         for _, proc in self.procs.values():
             proc.wait_ready(timeout=START_TIMEOUT)
