@@ -130,12 +130,13 @@ def test_the_report_opens_in_chromium_and_shows_the_fault_windows(
             page.goto((out / "drill.html").as_uri())
             assert page.locator(".verdict").inner_text() == "PASS"
             windows = page.locator("figure.tier-share .fault-window")
-            assert windows.count() == 3
+            assert windows.count() == 4  # the chat streams cut, then three route faults
             box = windows.first.locator("rect").bounding_box()
             assert box is not None and box["width"] > 10 and box["height"] > 50
-            assert page.locator("figure.latency .fault-window").count() == 3
+            assert page.locator("figure.latency .fault-window").count() == 4
             assert page.locator("figure.tier-share rect.share").count() > 10
             assert page.locator("polyline.latency").count() == 2
+            assert page.get_by_text("streams cut: every stream ended complete").count() == 1
             page.screenshot(path=str(out / "drill.png"), full_page=True)
         finally:
             browser.close()

@@ -23,7 +23,9 @@ from failwell.drills.target import SIGNALS, DrillError, GatewayTarget
 
 START_TIMEOUT = 60.0
 RANKERS = ("ranker-east-1", "ranker-east-2", "ranker-west-1")
-CHATS = ("chat-large", "chat-small")  # started when a step sends streams
+# Started when a step sends streams; only the primary: a stream it cannot open falls to the
+# route's rules tier (one model server less on the drill's machine).
+CHATS = ("chat-large",)
 
 DEMO_DRILL: dict[str, Any] = {
     "name": "classic",
