@@ -27,8 +27,8 @@ def shots(plan: list[tuple[float, float, str | None]], rate: int = 20) -> list[S
 
 
 def drill(**overrides: Any) -> Any:
-    """The demo drill's route steps (its stream step has its own test)."""
-    steps = [s for s in DEMO_DRILL["steps"] if "stream" not in s]
+    """The demo drill without its stream probe (tested on its own)."""
+    steps = [{k: v for k, v in s.items() if k != "stream"} for s in DEMO_DRILL["steps"]]
     return demo_drill(**{"steps": steps, **overrides})
 
 
