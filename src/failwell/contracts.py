@@ -60,11 +60,16 @@ class ChunkStream(Protocol):
     JSON bytes up to it). ``next`` gives the following chunks, ``None`` once complete, or
     raises an ``UpstreamError`` (a stall over ``idle`` seconds, a cut, a malformed chunk, an
     error event); ``answer`` is what was assembled so far; ``close`` lets the upstream go.
-    ``done`` is true once the upstream said the stream is complete."""
+    ``done`` is true once the upstream said the stream is complete; ``buffered`` while the
+    next chunk is already in hand (``next`` will not wait), so the edge can send several
+    chunks in one write."""
 
     first: list[bytes]
     done: bool
     finish_at: int | None  # the index of the chunk that carries the finish reason, once known
+
+    @property
+    def buffered(self) -> bool: ...
 
     async def next(self, idle: float) -> bytes | None: ...
 

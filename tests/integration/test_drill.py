@@ -52,6 +52,11 @@ def test_the_demo_drill_passes(demo_run: tuple[Any, Path]) -> None:
         assert steps[name]["detect_s"] is not None and steps[name]["detect_s"] < 3, name
         assert steps[name]["shares"].get(tier, 0) >= 0.9, (name, steps[name]["shares"])
     assert steps["restore"]["recover_s"] is not None
+    # Meanwhile the chat streams were cut after 3 chunks: each ended with an in-band error, none truncated
+    # with a clean close, none hung; the report says so.
+    ends = steps["all but the cache down"]["streams"]
+    assert ends.get("error_event", 0) >= 1 and set(ends) <= {"error_event", "complete"}, ends
+    assert "every stream ended complete or with an error event" in (out / "drill.html").read_text()
     assert "verdict: PASS" in done.stdout
 
 
@@ -131,6 +136,7 @@ def test_the_report_opens_in_chromium_and_shows_the_fault_windows(
             assert page.locator("figure.latency .fault-window").count() == 3
             assert page.locator("figure.tier-share rect.share").count() > 10
             assert page.locator("polyline.latency").count() == 2
+            assert page.get_by_text("cache down: every stream ended complete").count() == 1
             page.screenshot(path=str(out / "drill.png"), full_page=True)
         finally:
             browser.close()

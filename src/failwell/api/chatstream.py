@@ -27,6 +27,7 @@ from failwell.routing.route import Route
 from failwell.routing.streams import OpenStream
 
 _DONE = b"data: [DONE]\n\n"
+_DATA, _END = b"data: ", b"\n\n"
 
 
 def stream_headers(answer: Answer, request_id: str) -> list[tuple[bytes, bytes]]:
@@ -122,29 +123,44 @@ async def _relay(
 async def _stream(
     opened: OpenStream, stream: ChunkStream, idle: float, send: Send, answer: Answer
 ) -> None:
-    """Send one upstream stream's chunks until it completes (or raises)."""
+    """Send one upstream stream's chunks until it completes (or raises). Chunks already in
+    hand when one arrives go out with it in one write: the client gets the same bytes in
+    fewer writes (CPU per chunk under load) and never later than one by one."""
     gaps = opened.gaps()
     relabel = opened.relabel if answer.resumed else None  # a stream that took over
+    parts: list[bytes] = []
     index = 0
     for raw in stream.first:
-        await _chunk(
-            send, raw if relabel is None else relabel(raw), index, stream.finish_at, answer
-        )
-        index += 1
+        index = _frame(parts, raw if relabel is None else relabel(raw), index, stream, answer)
+    await _flush(send, parts)
     last = time.perf_counter()
     while (more := await stream.next(idle)) is not None:
-        if relabel is not None:
-            more = relabel(more)
-        await _chunk(send, more, index, stream.finish_at, answer)
-        index += 1
         if gaps is not None:
             now = time.perf_counter()
             gaps.observe(now - last)
             last = now
+        index = _frame(parts, more if relabel is None else relabel(more), index, stream, answer)
+        try:
+            while stream.buffered:
+                more = await stream.next(idle)  # in hand: no wait
+                if more is None:
+                    break
+                if gaps is not None:
+                    gaps.observe(0.0)
+                index = _frame(
+                    parts, more if relabel is None else relabel(more), index, stream, answer
+                )
+        except UpstreamError:
+            await _flush(send, parts)  # the chunks before the failure, then its error event
+            raise
+        await _flush(send, parts)
+        if more is None:
+            return
 
 
-async def _chunk(send: Send, raw: bytes, index: int, finish_at: int | None, answer: Answer) -> None:
-    if index == finish_at and raw.endswith(b"}"):  # the finish names who answered
+def _frame(parts: list[bytes], raw: bytes, index: int, stream: ChunkStream, answer: Answer) -> int:
+    """Append one chunk's event to ``parts``; the next chunk's index."""
+    if index == stream.finish_at and raw.endswith(b"}"):  # the finish names who answered
         labels = {
             "tier": answer.tier,
             "quality": answer.quality,
@@ -153,5 +169,12 @@ async def _chunk(send: Send, raw: bytes, index: int, finish_at: int | None, answ
             "resumed": answer.resumed,
         }
         raw = b'%s,"failwell":%s}' % (raw[:-1], encode(labels))
-    body = b"data: %s\n\n" % raw
-    await send({"type": "http.response.body", "body": body, "more_body": True})
+    parts += (_DATA, raw, _END)
+    return index + 1
+
+
+async def _flush(send: Send, parts: list[bytes]) -> None:
+    if parts:
+        body = b"".join(parts)
+        parts.clear()
+        await send({"type": "http.response.body", "body": body, "more_body": True})

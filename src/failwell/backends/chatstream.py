@@ -94,6 +94,11 @@ class ChatStream:
         """The next chunk's bytes, or ``None`` once the upstream said ``[DONE]``."""
         return await self._chunk(idle, before_first=False)
 
+    @property
+    def buffered(self) -> bool:
+        """Whether the next event is already read (``next`` returns without waiting)."""
+        return bool(self._ready) and not self.done
+
     async def _chunk(self, timeout: float, before_first: bool) -> bytes | None:
         while not self._ready:
             if self.done:

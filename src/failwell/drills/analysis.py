@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from failwell.drills.load import Shot
+from failwell.drills.load import COMPLETE, ERROR_EVENT, Shot
 from failwell.drills.spec import Drill, Step
 
 NO_ANSWER = "failed"
@@ -21,6 +21,7 @@ class Window:
     start: float  # seconds since the load started
     end: float
     fallbacks: dict[str, dict[str, int]] = field(default_factory=dict)  # tier → error → count
+    streams: dict[str, int] | None = None  # a step's stream probe: how its streams ended
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,8 @@ def _step_checks(w: Window, inside: list[Shot], recovered: float | None) -> list
                 f"p99 {p99 * 1000:.1f} ms",
             )
         )
+    if w.streams is not None:
+        checks.append(stream_check(name, w.streams))
     if exp.recover_within is not None:
         ok = recovered is not None and recovered <= exp.recover_within
         got_text = "never" if recovered is None else f"after {recovered:.2f}s"
@@ -151,6 +154,18 @@ def _step_checks(w: Window, inside: list[Shot], recovered: float | None) -> list
             )
         )
     return checks
+
+
+def stream_check(name: str, ends: dict[str, int]) -> Check:
+    """Every stream of a step's probe ended complete or with an in-band error event."""
+    bad = sum(n for end, n in ends.items() if end not in (COMPLETE, ERROR_EVENT))
+    total = sum(ends.values())
+    detail = ", ".join(f"{end} {n}" for end, n in sorted(ends.items())) or "no streams"
+    return Check(
+        f"{name}: every stream ended complete or with an error event",
+        bad == 0 and total > 0,
+        f"{total} streams: {detail}",
+    )
 
 
 def analyse(
@@ -182,6 +197,7 @@ def analyse(
                 "failed": sum(s.status != 200 for s in everything),
                 "shares": {k: round(v, 4) for k, v in shares(inside).items()},
                 "fallbacks": w.fallbacks,
+                "streams": w.streams,
                 "checks": [asdict(c) for c in step_checks],
             }
         )

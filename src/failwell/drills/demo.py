@@ -1,7 +1,8 @@
 """The demo target: the drill starts the demo ranker servers and a gateway on free ports, owns
 them (process faults: SIGKILL, SIGSTOP/SIGCONT, restart), and stops them at the end. Also the
 classic demo drill: kill the primary, then every model (rules answer), then everything but the
-cache, then restore."""
+cache while the chat route's streams are cut mid-way (each must end with an in-band error),
+then restore."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ from failwell.drills.target import SIGNALS, DrillError, GatewayTarget
 
 START_TIMEOUT = 60.0
 RANKERS = ("ranker-east-1", "ranker-east-2", "ranker-west-1")
+# Started when a step sends streams; only the primary: a stream it cannot open falls to the
+# route's rules tier (one model server less on the drill's machine).
+CHATS = ("chat-large",)
 
 DEMO_DRILL: dict[str, Any] = {
     "name": "classic",
@@ -44,9 +48,17 @@ DEMO_DRILL: dict[str, Any] = {
             "expect": {"min_share": {"rules": 0.9}},
         },
         {
+            # Also, the chat route's primary cuts every stream after 3 chunks: each stream
+            # must end with an in-band error event (the route's ``error`` policy) or, once the
+            # cuts opened the primary's breaker, complete from a lower tier; none truncated
+            # with a clean close, none hanging. In the same step: it adds no time.
             "name": "all but the cache down",
             "duration": "3s",
-            "actions": [{"flag": "tier:recommend/rules", "enabled": False}],
+            "actions": [
+                {"flag": "tier:recommend/rules", "enabled": False},
+                {"gateway": {"kind": "stream_cut", "backend": "chat-large", "after": 3}},
+            ],
+            "stream": {"route": "chat", "rate": 10, "timeout": "5s"},
             "expect": {"min_share": {"cache": 0.9}},
         },
         {
@@ -103,8 +115,9 @@ class DemoTarget(GatewayTarget):
                     tier["rules"] = self.drill.demo.rules
         path = self.workdir / "failwell.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
+        wanted = RANKERS + (CHATS if any(s.stream for s in self.drill.steps) else ())
         for name, cmd in server_commands(self.workdir, self.ports):
-            if name in RANKERS:
+            if name in wanted:
                 self.procs[name] = (cmd, self._spawn(name, cmd))
         for _, proc in self.procs.values():
             proc.wait_ready(timeout=START_TIMEOUT)

@@ -1,6 +1,9 @@
 """Open-loop load for drills: requests leave at a constant rate (or one that follows a profile,
 requests/s by second) whatever the answers take, so a slow gateway shows up as latency and
-timeouts, never as fewer requests."""
+timeouts, never as fewer requests. A request with ``"stream": true`` to a chat route is
+read as a stream to its end, and each shot records how the stream ended (``STREAM_ENDS``):
+complete with ``[DONE]``, an in-band error event, a clean close without either (a truncated
+answer passed off as whole), or no end within the timeout (a hang)."""
 
 from __future__ import annotations
 
@@ -19,6 +22,24 @@ class Shot:
     latency: float
     status: int  # 0: no HTTP answer (timeout, connection error)
     tier: str | None
+    stream_end: str | None = None  # a streamed answer: how it ended (one of STREAM_ENDS)
+
+
+COMPLETE, ERROR_EVENT, TRUNCATED, HANG = "complete", "error_event", "truncated", "hang"
+STREAM_ENDS = (COMPLETE, ERROR_EVENT, TRUNCATED, HANG)
+
+
+def stream_end(body: bytes) -> str:
+    """How a whole SSE body ended: ``[DONE]``, an error event last, or neither."""
+    events = [e for e in body.replace(b"\r\n", b"\n").split(b"\n\n") if e.strip()]
+    if not events:
+        return TRUNCATED
+    last = events[-1].strip()
+    if last == b"data: [DONE]":
+        return COMPLETE
+    if last.startswith(b'data: {"error"') or b"event: error" in last:
+        return ERROR_EVENT
+    return TRUNCATED
 
 
 class OpenLoop:
@@ -70,12 +91,29 @@ class OpenLoop:
 
     async def _one(self, session: aiohttp.ClientSession, i: int, due: float) -> None:
         sent = time.monotonic()
-        status, tier = 0, None
+        status, tier, end = 0, None, None
         try:
             async with session.post(self.url, json=self.body(i)) as resp:
-                await resp.read()
                 status, tier = resp.status, resp.headers.get("x-failwell-tier")
+                if resp.content_type == "text/event-stream":
+                    end = HANG  # until it ends within the timeout
+                    end = await _read_stream(resp)
+                else:
+                    await resp.read()
         except (aiohttp.ClientError, TimeoutError):
             pass
         # Latency counts from when the request was due, so a stalled sender cannot hide it.
-        self.shots.append(Shot(due - self.started, time.monotonic() - min(due, sent), status, tier))
+        latency = time.monotonic() - min(due, sent)
+        self.shots.append(Shot(due - self.started, latency, status, tier, end))
+
+
+async def _read_stream(resp: aiohttp.ClientResponse) -> str:
+    """Read a streamed answer to its end; how it ended (a connection cut mid-body is the
+    same as a clean close: what the client got is all there is)."""
+    parts: list[bytes] = []
+    try:
+        async for data in resp.content.iter_any():
+            parts.append(data)
+    except aiohttp.ClientPayloadError:
+        pass
+    return stream_end(b"".join(parts))

@@ -16,9 +16,9 @@ from typing import Any
 
 from failwell.drills.analysis import NO_ANSWER, Window, analyse, percentile, recovery
 from failwell.drills.demo import DemoTarget
-from failwell.drills.load import OpenLoop
+from failwell.drills.load import OpenLoop, Shot
 from failwell.drills.report import render_html
-from failwell.drills.spec import Drill, Step
+from failwell.drills.spec import Drill, Step, StreamProbe
 from failwell.drills.target import GatewayTarget
 
 Progress = Callable[[str], None]
@@ -77,6 +77,34 @@ async def _hold(load: OpenLoop, step: Step, start: float, tier1: str, share: flo
             return
 
 
+def stream_body(probe: StreamProbe) -> Callable[[int], Any]:
+    def body(i: int) -> Any:
+        return {
+            "model": probe.route,
+            "stream": True,
+            "messages": [{"role": "user", "content": f"{probe.prompt} ({i})"}],
+        }
+
+    return body
+
+
+def stream_ends(shots: list[Shot]) -> dict[str, int]:
+    """How a stream probe's streams ended: ``STREAM_ENDS``, or why there was no stream."""
+    ends: Counter[str] = Counter()
+    for s in shots:
+        if s.status != 200:
+            ends[f"status {s.status}" if s.status else "no answer"] += 1
+        else:
+            ends[s.stream_end or "not a stream"] += 1
+    return dict(ends)
+
+
+async def _probe(target: GatewayTarget, probe: StreamProbe) -> tuple[OpenLoop, asyncio.Task[None]]:
+    url = f"{target.url}/v1/chat/completions"
+    streams = OpenLoop(url, stream_body(probe), probe.rate, probe.timeout)
+    return streams, asyncio.create_task(streams.run())
+
+
 async def run_drill(drill: Drill, progress: Progress | None = None) -> dict[str, Any]:
     """Run ``drill`` and return its result (see ``drill_analysis.analyse``)."""
     say = progress or (lambda line: None)
@@ -101,9 +129,16 @@ async def run_drill(drill: Drill, progress: Progress | None = None) -> dict[str,
                 for action in step.actions:
                     say(f"      → {step.name}: {action.describe()}")
                     await target.apply(action)
+                probe = None if step.stream is None else await _probe(target, step.stream)
                 await _hold(load, step, start, tiers[0], drill.steady_state.tier1_share)
+                ends = None
+                if probe is not None:
+                    probe[0].stop()
+                    await probe[1]  # bounded: the streams out get their timeout, then stop
+                    ends = stream_ends(probe[0].shots)
+                    say(f"      → {step.name}: streams {ends}")
                 after = await target.fallbacks(drill.route)
-                windows.append(Window(step, start, load.now(), _delta(before, after)))
+                windows.append(Window(step, start, load.now(), _delta(before, after), ends))
             end = load.now()
         finally:
             load.stop()
@@ -140,5 +175,8 @@ def summary(result: dict[str, Any]) -> list[str]:
             f"  {s['name']:<24} detect {detect:>8}  recover {recover:>7}  "
             f"failed {s['failed']:>3}/{s['requests']:<4} {mix}"
         )
+        if s.get("streams") is not None:
+            ends = ", ".join(f"{k} {v}" for k, v in sorted(s["streams"].items()))
+            lines.append(f"  {'':<24} streams: {ends}")
     lines += [f"  ✘ {r}" for r in result["reasons"]]
     return lines

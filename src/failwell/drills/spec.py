@@ -128,12 +128,26 @@ class Expect(Strict):
     )
 
 
+class StreamProbe(Strict):
+    """Streamed chat requests sent during a step, each read to its end: every one must end
+    complete (``[DONE]``) or with an in-band error event, never a clean close of a truncated
+    answer, never a hang."""
+
+    route: str = Field("chat", description="The chat route the streams go to.")
+    rate: float = Field(10.0, gt=0, le=1000, description="Streams per second, open loop.")
+    timeout: Duration = Field(5.0, description="The most one stream may take to end.")
+    prompt: str = Field("What should I read next?", description="The user message.")
+
+
 class Step(Strict):
     name: str
     duration: Duration = Field(gt=0)
     actions: tuple[Action, ...] = ()
     expect: Expect = Field(default_factory=Expect)
     grace: Duration = Field(1.0, description="Time allowed to detect before shares count.")
+    stream: StreamProbe | None = Field(
+        None, description="Also send streamed chat requests during the step and check their ends."
+    )
     settle: Duration | None = Field(
         None,
         description="Restore steps: end once tier 1 has been back this long (duration is then "

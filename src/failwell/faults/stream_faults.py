@@ -93,6 +93,11 @@ class FaultyStream:
             await asyncio.sleep(idle)
         raise self._label(stream_failure(self._kind, self._tag))
 
+    @property
+    def buffered(self) -> bool:
+        """Only while chunks pass untouched: a fault's chunk is never part of a batch."""
+        return self._left > 0 and self._inner.buffered
+
     async def _pass(self, idle: float) -> bytes | None:
         inner = self._inner
         raw = await inner.next(idle)

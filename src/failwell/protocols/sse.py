@@ -31,6 +31,9 @@ class SseEvents:
         self._buffer = events.pop()
         out = []
         for event in events:
+            if event.startswith(b"data:") and b"\n" not in event:  # the usual one-line event
+                out.append((event[5:].lstrip(b" "), False))
+                continue
             lines, error = [], False
             for line in event.split(b"\n"):
                 if line.startswith(b"data:"):

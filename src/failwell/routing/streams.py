@@ -44,6 +44,10 @@ class LocalStream:
     async def next(self, idle: float) -> bytes | None:
         return None
 
+    @property
+    def buffered(self) -> bool:
+        return False
+
     def answer(self) -> dict[str, Any]:
         return self._completion
 

@@ -30,6 +30,10 @@ class _Stream:
         self.finish_at: int | None = None
         self.closed = False
 
+    @property
+    def buffered(self) -> bool:
+        return False
+
     async def next(self, idle: float) -> bytes | None:
         if not self._left:
             self.done = True
