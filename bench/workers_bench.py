@@ -30,6 +30,8 @@ from load import wrk
 from procs import Children, cpu_seconds, cpu_times, free_port, group_pids, http_ok, wait_ready
 from targets import PATHS, REQUESTS, failwell_config, start_upstream
 
+from failwell.demo.redisserver import redis_answers
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 ROUTES = ("v2", "chat")
@@ -57,19 +59,8 @@ def start_redis(children: Children, tmp: Path) -> int:
     port = free_port()
     argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     child = children.start("redis", [*argv, "--appendonly", "no", "--dir", str(tmp)], 1)
-    wait_ready(child, lambda: _pong(port), timeout=10)
+    wait_ready(child, lambda: redis_answers(port), timeout=10)
     return port
-
-
-def _pong(port: int) -> bool:
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 def spread(pgid: int, cpus: set[int]) -> None:

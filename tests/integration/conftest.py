@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from failwell.demo.procs import ManagedProcess
+from failwell.demo.redisserver import redis_answers
 from failwell.demo.train import train
 from failwell.testing.load import LoadResult, run_load
 
@@ -173,15 +174,6 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
 
-def _redis_ping(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 class Stack:
     """Starts real processes for one test and stops every one of them afterwards."""
 
@@ -270,7 +262,7 @@ class Stack:
             ]
         )
         self.procs.append(proc)
-        if not wait_until(lambda: _redis_ping(port), timeout=20):
+        if not wait_until(lambda: redis_answers(port), timeout=20):
             raise RuntimeError(f"redis-server did not answer on port {port}: {proc.output(20)}")
         return RedisServer(proc, port)
 

@@ -14,7 +14,7 @@ START_TIMEOUT = 60.0
 STOP_GRACE = 5.0
 
 
-def _answers(port: int) -> bool:
+def redis_answers(port: int) -> bool:
     """redis-server on 127.0.0.1:``port`` answers PING."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
@@ -30,7 +30,7 @@ def start_redis(log_file: Path, workdir: Path, port: int) -> ManagedProcess:
     argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     proc.spawn([*argv, "--appendonly", "no", "--dir", str(workdir)])
     ends = time.monotonic() + START_TIMEOUT
-    while not _answers(port):
+    while not redis_answers(port):
         if not proc.alive() or time.monotonic() > ends:
             proc.stop(grace=STOP_GRACE)
             raise ProcessStartError(f"redis-server did not listen on {port}: {proc.output(10)}")
