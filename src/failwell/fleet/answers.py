@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
 from failwell.fleet.link import FleetLink
-from failwell.observe import families
+from failwell.observe import families_planes
 from failwell.store.cache import CachedAnswer
 
 _encode = msgspec.json.Encoder().encode
@@ -44,7 +44,7 @@ class SharedAnswerCache:
         self._written: dict[str, float] = {}  # key → monotonic time of its last queued write
         self._prefix = "{failwell:" + link.config.name + ":answer:"
         self._ttl = max(1, int(ttl * 1000))
-        reads = families.FLEET_CACHE_READS.counter(registry)
+        reads = families_planes.FLEET_CACHE_READS.counter(registry)
         self._hit, self._miss = reads.labels("hit"), reads.labels("miss")
         self._down, self._error = reads.labels("down"), reads.labels("error")
 

@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
 from failwell.fleet.link import FleetLink
-from failwell.observe import families
+from failwell.observe import families_planes
 from failwell.observe.logging import log
 
 SAFETY = 0.8  # a leader stops believing it leads after this share of the lease
@@ -76,9 +76,9 @@ class Lease:
         self._take: Any = link.redis.register_script(_TAKE)
         self._release: Any = link.redis.register_script(_RELEASE)
         self._fenced_hset: Any = link.redis.register_script(_FENCED_HSET)
-        self._leader = families.FLEET_LEADER.gauge(registry)
-        self._changes = families.FLEET_LEADER_CHANGES.counter(registry)
-        self._fenced = families.FLEET_FENCED.counter(registry)
+        self._leader = families_planes.FLEET_LEADER.gauge(registry)
+        self._changes = families_planes.FLEET_LEADER_CHANGES.counter(registry)
+        self._fenced = families_planes.FLEET_FENCED.counter(registry)
 
     @property
     def leading(self) -> bool:

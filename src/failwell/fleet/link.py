@@ -33,7 +33,7 @@ from redis.exceptions import RedisError
 
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.fleet import FleetConfig
-from failwell.observe import families
+from failwell.observe import families_planes
 from failwell.observe.logging import log
 
 Op = Callable[[Any], None]  # adds commands to a redis pipeline
@@ -73,11 +73,11 @@ class FleetLink:
         self._urgent = asyncio.Event()  # a control change queued: no lingering
         self._tasks: list[asyncio.Task[None]] = []
         self._connected_once = False
-        self._up = families.FLEET_UP.gauge(registry)
-        self._reconnects = families.FLEET_RECONNECTS.counter(registry)
-        self._messages = families.FLEET_MESSAGES.counter(registry)
-        self._dropped = families.FLEET_DROPPED.counter(registry)
-        self._delay = families.FLEET_PROPAGATION.histogram(registry)
+        self._up = families_planes.FLEET_UP.gauge(registry)
+        self._reconnects = families_planes.FLEET_RECONNECTS.counter(registry)
+        self._messages = families_planes.FLEET_MESSAGES.counter(registry)
+        self._dropped = families_planes.FLEET_DROPPED.counter(registry)
+        self._delay = families_planes.FLEET_PROPAGATION.histogram(registry)
 
     def key(self, name: str) -> str:
         """A key of this fleet, in its hash slot."""

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from failwell.observe import families
+from failwell.observe import families_planes
 
 
 class LogMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.records = families.LOG_RECORDS.counter(registry)
-        self.drops = families.LOG_DROPPED_RECORDS.counter(registry)
-        self.commit_seconds = families.LOG_COMMIT.histogram(registry)
-        self.lag_seconds = families.LOG_LAG.histogram(registry)
-        self.lag_max = families.LOG_LAG_MAX.gauge(registry)
+        self.records = families_planes.LOG_RECORDS.counter(registry)
+        self.drops = families_planes.LOG_DROPPED_RECORDS.counter(registry)
+        self.commit_seconds = families_planes.LOG_COMMIT.histogram(registry)
+        self.lag_seconds = families_planes.LOG_LAG.histogram(registry)
+        self.lag_max = families_planes.LOG_LAG_MAX.gauge(registry)
         self._lag_max: dict[str, float] = {}
-        self.pending_records = families.LOG_PENDING_RECORDS.gauge(registry)
-        self.log_up = families.LOG_UP.gauge(registry)
-        self.free_bytes = families.LOG_DISK_FREE.gauge(registry)
-        self.recovered_bytes = families.LOG_RECOVERED_BYTES.counter(registry)
+        self.pending_records = families_planes.LOG_PENDING_RECORDS.gauge(registry)
+        self.log_up = families_planes.LOG_UP.gauge(registry)
+        self.free_bytes = families_planes.LOG_DISK_FREE.gauge(registry)
+        self.recovered_bytes = families_planes.LOG_RECOVERED_BYTES.counter(registry)
 
     def committed(self, stream: str, n: int, seconds: float) -> None:
         if n:

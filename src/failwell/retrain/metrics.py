@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from failwell.observe import families
+from failwell.observe import families_planes
 
 
 class RetrainMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.triggers = families.RETRAIN_TRIGGERS.counter(registry)
-        self.jobs = families.RETRAIN_JOBS.counter(registry)
-        self.gate = families.RETRAIN_GATE.counter(registry)
-        self.rollouts = families.RETRAIN_ROLLOUTS.counter(registry)
+        self.triggers = families_planes.RETRAIN_TRIGGERS.counter(registry)
+        self.jobs = families_planes.RETRAIN_JOBS.counter(registry)
+        self.gate = families_planes.RETRAIN_GATE.counter(registry)
+        self.rollouts = families_planes.RETRAIN_ROLLOUTS.counter(registry)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from failwell.observe import families
+from failwell.observe import families_planes
 
 
 class SupervisorMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.replicas = families.MANAGED_REPLICAS.gauge(registry)
-        self.failures = families.REPLICA_FAILURES.counter(registry)
-        self.quarantined = families.REPLICA_QUARANTINED.gauge(registry)
-        self.ready = families.REPLICA_READY_SECONDS.histogram(registry)
-        self.desired = families.AUTOSCALE_DESIRED.gauge(registry)
-        self.decisions = families.AUTOSCALE_DECISIONS.counter(registry)
-        self.signal = families.AUTOSCALE_SIGNAL.gauge(registry)
+        self.replicas = families_planes.MANAGED_REPLICAS.gauge(registry)
+        self.failures = families_planes.REPLICA_FAILURES.counter(registry)
+        self.quarantined = families_planes.REPLICA_QUARANTINED.gauge(registry)
+        self.ready = families_planes.REPLICA_READY_SECONDS.histogram(registry)
+        self.desired = families_planes.AUTOSCALE_DESIRED.gauge(registry)
+        self.decisions = families_planes.AUTOSCALE_DECISIONS.counter(registry)
+        self.signal = families_planes.AUTOSCALE_SIGNAL.gauge(registry)
