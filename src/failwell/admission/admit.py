@@ -14,7 +14,8 @@ from failwell.admission.concurrency import ConcurrencyLimit
 from failwell.admission.rate import Gcra, RateLimiter, RedisGcra
 from failwell.admission.standby import capacity_scale
 from failwell.clock import Clock
-from failwell.config.models import BackendConfig, FailwellConfig, TierKind
+from failwell.config.backends import BackendConfig
+from failwell.config.models import FailwellConfig, TierKind
 from failwell.config.security import AdmissionConfig, Priority, RateConfig, SecurityConfig
 from failwell.errors import Overloaded, RateLimited
 from failwell.observe import families

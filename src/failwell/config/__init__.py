@@ -1,18 +1,20 @@
 """Configuration: typed, frozen models loaded once, with errors that name key paths."""
 
-from failwell.config.load import load_config, parse_config, resolve_import
-from failwell.config.models import (
+from failwell.config.backends import (
     BackendConfig,
     BreakerConfig,
-    FailwellConfig,
-    GatewayConfig,
     ReplicaConfig,
     RetryConfig,
+    WireProtocol,
+)
+from failwell.config.load import load_config, parse_config, resolve_import
+from failwell.config.models import (
+    FailwellConfig,
+    GatewayConfig,
     RouteConfig,
     RouteKind,
     TierConfig,
     TierKind,
-    WireProtocol,
 )
 
 __all__ = [

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from failwell.config.models import FailwellConfig, WireProtocol
+from failwell.config.backends import WireProtocol
+from failwell.config.models import FailwellConfig
 from failwell.config.retrain import Signal
 from failwell.config.tensors import SchemaSource
 from failwell.errors import ConfigIssue

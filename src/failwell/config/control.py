@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from failwell.config.base import Frozen
 from failwell.config.units import Duration
-
-
-class Frozen(BaseModel):
-    # The same settings as config.models.Frozen; that module imports this one.
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class CanaryDrillConfig(Frozen):

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import enum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from failwell.config.base import Frozen
 from failwell.config.units import Duration
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class DriftThreshold(Frozen):

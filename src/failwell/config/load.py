@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from failwell.config.backends import BackendConfig
 from failwell.config.checks import (
     canary_issues,
     exposure_issues,
@@ -20,7 +21,7 @@ from failwell.config.checks import (
     retrain_issues,
     tensor_issues,
 )
-from failwell.config.models import BackendConfig, FailwellConfig, RouteConfig, RouteKind, TierKind
+from failwell.config.models import FailwellConfig, RouteConfig, RouteKind, TierKind
 from failwell.config.paths import anchor_files, anchor_stores
 from failwell.errors import ConfigError, ConfigIssue
 

@@ -7,15 +7,12 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from failwell.config.base import Frozen
 from failwell.config.units import Duration
 
 PORT_PLACEHOLDER = "{port}"
-
-
-class Frozen(BaseModel):  # models.py imports this module, so the base is restated here
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class RestartConfig(Frozen):

@@ -7,8 +7,9 @@ import datetime as dt
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from failwell.config.base import Frozen
 from failwell.config.units import Duration
 
 
@@ -18,10 +19,6 @@ def _utc(value: dt.datetime) -> dt.datetime:
 
 # An ISO 8601 time; UTC when no zone is given.
 Timestamp = Annotated[dt.datetime, AfterValidator(_utc)]
-
-
-class Frozen(BaseModel):  # models.py imports this module, so the base is restated here
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class HealthConfig(Frozen):

@@ -9,19 +9,16 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from failwell.config.backends import BackendConfig, BreakerConfig, ReplicaConfig, RetryConfig
 from failwell.config.control import CanaryDrillConfig, ControlConfig
 from failwell.config.drift import DriftConfig, DriftThreshold, QualityConfig
 from failwell.config.fleet import FleetConfig
 from failwell.config.log import LogConfig, RetentionConfig
 from failwell.config.managed import AutoscaleConfig, ManagedConfig, RestartConfig
 from failwell.config.models import (
-    BackendConfig,
-    BreakerConfig,
     CacheStoreConfig,
     FailwellConfig,
     GatewayConfig,
-    ReplicaConfig,
-    RetryConfig,
     RouteCacheConfig,
     RouteConfig,
     TierConfig,

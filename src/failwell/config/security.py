@@ -15,17 +15,14 @@ import re
 import ssl
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from failwell.config.base import Frozen
 from failwell.config.units import Duration, Size
 
 _SCOPE = re.compile(r"^(predict:(\*|[A-Za-z0-9_.\-]+)|admin|metrics)$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MIN_SECRET = 16
-
-
-class Frozen(BaseModel):  # models.py imports this module, so its base cannot come from there
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 def hash_key(secret: str) -> str:

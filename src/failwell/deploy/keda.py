@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from failwell.config.backends import BackendConfig
 from failwell.config.managed import AutoscaleConfig
-from failwell.config.models import BackendConfig, FailwellConfig
+from failwell.config.models import FailwellConfig
 from failwell.observe import families
 
 Doc = dict[str, Any]

@@ -35,8 +35,9 @@ from typing import Any
 
 import yaml
 
+from failwell.config.backends import BackendConfig
 from failwell.config.load import load_config
-from failwell.config.models import BackendConfig, FailwellConfig
+from failwell.config.models import FailwellConfig
 from failwell.deploy.keda import scaled_object
 from failwell.deploy.keda import seconds as _seconds
 

@@ -34,7 +34,8 @@ from failwell.api.responses import encode
 from failwell.api.sessions import Sessions
 from failwell.api.status import status_routes
 from failwell.clock import SYSTEM_CLOCK, Clock
-from failwell.config.models import BackendConfig, FailwellConfig
+from failwell.config.backends import BackendConfig
+from failwell.config.models import FailwellConfig
 from failwell.contracts import (
     Adapter,
     AdminRoute,

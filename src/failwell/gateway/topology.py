@@ -16,15 +16,9 @@ from failwell.backends.openai import OpenAIAdapter
 from failwell.backends.python import PythonAdapter
 from failwell.backends.v2 import V2Adapter
 from failwell.clock import Clock
+from failwell.config.backends import BackendConfig, WireProtocol
 from failwell.config.load import resolve_import
-from failwell.config.models import (
-    BackendConfig,
-    FailwellConfig,
-    RouteConfig,
-    TierConfig,
-    TierKind,
-    WireProtocol,
-)
+from failwell.config.models import FailwellConfig, RouteConfig, TierConfig, TierKind
 from failwell.config.security import upstream_context
 from failwell.contracts import Adapter, Request
 from failwell.observe.metrics import Metrics

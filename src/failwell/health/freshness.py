@@ -26,7 +26,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from failwell.clock import SYSTEM_CLOCK, Clock
-from failwell.config.models import BackendConfig
+from failwell.config.backends import BackendConfig
 from failwell.config.observe import FreshnessConfig
 from failwell.contracts import Exchange
 from failwell.observe import families

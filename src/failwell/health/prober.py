@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import aiohttp
 from prometheus_client import CollectorRegistry
 
-from failwell.config.models import BackendConfig, WireProtocol
+from failwell.config.backends import BackendConfig, WireProtocol
 from failwell.config.observe import HealthConfig
 from failwell.health.loops import Loops
 from failwell.observe import families

@@ -21,7 +21,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from failwell.backends.python import PythonAdapter
-from failwell.config.models import BackendConfig
+from failwell.config.backends import BackendConfig
 from failwell.config.registry import RegistryConfig
 from failwell.contracts import Request, Result
 from failwell.errors import ConfigError, ConfigIssue, FailwellError, RegistryError

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from failwell.clock import Clock
-from failwell.config.models import BackendConfig
+from failwell.config.backends import BackendConfig
 from failwell.observe.logging import log
 from failwell.routing.pool import Pool, Replica
 from failwell.supervisor import runstate

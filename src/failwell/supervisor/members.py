@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from failwell.config.models import BackendConfig
+from failwell.config.backends import BackendConfig
 from failwell.contracts import Adapter
 from failwell.routing.pool import Replica
 from failwell.supervisor.process import ReplicaProcess

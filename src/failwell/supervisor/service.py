@@ -19,7 +19,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from failwell.clock import SYSTEM_CLOCK, Clock
-from failwell.config.models import BackendConfig
+from failwell.config.backends import BackendConfig
 from failwell.contracts import AdminCall, AdminRoute
 from failwell.errors import InvalidInput
 from failwell.observe.logging import log
