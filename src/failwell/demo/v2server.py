@@ -20,10 +20,11 @@ from failwell.demo.v2models import Described, V2Model, _decode_infer
 class V2Server:
     """/v2, /v2/health/*, /v2/models/{name}[/versions/{v}][/ready|/infer] over one model."""
 
+    slots: asyncio.Semaphore | None = None  # --concurrency: inferences at once (subclasses too)
+
     def __init__(self, model: V2Model, faults: FaultInjector) -> None:
         self.model: Described = model
         self.fields, self.faults = model, faults
-        self.slots: asyncio.Semaphore | None = None  # --concurrency: inferences at once
 
     def routes(self) -> list[web.RouteDef]:
         return [
