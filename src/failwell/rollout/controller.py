@@ -285,9 +285,8 @@ class Rollouts:
         finished = time.time()  # traffic leaves the split now (or at adopt, just below)
         if state is State.PROMOTED:
             if r.model is not None and r.version is not None and r.adapter is not None:
-                await r.model.adopt(r.version, r.adapter)  # stable now serves the candidate
-                tiers[r.index] = r.stable
-                finished = time.time()
+                # The alias moves first: a registry watcher that reads it between the two steps
+                # then swaps to the candidate too, never back to the version it replaces.
                 alias = r.model.ref.split("@")[1]
                 if not (alias[0] == "v" and alias[1:].isdigit()):  # served by alias: move it
                     try:
@@ -296,6 +295,9 @@ class Rollouts:
                         )
                     except FailwellError as exc:
                         r.reason += f"; moving {r.model.ref} failed: {exc.message}"
+                await r.model.adopt(r.version, r.adapter)  # stable now serves the candidate
+                tiers[r.index] = r.stable
+                finished = time.time()
             else:
                 tiers[r.index] = r.candidate
         else:
