@@ -3,7 +3,6 @@ whatever the load does (bounds, cool-downs, no flapping, monotone in the load)."
 
 from __future__ import annotations
 
-from itertools import pairwise
 from typing import Any
 
 from hypothesis import given, settings
@@ -12,6 +11,7 @@ from hypothesis import strategies as st
 from failwell.config.managed import AutoscaleConfig
 from failwell.supervisor.autoscale import Autoscaler, Decision
 from failwell.testing.fakes import FakeClock
+from tests.unit.supervisor.properties import assert_cool_downs_hold
 
 POLICY = AutoscaleConfig(
     target_in_flight=4,
@@ -95,12 +95,7 @@ def test_never_below_min_nor_above_max(series: list[float], low: int, extra: int
 @settings(max_examples=200, deadline=None)
 @given(loads)
 def test_no_flapping_cool_downs_hold_between_changes(series: list[float]) -> None:
-    changes = [(t, d) for t, _, d in run(series) if d is not None]
-    for (t0, d0), (t1, d1) in pairwise(changes):
-        if d1.direction == "down":
-            assert t1 - t0 >= POLICY.down_cooldown
-        if d0.direction == "up" and d1.direction == "up":
-            assert t1 - t0 >= POLICY.up_cooldown
+    assert_cool_downs_hold(run(series), POLICY)
 
 
 @settings(max_examples=100, deadline=None)

@@ -4,8 +4,6 @@ earlier than by queue depth alone). A fake clock; no sleeping."""
 
 from __future__ import annotations
 
-from itertools import pairwise
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +12,7 @@ from failwell.config.managed import AutoscaleConfig, TrendConfig
 from failwell.supervisor.autoscale import Autoscaler, Decision
 from failwell.supervisor.trend import RateTrend
 from failwell.testing.fakes import FakeClock
+from tests.unit.supervisor.properties import assert_cool_downs_hold
 
 SERVICE = 0.02  # seconds per request: in flight = rate * SERVICE (Little's law)
 TREND = TrendConfig(enabled=True, horizon=5.0, window=8.0, min_rate=1.0)
@@ -104,12 +103,7 @@ def test_with_the_trend_never_below_min_nor_above_max(
 @settings(max_examples=200, deadline=None)
 @given(rates)
 def test_with_the_trend_cool_downs_hold_between_changes(series: list[float]) -> None:
-    changes = [(t, d) for t, _, d in scale(series) if d is not None]
-    for (t0, d0), (t1, d1) in pairwise(changes):
-        if d1.direction == "down":
-            assert t1 - t0 >= POLICY.down_cooldown
-        if d0.direction == "up" and d1.direction == "up":
-            assert t1 - t0 >= POLICY.up_cooldown
+    assert_cool_downs_hold(scale(series), POLICY)
 
 
 @settings(max_examples=100, deadline=None)
