@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from failwell.api.http import ClientDisconnected, Receive, Send
@@ -131,7 +132,7 @@ async def _stream(
     parts: list[bytes] = []
     index = 0
     for raw in stream.first:
-        index = _frame(parts, raw if relabel is None else relabel(raw), index, stream, answer)
+        index = _frame(parts, raw, index, stream, answer, relabel)
     await _flush(send, parts)
     last = time.perf_counter()
     while (more := await stream.next(idle)) is not None:
@@ -139,7 +140,7 @@ async def _stream(
             now = time.perf_counter()
             gaps.observe(now - last)
             last = now
-        index = _frame(parts, more if relabel is None else relabel(more), index, stream, answer)
+        index = _frame(parts, more, index, stream, answer, relabel)
         try:
             while stream.buffered:
                 more = await stream.next(idle)  # in hand: no wait
@@ -147,9 +148,7 @@ async def _stream(
                     break
                 if gaps is not None:
                     gaps.observe(0.0)
-                index = _frame(
-                    parts, more if relabel is None else relabel(more), index, stream, answer
-                )
+                index = _frame(parts, more, index, stream, answer, relabel)
         except UpstreamError:
             await _flush(send, parts)  # the chunks before the failure, then its error event
             raise
@@ -158,8 +157,18 @@ async def _stream(
             return
 
 
-def _frame(parts: list[bytes], raw: bytes, index: int, stream: ChunkStream, answer: Answer) -> int:
-    """Append one chunk's event to ``parts``; the next chunk's index."""
+def _frame(
+    parts: list[bytes],
+    raw: bytes,
+    index: int,
+    stream: ChunkStream,
+    answer: Answer,
+    relabel: Callable[[bytes], bytes] | None,
+) -> int:
+    """Append one chunk's event to ``parts`` (relabelled as part of the first stream when it
+    comes from one that took over); the next chunk's index."""
+    if relabel is not None:
+        raw = relabel(raw)
     if index == stream.finish_at and raw.endswith(b"}"):  # the finish names who answered
         labels = {
             "tier": answer.tier,
