@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import platform
@@ -198,3 +199,16 @@ def write(r: Report, results: Path) -> tuple[Path, Path]:
         tmp.write_text(text)
         tmp.replace(path)
     return md, js
+
+
+def save_markdown(results: Path, stem: str, title: str, doc: str | None, body: str) -> Path:
+    """Write ``results/STEM-DATE.md``: the title with the date, the script's second docstring
+    paragraph (its method), then ``body``; print it too."""
+    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d-%H%M")
+    method = (doc or "").split("\n\n")[1] if doc and "\n\n" in doc else ""
+    text = f"# {title} ({date})\n\n{method}\n\n{body}\n"
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"{stem}-{date}.md"
+    path.write_text(text)
+    print("\n" + text)
+    return path

@@ -16,7 +16,6 @@ Usage: .venv/bin/python bench/rss_bench.py [--requests 100000] [--rounds 2]
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import statistics
 import tempfile
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from load import wrk
 from procs import Children, free_port, http_ok, wait_ready
+from report import save_markdown
 from targets import PATHS, REQUESTS, failwell_config, start_upstream
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,12 +130,8 @@ def main() -> None:
                     runs.append(one(args, children, tmp, upstream.port, label, Path(src)))
         finally:
             children.stop_all()
-    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d-%H%M")
-    text = f"# RSS of one failwell worker ({date})\n\n{__doc__.split(chr(10) * 2)[1]}\n\n"
-    text += f"Trees: {trees}; {args.rounds} rounds.\n\n{table(runs, list(trees))}\n"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"rss-{date}.md").write_text(text)
-    print("\n" + text)
+    body = f"Trees: {trees}; {args.rounds} rounds.\n\n{table(runs, list(trees))}"
+    save_markdown(RESULTS, "rss", "RSS of one failwell worker", __doc__, body)
 
 
 if __name__ == "__main__":

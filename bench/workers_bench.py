@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import os
 import shutil
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from load import wrk
 from procs import Children, cpu_seconds, cpu_times, free_port, group_pids, http_ok, wait_ready
+from report import save_markdown
 from targets import PATHS, REQUESTS, failwell_config, start_upstream
 
 from failwell.demo.redisserver import redis_answers
@@ -169,12 +169,8 @@ def main() -> None:
             runs = measure(args, tmp, children)
         finally:
             children.stop_all()
-    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d-%H%M")
-    text = f"# failwell serve --workers 2 vs 1 ({date})\n\n{__doc__.split(chr(10) * 2)[1]}\n\n"
-    text += f"{args.rounds} rounds of {args.duration:g} s per cell.\n\n{table(runs)}\n"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"workers-{date}.md").write_text(text)
-    print("\n" + text)
+    body = f"{args.rounds} rounds of {args.duration:g} s per cell.\n\n{table(runs)}"
+    save_markdown(RESULTS, "workers", "failwell serve --workers 2 vs 1", __doc__, body)
 
 
 if __name__ == "__main__":
