@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from failwell.backends.httpconn import Body, BodyQueue, Closed, Connection
 from failwell.backends.httpstream import StreamBody
+from failwell.backends.slots import Slots
 from failwell.errors import (
     UpstreamError,
     UpstreamRejected,
@@ -32,6 +33,12 @@ from failwell.errors import (
 )
 
 __all__ = ["Body", "HttpUpstream", "StreamBody"]
+
+
+def _expire(waiter: asyncio.Future[tuple[int, bytes]]) -> None:
+    """The attempt's deadline passed with no answer (one timer, not a cancelled task)."""
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 class _Target:
@@ -52,7 +59,7 @@ class _Target:
         lines += [f"{k}: {v}" for k, v in headers.items()]
         self.head = ("\r\n".join(lines) + "\r\n").encode("latin-1")
         self.idle: list[Connection] = []
-        self.slots = asyncio.Semaphore(max_connections)
+        self.slots = Slots(max_connections)
 
 
 class HttpUpstream:
@@ -77,11 +84,16 @@ class HttpUpstream:
             target = self._targets[url] = _Target(url, self._headers, self._max, self._tls)
         return target
 
-    async def _connect(self, target: _Target) -> Connection:
+    @staticmethod
+    def _idle(target: _Target) -> Connection | None:
         while target.idle:
             conn = target.idle.pop()
             if not conn.closed:
                 return conn
+        return None
+
+    @staticmethod
+    async def _open(target: _Target) -> Connection:
         loop = asyncio.get_running_loop()
         _, conn = await loop.create_connection(
             Connection,
@@ -152,11 +164,27 @@ class HttpUpstream:
             head += "".join(f"{k}: {v}\r\n" for k, v in extra.items()).encode("latin-1")
         size = len(body) if isinstance(body, bytes) else sum(len(part) for part in body)
         head = b"%scontent-length: %d\r\n\r\n" % (head, size)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        slots = target.slots
         conn: Connection | None = None
         try:
-            async with asyncio.timeout(timeout), target.slots:
-                conn = await self._connect(target)
-                status, payload = await conn.send(head, body, stream)
+            if not slots.take_now():  # the common case takes a slot and an idle connection
+                async with asyncio.timeout_at(deadline):  # without awaiting either
+                    await slots.take()
+            try:
+                conn = self._idle(target)
+                if conn is None:
+                    async with asyncio.timeout_at(deadline):
+                        conn = await self._open(target)
+                waiter = conn.send(head, body, stream)
+                timer = loop.call_at(deadline, _expire, waiter)
+                try:
+                    status, payload = await waiter
+                finally:
+                    timer.cancel()
+            finally:
+                slots.give()
         except TimeoutError:
             if conn is not None:
                 conn.close()

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from failwell.config.models import TierKind
 from failwell.contracts import Exchange
 from failwell.observe import families
+from failwell.observe.children import Children
 from failwell.observe.families import TOKENS
 from failwell.protocols.chat import usage_of
 from failwell.routing.route import Route
@@ -24,6 +25,7 @@ class AnswerMetrics:
         self.version = families.MODEL_VERSION.gauge(registry)
         self._versions: dict[str, tuple[str, str]] = {}
         self.tokens = TOKENS.counter(registry)
+        self._child = Children()
 
     def bind(self, routes: Mapping[str, Route]) -> None:
         self.cache_tiers = {
@@ -40,8 +42,9 @@ class AnswerMetrics:
         if answer is not None and answer.tier not in caches:
             usage = usage_of(answer.outputs)
             if usage is not None:
-                self.tokens.labels(route, answer.tier, answer.backend, "prompt").inc(usage[0])
-                self.tokens.labels(route, answer.tier, answer.backend, "completion").inc(usage[1])
+                child, tier, backend = self._child, answer.tier, answer.backend
+                child(self.tokens, route, tier, backend, "prompt").inc(usage[0])
+                child(self.tokens, route, tier, backend, "completion").inc(usage[1])
         if caches:
             if answer is not None and answer.tier in caches:
                 self.lookups.labels(route, "hit").inc()

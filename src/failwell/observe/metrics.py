@@ -10,9 +10,9 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.metrics import MetricWrapperBase
 
 from failwell.observe import families
+from failwell.observe.children import Children
 from failwell.observe.siblings import SiblingMetrics
 from failwell.resilience.breaker import BreakerState
 
@@ -34,55 +34,48 @@ class Metrics:
         self.stream_first_token = families.STREAM_FIRST_TOKEN.histogram(r)
         self.streams_in_flight = families.STREAMS_IN_FLIGHT.gauge(r)
         self.stream_failures = families.STREAM_FAILURES.counter(r)
-        self._children: dict[tuple[str, ...], MetricWrapperBase] = {}
+        self._child = Children()
         self.siblings: SiblingMetrics | None = None  # set in a worker of many
 
-    def _child(self, metric: MetricWrapperBase, *labels: str) -> MetricWrapperBase:
-        key = (metric._name, *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
-
     def answered(self, route: str, tier: str, outcome: str, seconds: float) -> None:
-        self._child(self.requests, route, tier, outcome).inc()  # type: ignore[attr-defined]
-        self._child(self.latency, route, tier).observe(seconds)  # type: ignore[attr-defined]
+        self._child(self.requests, route, tier, outcome).inc()
+        self._child(self.latency, route, tier).observe(seconds)
 
     def refused(self, route: str, outcome: str) -> None:
-        self._child(self.requests, route, "none", outcome).inc()  # type: ignore[attr-defined]
+        self._child(self.requests, route, "none", outcome).inc()
 
     def fell_back(self, route: str, from_tier: str, error: str) -> None:
-        self._child(self.fallbacks, route, from_tier, error).inc()  # type: ignore[attr-defined]
+        self._child(self.fallbacks, route, from_tier, error).inc()
 
     def stream_gaps(self, route: str, tier: str) -> Histogram:
         """The inter-chunk gap histogram of one route and tier (observed per chunk)."""
-        return self._child(self.stream_gap, route, tier)  # type: ignore[return-value]
+        return self._child(self.stream_gap, route, tier)
 
     def stream_ended(self, route: str, tier: str, outcome: str) -> None:
-        self._child(self.stream_ends, route, tier, outcome).inc()  # type: ignore[attr-defined]
+        self._child(self.stream_ends, route, tier, outcome).inc()
 
     def stream_opened(self, route: str, tier: str, seconds: float) -> Gauge:
         """A stream's first chunk came after ``seconds``; the route's open-streams gauge, raised
         (the caller lowers it when the stream ends)."""
-        self._child(self.stream_first_token, route, tier).observe(seconds)  # type: ignore[attr-defined]
-        gauge: Gauge = self._child(self.streams_in_flight, route)  # type: ignore[assignment]
+        self._child(self.stream_first_token, route, tier).observe(seconds)
+        gauge: Gauge = self._child(self.streams_in_flight, route)
         gauge.inc()
         return gauge
 
     def stream_failed(self, route: str, tier: str, kind: str, outcome: str) -> None:
-        self._child(self.stream_failures, route, tier, kind, outcome).inc()  # type: ignore[attr-defined]
+        self._child(self.stream_failures, route, tier, kind, outcome).inc()
 
     def route_in_flight(self, route: str) -> Gauge:
-        return self._child(self.in_flight, route)  # type: ignore[return-value]
+        return self._child(self.in_flight, route)
 
     def breaker_changed(
         self, backend: str, replica: str, old: BreakerState, new: BreakerState
     ) -> None:
-        self._child(self.breaker_state, backend, replica).set(int(new))  # type: ignore[attr-defined]
-        self._child(self.breaker_transitions, backend, replica, new.name.lower()).inc()  # type: ignore[attr-defined]
+        self._child(self.breaker_state, backend, replica).set(int(new))
+        self._child(self.breaker_transitions, backend, replica, new.name.lower()).inc()
 
     def breaker_init(self, backend: str, replica: str) -> None:
-        self._child(self.breaker_state, backend, replica).set(0)  # type: ignore[attr-defined]
+        self._child(self.breaker_state, backend, replica).set(0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
