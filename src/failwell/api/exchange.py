@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import re
 
 from failwell.api.http import Scope
@@ -16,6 +17,7 @@ _REQUEST_ID = re.compile(rb"^[\x21-\x7e]{1,128}$")
 # instances without a syscall per request.
 _PREFIX = os.urandom(6).hex()
 _COUNTER = itertools.count(1)
+_bits = random.getrandbits
 
 
 def exchange(scope: Scope) -> Exchange:
@@ -29,6 +31,8 @@ def exchange(scope: Scope) -> Exchange:
     rid = rid or f"{_PREFIX}{next(_COUNTER):08x}"
     upstream["x-request-id"] = rid
     if "traceparent" not in upstream:  # start a W3C trace here: version-trace id-span id-sampled
-        ids = os.urandom(24).hex()
-        upstream["traceparent"] = f"00-{ids[:32]}-{ids[32:]}-01"
+        # ids need to be unique, not secret: the process's PRNG (reseeded in each forked
+        # worker), not a getrandom syscall per request; never all zeros (invalid)
+        trace, span = _bits(128) or 1, _bits(64) or 1
+        upstream["traceparent"] = f"00-{trace:032x}-{span:016x}-01"
     return Exchange(rid, upstream, scope["path"])
