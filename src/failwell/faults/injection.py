@@ -221,6 +221,11 @@ class FaultBook:
     def records(self) -> list[dict[str, Any]]:
         return [f.record() for f in self.active()]
 
+    @property
+    def empty(self) -> bool:
+        """No fault is armed (expired ones may linger until the next ``active``)."""
+        return not self._faults
+
     def matching(self, backend: str, replica: str) -> list[Fault]:
         if not self._faults:
             return []
@@ -245,7 +250,8 @@ class FaultyAdapter:
         self._on_inject = on_inject
 
     async def call(self, request: Request, timeout: float) -> Result:
-        timeout, _ = await self._before(timeout, False)
+        if not self.book.empty:  # with no fault armed, the call goes straight through
+            timeout, _ = await self._before(timeout, False)
         return await self.inner.call(request, timeout)
 
     async def stream(self, request: Request, timeout: float) -> ChunkStream:
