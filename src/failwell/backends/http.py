@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 from failwell.backends.httpconn import Body, BodyQueue, Closed, Connection
 from failwell.backends.httpstream import StreamBody
 from failwell.backends.slots import Slots
+from failwell.config.backends import BackendConfig
+from failwell.config.security import upstream_context
 from failwell.errors import (
     UpstreamError,
     UpstreamRejected,
@@ -42,12 +44,17 @@ def _expire(waiter: asyncio.Future[tuple[int, bytes]]) -> None:
 
 
 class _Target:
-    """One upstream URL: where to connect and the request head, built once."""
+    """One upstream URL and method: where to connect and the request head, built once."""
 
     __slots__ = ("head", "host", "idle", "port", "slots", "ssl")
 
     def __init__(
-        self, url: str, headers: Mapping[str, str], max_connections: int, tls: ssl.SSLContext | None
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        max_connections: int,
+        tls: ssl.SSLContext | None,
+        method: str = "POST",
     ) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
@@ -55,7 +62,7 @@ class _Target:
         self.port = parts.port or (443 if secure else 80)
         self.ssl = (tls or ssl.create_default_context()) if secure else None
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        lines = [f"POST {path} HTTP/1.1", f"host: {parts.netloc}"]
+        lines = [f"{method} {path} HTTP/1.1", f"host: {parts.netloc}"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         self.head = ("\r\n".join(lines) + "\r\n").encode("latin-1")
         self.idle: list[Connection] = []
@@ -63,7 +70,8 @@ class _Target:
 
 
 class HttpUpstream:
-    """POSTs JSON to replicas of one backend. ``backend`` labels the errors it raises."""
+    """POSTs JSON to replicas of one backend (and GETs their health and metadata paths).
+    ``backend`` labels the errors it raises."""
 
     def __init__(
         self,
@@ -77,6 +85,7 @@ class HttpUpstream:
         self._headers = {"content-type": "application/json", **(headers or {})}
         self._tls = tls
         self._targets: dict[str, _Target] = {}
+        self._others: dict[tuple[str, str], _Target] = {}  # (method, url) of ``request``
 
     def _target(self, url: str) -> _Target:
         target = self._targets.get(url)
@@ -129,6 +138,25 @@ class HttpUpstream:
         status, payload, conn = await self._exchange(target, url, body, timeout, replica, extra)
         length = conn.header_length  # read before the connection goes back to the pool
         return self._finish(target, conn, status, payload, replica), length
+
+    async def request(
+        self, method: str, url: str, body: bytes = b"", timeout: float = 5.0, replica: str = ""
+    ) -> tuple[int, bytes]:
+        """``method`` ``url`` (a health or metadata GET, a webhook POST): the answer's status
+        and body, whatever the status; a transport failure (refused, timed out, malformed)
+        raises an ``UpstreamError``."""
+        target = self._others.get((method, url))
+        if target is None:
+            headers = (
+                self._headers
+                if body
+                else {k: v for k, v in self._headers.items() if k != "content-type"}
+            )
+            target = _Target(url, headers, self._max, self._tls, method)
+            self._others[(method, url)] = target
+        status, payload, conn = await self._exchange(target, url, body, timeout, replica, None)
+        self.release(target, conn)
+        return status, payload
 
     async def open_stream(
         self,
@@ -248,8 +276,20 @@ class HttpUpstream:
             replica=replica,
         )
 
-    async def close(self) -> None:
-        for target in self._targets.values():
+    def close_idle(self) -> None:
+        """Close the idle connections (calls in flight finish and close theirs)."""
+        for target in (*self._targets.values(), *self._others.values()):
             for conn in target.idle:
                 conn.close()
             target.idle.clear()
+
+    async def close(self) -> None:
+        self.close_idle()
+
+
+def client_for(name: str, cfg: BackendConfig, max_connections: int | None = None) -> HttpUpstream:
+    """Backend ``name``'s HTTP client as its config says: its API key and its TLS settings
+    (``max_connections`` per URL: the backend's own unless given)."""
+    headers = {"authorization": f"Bearer {cfg.api_key}"} if cfg.api_key else None
+    tls = upstream_context(cfg.tls) if cfg.tls is not None else None
+    return HttpUpstream(name, max_connections or cfg.max_connections, headers, tls)

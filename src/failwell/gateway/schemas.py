@@ -17,12 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
+from failwell.backends.http import client_for
 from failwell.config.models import FailwellConfig, RouteConfig
-from failwell.config.security import upstream_context
 from failwell.config.tensors import SchemaSource
-from failwell.errors import ConfigError, ConfigIssue
+from failwell.errors import ConfigError, ConfigIssue, UpstreamError
 from failwell.observe.logging import log
 from failwell.protocols.v2meta import ServerSchema, disagreements, merged, parse_metadata
 from failwell.routing.route import Route
@@ -59,26 +57,25 @@ async def fetch(config: FailwellConfig, route: RouteConfig) -> ServerSchema:
     name = route.tiers[0].backend or ""
     backend = config.backends[name]
     model = backend.model or name
-    tls = upstream_context(backend.tls) if backend.tls is not None else None
-    headers = {"authorization": f"Bearer {backend.api_key}"} if backend.api_key else None
+    client = client_for(name, backend, 1)
     errors: list[str] = []
-    timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT)
-    async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
+    try:
         for replica in sorted(backend.replicas, key=lambda r: r.priority):
             url = f"{replica.url}/v2/models/{model}"
             try:
-                async with session.get(url, ssl=tls if tls is not None else True) as response:
-                    body = await response.read()
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                status, body = await client.request("GET", url, timeout=FETCH_TIMEOUT)
+            except UpstreamError as exc:
                 errors.append(f"{url}: {type(exc).__name__}: {exc}")
                 continue
-            if response.status != 200:
-                errors.append(f"{url}: answered {response.status}")
+            if status != 200:
+                errors.append(f"{url}: answered {status}")
                 continue
             try:
                 return parse_metadata(body)
             except ValueError as exc:
                 raise ValueError(f"{url}: {exc}") from None
+    finally:
+        await client.close()
     raise Unreachable("; ".join(errors) or "the backend has no replicas")
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from failwell.backends.http import HttpUpstream
+from failwell.backends.http import client_for
 from failwell.backends.openai import OpenAIAdapter
 from failwell.backends.python import PythonAdapter
 from failwell.backends.v2 import V2Adapter
@@ -19,7 +19,6 @@ from failwell.clock import Clock
 from failwell.config.backends import BackendConfig, WireProtocol
 from failwell.config.load import resolve_import
 from failwell.config.models import FailwellConfig, RouteConfig, TierConfig, TierKind
-from failwell.config.security import upstream_context
 from failwell.contracts import Adapter, Request
 from failwell.observe.metrics import Metrics
 from failwell.resilience.breaker import Breaker
@@ -81,9 +80,7 @@ def build_replica(
     )
     b.on_change(lambda old, new: metrics.breaker_changed(name, label, old, new))
     metrics.breaker_init(name, label)
-    headers = {"authorization": f"Bearer {cfg.api_key}"} if cfg.api_key else None
-    tls = upstream_context(cfg.tls) if cfg.tls is not None else None
-    http = HttpUpstream(name, cfg.max_connections, headers, tls)
+    http = client_for(name, cfg)
     adapter: Adapter
     if cfg.protocol is WireProtocol.V2:
         adapter = V2Adapter(http, url, cfg.model or name, label, cfg.version, cfg.tensor_data)

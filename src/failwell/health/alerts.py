@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 from prometheus_client import CollectorRegistry
 
+from failwell.backends.http import HttpUpstream
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.observe import AlertsConfig
 from failwell.config.units import format_duration
+from failwell.errors import UpstreamError
 from failwell.health.slo import RouteSlo, SloTracker
 from failwell.observe import families
 from failwell.observe.logging import log
@@ -82,7 +84,7 @@ class SloEvaluator:
         self.alerts: dict[tuple[str, str, str], Alert] = {}
         self.recent: deque[dict[str, Any]] = deque(maxlen=50)
         self._task: asyncio.Task[None] | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._client: HttpUpstream | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
         self.bind()
 
@@ -102,9 +104,9 @@ class SloEvaluator:
                 await self._task
         for task in list(self._deliveries):
             task.cancel()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None  # started again when this process leads the fleet again
+        if self._client is not None:
+            await self._client.close()
+            self._client = None  # started again when this process leads the fleet again
 
     async def _run(self) -> None:
         while True:
@@ -215,16 +217,17 @@ class SloEvaluator:
 
     async def _post(self, event: dict[str, Any]) -> None:
         assert self.config.webhook is not None
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
+        if self._client is None:
+            self._client = HttpUpstream("alert-webhook", 2)
         result = "ok"
         try:
-            async with asyncio.timeout(self.config.timeout):
-                async with self._session.post(self.config.webhook, json=event) as resp:
-                    await resp.read()
-                    if resp.status >= 300:
-                        result = "rejected"
-        except (TimeoutError, aiohttp.ClientError) as exc:
+            body = json.dumps(event).encode()
+            status, _ = await self._client.request(
+                "POST", self.config.webhook, body, self.config.timeout
+            )
+            if status >= 300:
+                result = "rejected"
+        except UpstreamError as exc:
             result = "failed"
             log.warning("alert_webhook_failed", webhook=self.config.webhook, error=repr(exc))
         self.metrics.notifications.labels(event["state"], result).inc()

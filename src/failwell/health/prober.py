@@ -16,11 +16,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import aiohttp
 from prometheus_client import CollectorRegistry
 
+from failwell.backends.http import HttpUpstream, client_for
 from failwell.config.backends import BackendConfig, WireProtocol
 from failwell.config.observe import HealthConfig
+from failwell.errors import UpstreamError, UpstreamTimeout
 from failwell.health.loops import Loops
 from failwell.observe import families
 from failwell.observe.logging import log
@@ -112,10 +113,9 @@ class HealthProber:
 
     def __init__(self, board: HealthBoard, registry: CollectorRegistry) -> None:
         self.board = board
-        self.headers: dict[str, dict[str, str]] = {}
+        self.clients: dict[str, HttpUpstream] = {}  # backend → its probe client
         self.duration = families.PROBE_DURATION.histogram(registry)
         self.probes = families.PROBES.counter(registry)
-        self._session: aiohttp.ClientSession | None = None
         self.loops: Loops[Target] = Loops(
             lambda target: self._loop(*target), lambda target: f"probe-{target[1]}"
         )
@@ -133,23 +133,21 @@ class HealthProber:
                 continue
             for rc in bc.replicas:
                 targets.append((self.board.get(name, rc.label), rc.url + bc.probe_path, bc.health))
-        self.headers = {
-            name: {"authorization": f"Bearer {bc.api_key}"} if bc.api_key else {}
-            for name, bc in backends.items()
-        }
+        old, self.clients = (
+            self.clients,
+            {name: client_for(name, bc, 2) for name, bc in backends.items()},
+        )
+        for client in old.values():
+            client.close_idle()
         self.loops.replace(targets)  # a running prober restarts on the new set
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=2),
-            skip_auto_headers=("User-Agent",),
-        )
         self.loops.start()
 
     async def stop(self) -> None:
         await self.loops.stop()
-        if self._session is not None:
-            await self._session.close()
+        for client in self.clients.values():
+            client.close_idle()
 
     async def _loop(self, health: ReplicaHealth, url: str, cfg: HealthConfig) -> None:
         while True:
@@ -158,19 +156,16 @@ class HealthProber:
 
     async def probe(self, health: ReplicaHealth, url: str, cfg: HealthConfig) -> bool:
         """One probe: GET ``url`` within the timeout; 2xx passes."""
-        assert self._session is not None
         started = time.perf_counter()
         error = None
         try:
-            async with asyncio.timeout(cfg.timeout):
-                async with self._session.get(url, headers=self.headers[health.backend]) as resp:
-                    await resp.read()
-                    if resp.status >= 300:
-                        error = f"HTTP {resp.status}"
-        except TimeoutError:
+            status, _ = await self.clients[health.backend].request("GET", url, timeout=cfg.timeout)
+            if status >= 300:
+                error = f"HTTP {status}"
+        except UpstreamTimeout:
             error = f"no answer within {cfg.timeout}s"
-        except aiohttp.ClientError as exc:
-            error = f"{type(exc).__name__}: {exc}"
+        except UpstreamError as exc:
+            error = str(exc)
         self.duration.labels(health.backend).observe(time.perf_counter() - started)
         self.probes.labels(health.backend, "fail" if error else "pass").inc()
         health.last_probe = time.time()
