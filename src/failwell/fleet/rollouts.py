@@ -146,6 +146,7 @@ class RolloutSync:
             self._apply(_encode(message["r"]))
 
     async def _reconcile(self, redis: Any) -> None:
+        self._read.clear()  # a Redis that came back may have lost what was read from it
         stored = await redis.hgetall(self.hash)
         for target, raw in self._held().items():
             if target.encode() not in stored:
