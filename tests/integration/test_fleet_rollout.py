@@ -199,7 +199,7 @@ def test_a_rollout_splits_every_gateway_is_judged_once_and_outlives_its_leader(
         third = start(gws[lead], "scorer@v5", [50, 100], "2s")
         mid = time.monotonic()
         assert wait_until(lambda: versions(seen, survivor, mid).get("scorer@v5", 0) > 5, timeout=5)
-        killed = time.monotonic()
+        killed, killed_wall = time.monotonic(), time.time()
         gws[lead].proc.kill(signal.SIGKILL)
         gws[lead].proc.wait(5)
         assert wait_until(lambda: record().get("id") == third and ended(), timeout=15), record()
@@ -210,6 +210,18 @@ def test_a_rollout_splits_every_gateway_is_judged_once_and_outlives_its_leader(
         assert wait_until(lambda: serves([gws[survivor]], "scorer@v1"), timeout=5)
         tail = audited(log, third)
         assert tail.count("adopted") == 1 and tail[-1] == "rolled_back", tail
+        adopted = next(d["at"] for d in last["decisions"] if d["action"] == "adopted")
+        figures = {
+            "promoted_s": done["decisions"][-1]["seconds"],
+            "judged_candidate": [
+                d["requests"] for d in done["decisions"] if d["action"] == "step_passed"
+            ],
+            "per_gateway": per_gateway,
+            "redis_restart_promoted_s": again["decisions"][-1]["seconds"],
+            "adopted_after_kill_s": round(adopted - killed_wall, 2),
+            "ended_after_kill_s": round(last["finished"] - killed_wall, 2),
+        }
+        print(f"\nfleet rollout figures: {figures}")
     failed = [s for s in seen[survivor] if s[1] != 200]
     failed += [s for s in seen[lead] if s[1] != 200 and s[0] < killed - 0.5]
     assert not failed, failed[:5]
