@@ -56,7 +56,8 @@ def push_versions(tmp: Path) -> Registry:
     return reg
 
 
-def start_gateway(stack: Stack, tmp: Path) -> Gateway:
+def scorer_config(stack: Stack, tmp: Path) -> dict[str, Any]:
+    """A ``score`` route whose primary tier serves ``scorer@production`` from the registry."""
     backends = {
         "scorer": {
             "protocol": "python",
@@ -83,7 +84,11 @@ def start_gateway(stack: Stack, tmp: Path) -> Gateway:
         "watch": "200ms",
         "replicas": [{"name": "standby", "url": f"file://{tmp / 'replica'}"}],
     }
-    return stack.gateway(cfg)
+    return cfg
+
+
+def start_gateway(stack: Stack, tmp: Path) -> Gateway:
+    return stack.gateway(scorer_config(stack, tmp))
 
 
 def x_body(i: int) -> dict[str, Any]:

@@ -8,9 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import msgspec
 from prometheus_client import CollectorRegistry
-from redis.exceptions import RedisError
 
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.fleet import FleetConfig
@@ -20,6 +18,7 @@ from failwell.fleet.breakers import BreakerSync
 from failwell.fleet.controls import ControlSync, FaultStore, FlagStore
 from failwell.fleet.lease import Lease
 from failwell.fleet.link import FleetLink
+from failwell.fleet.rollouts import RolloutSync
 from failwell.fleet.rotation import Follow, RotationSync
 from failwell.fleet.slo import FleetSlo
 from failwell.routing.pool import Pool
@@ -35,6 +34,7 @@ class Fleet:
         self.lease = Lease(self.link, config.lease, registry)  # who runs the control loops
         self.rotation: RotationSync | None = None
         self.slo = FleetSlo(self.link)  # every process's SLO counts, added up in Redis
+        self.rollouts = RolloutSync(self.link, self.lease)  # records and counts of rollouts
         self.breakers = BreakerSync(self.link) if config.breakers else None
         self.controls: ControlSync | None = None
         self.answers = (
@@ -58,21 +58,9 @@ class Fleet:
         self.rotation = RotationSync(self.link, self.lease, follow)
         return self.rotation
 
-    async def record_rollout(self, field: str, status: bytes) -> bool:
-        """Record a rollout's state in ``{failwell:NAME}:rollouts``, fenced by the lease."""
-        return await self.lease.fenced_hset("rollouts", field, status)
-
-    async def recorded_rollouts(self) -> dict[str, Any] | None:
-        """``ROUTE/TIER`` → the last status the leader recorded (None: Redis unreachable)."""
-        try:
-            found = await self.link.redis.hgetall(self.link.key("rollouts"))
-        except (RedisError, OSError):
-            return None
-        return {field.decode(): msgspec.json.decode(value) for field, value in found.items()}
-
     @property
     def services(self) -> list[Service]:
-        return [self.link, self.lease, self.slo]
+        return [self.link, self.lease, self.slo, self.rollouts]
 
     def readiness(self) -> dict[str, dict[str, Any]]:
         """Always ok: a gateway cut off from Redis answers on its own state, so it stays in

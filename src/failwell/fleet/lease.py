@@ -5,10 +5,12 @@ gateway on another machine) runs the control loops, the one holding this lease.
     {failwell:NAME}:lease:fence     the last token handed out (INCR: tokens only grow)
 
 Taking and renewing is one Lua script (atomic): the holder renews its own lease; anyone takes a
-lease that has expired, with a new token. A controller write goes through ``fenced``, another
-script that applies it only while the token it carries is the lease's token now, so a leader
-that was paused (SIGSTOP, a long GC, a partition) past its lease cannot act on its return: its
-writes are refused in Redis, whatever its own clock believes.
+lease that has expired, with a new token. A controller write is a script made with ``script``
+and run with ``fenced``: it begins with the fence, which lets the write through only while the
+lease names this process with the token it carries, so a leader that was paused (SIGSTOP, a
+long GC, a partition) past its lease cannot act on its return: its writes are refused in
+Redis, whatever its own clock believes. (The holder is checked as well as the token: a Redis
+that came back empty hands out tokens from 1 again.)
 
 Locally ``leading`` also ends on time: at ``renewed + lease * SAFETY`` on the monotonic clock
 (measured from before the renewal was sent), with or without an answer from Redis, so a
@@ -51,10 +53,15 @@ if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then return redis.call('DEL',
 return 0
 """
 
-# KEYS[1] the lease, KEYS[2] the hash written; ARGV token, field, value
-_FENCED_HSET = """
-if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+# The head of every fenced script: KEYS[1] the lease, ARGV[1] the holder, ARGV[2] its token.
+_FENCE = """
+local lease = redis.call('HMGET', KEYS[1], 'holder', 'token')
+if lease[1] ~= ARGV[1] or lease[2] ~= ARGV[2] then return 0 end
+"""
+
+# KEYS[2] the hash written; ARGV[3] field, ARGV[4] value
+_HSET = """
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
 return 1
 """
 
@@ -75,7 +82,7 @@ class Lease:
         self._task: asyncio.Task[None] | None = None
         self._take: Any = link.redis.register_script(_TAKE)
         self._release: Any = link.redis.register_script(_RELEASE)
-        self._fenced_hset: Any = link.redis.register_script(_FENCED_HSET)
+        self._hset = self.script(_HSET)
         self._leader = families_planes.FLEET_LEADER.gauge(registry)
         self._changes = families_planes.FLEET_LEADER_CHANGES.counter(registry)
         self._fenced = families_planes.FLEET_FENCED.counter(registry)
@@ -87,23 +94,31 @@ class Lease:
     def on_change(self, callback: Callable[[bool], None]) -> None:
         self._callbacks.append(callback)
 
+    def script(self, body: str) -> Any:
+        """A script for ``fenced``: ``body`` runs only while the caller holds the lease (it
+        returns 0 otherwise); its own keys start at KEYS[2] and its arguments at ARGV[3]."""
+        return self.link.redis.register_script(_FENCE + body)
+
+    async def fenced(self, script: Any, keys: list[str], args: list[Any]) -> int | None:
+        """Run ``script`` as this lease's holder: its answer (0 or less: refused), or None
+        when Redis is unreachable. Refused at once when this process no longer leads."""
+        if not self.leading:
+            self._fenced.labels("refused").inc()
+            return 0
+        try:
+            done = int(await script(keys=[self.key, *keys], args=[self.link.me, self.token, *args]))
+        except (RedisError, OSError):
+            self._fenced.labels("down").inc()
+            return None
+        self._fenced.labels("done" if done > 0 else "refused").inc()
+        if done <= 0:
+            log.warning("fleet_write_fenced", instance=self.link.me, token=self.token, keys=keys)
+        return done
+
     async def fenced_hset(self, name: str, field: str, value: bytes | str) -> bool:
         """HSET ``{failwell:NAME}:<name>`` ``field`` only if this process holds the lease now
         (checked in Redis, with the token); False when refused or Redis is unreachable."""
-        if not self.leading:
-            self._fenced.labels("refused").inc()
-            return False
-        try:
-            done = await self._fenced_hset(
-                keys=[self.key, self.link.key(name)], args=[self.token, field, value]
-            )
-        except (RedisError, OSError):
-            self._fenced.labels("down").inc()
-            return False
-        self._fenced.labels("done" if done else "refused").inc()
-        if not done:
-            log.warning("fleet_write_fenced", instance=self.link.me, token=self.token, key=name)
-        return bool(done)
+        return bool(await self.fenced(self._hset, [self.link.key(name)], [field, value]))
 
     # -- the renewal task ---------------------------------------------------------------------
 

@@ -99,8 +99,7 @@ class FleetLink:
         if not self._writable:
             self._dropped.labels(kind).inc()
             return
-        data = _encode({"k": kind, "i": self.me, "at": self.clock.wall(), **message})
-        channel = self.channel
+        data, channel = self.envelope(kind, message), self.channel
 
         def op(pipe: Any) -> None:
             if state is not None:
@@ -108,9 +107,14 @@ class FleetLink:
             pipe.publish(channel, data)
 
         self._control.append((kind, op))
-        self._messages.labels(kind, "out").inc()
         self._urgent.set()
         self._wake.set()
+
+    def envelope(self, kind: str, message: dict[str, Any]) -> bytes:
+        """``message`` as it goes out on the channel (counted as sent): for ``publish``, and for
+        a script that publishes it with the change it makes."""
+        self._messages.labels(kind, "out").inc()
+        return _encode({"k": kind, "i": self.me, "at": self.clock.wall(), **message})
 
     def write(self, kind: str, key: str, op: Op) -> None:
         """Queue a bulk write of ``key`` (replacing one queued for it); never blocks."""

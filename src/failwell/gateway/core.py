@@ -163,9 +163,7 @@ class Gateway:
             self.fleet.share_controls(self.faults.flags, self.faults.book)
             self.fleet.share_cache(self.cache)
             self.readiness_checks.append(self.fleet.readiness)
-            self.rollouts.leadership = self.fleet.lease
-            self.rollouts.record = self.fleet.record_rollout
-            self.rollouts.recorded = self.fleet.recorded_rollouts
+            self.rollouts.share(self.fleet.rollouts, self.fleet.lease, self.fleet.link.me)
             board = self.health.board
             board.listeners.append(self.fleet.share_rotation(board.follow).changed)
         admin += self.faults.admin_routes() + rollout_admin_routes(self.rollouts)
@@ -183,9 +181,10 @@ class Gateway:
         self.readiness_checks.append(self.schemas.readiness)
         self.services += [self.limits.watch, self.admission]
         self.services += [self._led(s) for s in self.health.services]
-        # the control loops a fleet runs once (in the lease's holder); every process
-        # keeps its own registry watcher, since each loads its own models
-        self.services += [self._led(self.rollouts), self.watcher, self._led(self.retrain)]
+        # the control loops a fleet runs once (in the lease's holder); every process keeps
+        # its own rollout splits (they follow the fleet's records) and registry watcher
+        self.services += [self._led(self.rollouts), self.rollouts.splits, self.watcher]
+        self.services.append(self._led(self.retrain))
         self.services.append(self._led(self.drift))
         self.observers += [*self.health.observers, self.drift, self.quality]
         admin += self.drift.admin_routes() + self.retrain.admin_routes()

@@ -15,8 +15,9 @@ from failwell.errors import FailwellError
 from failwell.health.alerts import Alert
 from failwell.registry.serving import RegistryModel
 from failwell.retrain.loop import Canary, Firing, tier_of
-from failwell.rollout.controller import Rollouts, RolloutSpec
+from failwell.rollout.controller import Rollouts
 from failwell.rollout.judge import Gates
+from failwell.rollout.record import RolloutSpec
 from failwell.routing.pool import Pool
 
 ALERT_OF = {Signal.DRIFT: "drift", Signal.QUALITY: "quality_live", Signal.FRESHNESS: "freshness"}

@@ -8,8 +8,9 @@ from typing import Any
 from failwell.config.units import parse_duration
 from failwell.contracts import AdminCall, AdminRoute
 from failwell.errors import InvalidInput
-from failwell.rollout.controller import Rollouts, RolloutSpec
+from failwell.rollout.controller import Rollouts
 from failwell.rollout.judge import Gates
+from failwell.rollout.record import RolloutSpec
 
 
 def _field(body: dict[str, Any], name: str, kind: type, default: Any = None) -> Any:
@@ -78,7 +79,7 @@ def rollout_admin_routes(rollouts: Rollouts) -> list[AdminRoute]:
         route = call.query.get("route", [None])[0]
         found = [r.status() for r in rollouts.all if route in (None, r.spec.route)]
         doc: dict[str, Any] = {"rollouts": found}
-        if rollouts.recorded is not None:  # in a fleet: what the leader recorded, from any process
+        if rollouts.fleet:  # the fleet's records, from any process (null: Redis unreachable)
             doc["fleet"] = await rollouts.recorded()
         return 200, doc
 

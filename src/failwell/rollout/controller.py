@@ -3,108 +3,64 @@ stable at every step, and promote it or roll it back on its own, saying why.
 
 A candidate is a registry ref (``NAME@VERSION``, for a tier whose backend serves from the
 registry) or the name of another configured backend. During the rollout a ``SplitTier`` stands
-in for the tier; at the end the tier is put back, serving the candidate (promoted: the
-registry's ``production`` alias moves to it) or stable (rolled back). Every decision is kept
-on the rollout and sent to ``Gateway.audit``.
+in for the tier (``rollout/splits.py``); at the end the tier is put back, serving the candidate
+(promoted: the registry's ``production`` alias moves to it) or stable (rolled back).
+
+Every decision is first written to the rollout's record (``rollout/record.py``), then sent to
+``Gateway.audit``: in a fleet the write is fenced by the control lease, so a controller that
+lost the lease decides nothing more (``Deposed``) and leaves the rollout to the next one, and
+each decision is audited once. In a fleet the controller runs in the lease's holder only; every
+process applies the record's split and counts its answers, and the judge reads the fleet's
+counts. The holder adopts every running record no controller of its own drives (``_adopt``):
+it carries on from the current step, timed afresh, or ends it as aborted, saying why.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 from prometheus_client import CollectorRegistry
 
-from failwell.backends.python import PythonAdapter
+from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.contracts import AuditSink, Leadership, Request
 from failwell.errors import Conflict, FailwellError, InvalidInput
 from failwell.observe import families
 from failwell.observe.logging import log
-from failwell.registry.artifacts import Version
-from failwell.registry.serving import RegistryModel, retire
-from failwell.resilience.breaker import Breaker
 from failwell.resilience.deadline import Deadline
-from failwell.rollout.judge import Gates, Outcome, Verdict, judge
-from failwell.rollout.split import SplitTier
-from failwell.routing.pool import Pool, Replica
+from failwell.rollout.judge import Outcome, Verdict, judge
+from failwell.rollout.record import (
+    Record,
+    RolloutSpec,
+    Shared,
+    State,
+    arm_stats,
+    decode_record,
+    encode_record,
+)
+from failwell.rollout.splits import Rollout, Splits
+from failwell.routing.pool import Pool
 from failwell.routing.route import Route
-from failwell.routing.tiers import ModelTier
 
-TICK = 0.05
-# (field, the rollout's status as JSON) → written? A fleet's lease writes it fenced: False once
-# this process no longer holds the lease, and the rollout then stops here.
-Record = Callable[[str, bytes], Awaitable[bool]]
-_encode_status = msgspec.json.Encoder().encode
 WAIT_FOR_TRAFFIC = 3  # a step may run this many step times to gather enough candidate answers
+RETRY = 0.25  # seconds between two tries of a write while the fleet's Redis is unreachable
+ADOPT_EVERY = 1.0  # the lease's holder looks for running records no controller drives
+Sleep = Callable[[float], Awaitable[None]]
 
 
-class State(enum.StrEnum):
-    RUNNING = "running"
-    PROMOTED = "promoted"
-    ROLLED_BACK = "rolled_back"
-    ABORTED = "aborted"
-
-
-@dataclass(frozen=True)
-class RolloutSpec:
-    route: str
-    tier: str
-    candidate: str  # NAME@VERSION or a backend name
-    steps: tuple[int, ...] = (5, 25, 50, 100)
-    step_time: float = 30.0
-    shadow: bool = False
-    gates: Gates = field(default_factory=Gates)
-    canary_inputs: tuple[dict[str, Any], ...] = ()
-
-
-@dataclass
-class Rollout:
-    spec: RolloutSpec
-    split: SplitTier
-    index: int  # the tier's place in the chain
-    stable: ModelTier
-    candidate: ModelTier
-    caller: str | None
-    version: Version | None = None  # when the candidate comes from the registry
-    model: RegistryModel | None = None
-    adapter: PythonAdapter | None = None
-    state: State = State.RUNNING
-    closing: bool = False  # _finish has begun
-    step: int = 0
-    reason: str = ""
-    started: float = field(default_factory=time.time)
-    finished: float | None = None
-    decisions: list[dict[str, Any]] = field(default_factory=list)
-    task: asyncio.Task[None] | None = None
-
-    def status(self) -> dict[str, Any]:
-        s = self.spec
-        return {
-            "route": s.route,
-            "tier": s.tier,
-            "candidate": s.candidate,
-            "state": self.state.value,
-            "shadow": s.shadow,
-            "steps": list(s.steps),
-            "step": self.step,
-            "weight": self.split.weight,
-            "reason": self.reason,
-            "started": self.started,
-            "finished": self.finished,
-            "stable_stats": self.split.stable_stats.summary(),
-            "candidate_stats": self.split.candidate_stats.summary(),
-            "decisions": self.decisions,
-        }
+class Deposed(Exception):
+    """The fleet refused this controller's write: it no longer holds the lease (or the record
+    moved on without it). Another controller carries the rollout on."""
 
 
 class Rollouts:
-    """Every rollout of one gateway; at most one running per route and tier."""
+    """The rollouts of one gateway: at most one running per route and tier. A ``Service`` that
+    runs where the fleet's control loops run (``start`` adopts, ``stop`` stops controlling)."""
 
     def __init__(
         self,
@@ -112,149 +68,172 @@ class Rollouts:
         pools: Mapping[str, Pool],
         audit: AuditSink,
         registry: CollectorRegistry,
+        clock: Clock = SYSTEM_CLOCK,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self.routes, self.pools, self._audit = routes, pools, audit
-        self.all: list[Rollout] = []
-        self.weight = families.ROLLOUT_CANDIDATE_WEIGHT.gauge(registry)
+        self.routes, self._audit, self._sleep = routes, audit, sleep
+        self.splits = Splits(routes, pools, registry, clock)
         self.outcomes = families.ROLLOUTS.counter(registry)
-        # In a fleet: rollouts begin only where the control loops run, and every decision is
-        # recorded with the lease's fencing token (``Gateway`` sets both).
         self.leadership: Leadership | None = None
-        self.record: Record | None = None
-        self.recorded: Callable[[], Awaitable[dict[str, Any] | None]] | None = None  # the fleet's
+        self.fleet = False
+        self._adopting: asyncio.Task[None] | None = None
+
+    def share(self, shared: Shared, leadership: Leadership, me: str) -> None:
+        """Keep the rollouts in ``shared`` (a fleet's) and run them where ``leadership``
+        leads; ``me`` names this process in the records."""
+        self.splits.shared, self.splits.me = shared, me
+        self.leadership, self.fleet = leadership, True
+        shared.follow(self.splits.follow, self.splits.held)
+
+    @property
+    def all(self) -> list[Rollout]:
+        return self.splits.all
 
     @property
     def busy(self) -> bool:
-        """A rollout is running (a config reload waits for it to end)."""
-        return any(r.task is not None and not r.task.done() for r in self.all)
+        """A rollout is in place here (a config reload waits for it to end)."""
+        return self.splits.busy
 
     def running(self, route: str, tier: str | None = None) -> Rollout | None:
-        for r in self.all:
-            if not r.closing and r.spec.route == route and tier in (None, r.spec.tier):
-                return r
-        return None
+        return self.splits.running(route, tier)
 
-    async def start(self) -> None:
-        """Nothing to do at start-up: rollouts begin through ``begin``."""
+    async def recorded(self) -> dict[str, Any] | None:
+        """``ROUTE/TIER`` → the fleet's record (None: no fleet, or its Redis is unreachable)."""
+        found = await self.splits.shared.read() if self.fleet else None
+        if found is None:
+            return None
+        return {target: _readable(raw) for target, raw in found.items()}
 
-    async def begin(self, spec: RolloutSpec, caller: str | None = None) -> Rollout:
+    def _refuse_unless_leading(self, what: str) -> None:
         if self.leadership is not None and not self.leadership.leading:
             raise Conflict(
-                "this gateway does not run the fleet's control loops; start the rollout on the "
-                "one whose /health/ready says fleet.leader: true"
+                f"this gateway does not run the fleet's control loops; {what} the rollout on "
+                "the one whose /health/ready says fleet.leader: true"
             )
-        route = self.routes.get(spec.route)
-        if route is None:
-            raise InvalidInput(f"route: no route {spec.route!r}", field="route")
-        if self.running(spec.route, spec.tier):
-            raise InvalidInput(f"tier: a rollout of {spec.route}/{spec.tier} is running", "tier")
-        tiers = route.chain.tiers
-        index = next((i for i, t in enumerate(tiers) if t.name == spec.tier), None)
-        if index is None or not isinstance(tiers[index], ModelTier):
-            raise InvalidInput(f"tier: {spec.route} has no model tier {spec.tier!r}", "tier")
-        stable = tiers[index]
-        assert isinstance(stable, ModelTier)
-        rollout = await self._candidate(spec, index, stable, caller)
-        self.all.append(rollout)
-        tiers[index] = rollout.split
-        self._decide(rollout, "start", candidate=spec.candidate, steps=list(spec.steps))
-        rollout.task = asyncio.get_running_loop().create_task(self._run(rollout))
-        return rollout
 
-    async def _candidate(
-        self, spec: RolloutSpec, index: int, stable: ModelTier, caller: str | None
-    ) -> Rollout:
-        pool = stable.pool
-        version = model = adapter = None
-        if "@" in spec.candidate:
-            model = next((r.base for r in pool.replicas if isinstance(r.base, RegistryModel)), None)
-            if model is None:
-                raise InvalidInput(
-                    f"candidate: tier {spec.tier!r} does not serve from the registry; "
-                    "name a backend instead",
-                    field="candidate",
-                )
-            if spec.candidate.split("@")[0] != model.ref.split("@")[0]:
-                raise InvalidInput(
-                    f"candidate: {spec.tier!r} serves {model.ref}; name a version of that model",
-                    field="candidate",
-                )
+    # -- begin, abort -------------------------------------------------------------------------
+
+    async def begin(self, spec: RolloutSpec, caller: str | None = None) -> Rollout:
+        self._refuse_unless_leading("start")
+        async with self.splits.lock(spec.target):
+            r = await self.splits.place(spec, uuid.uuid4().hex[:12], caller)
+            r.leader = self.splits.me
             try:
-                version = await asyncio.to_thread(model.registry.resolve, spec.candidate)
-                adapter = await model.load(version)
-            except FailwellError as exc:
-                raise InvalidInput(f"candidate: {exc.message}", field="candidate") from None
-            cfg = model.cfg.breaker
-            breaker = Breaker(cfg.failure_threshold, cfg.recovery, cfg.half_open_max)
-            cand_pool = Pool(
-                pool.backend, [Replica("candidate", adapter, breaker)], pool.retry, pool.timeout
-            )
-        elif spec.candidate in self.pools:
-            cand_pool = self.pools[spec.candidate]
-        else:
-            raise InvalidInput(
-                f"candidate: {spec.candidate!r} is neither NAME@VERSION nor a backend",
-                field="candidate",
-            )
-        candidate = ModelTier(stable.name, stable.quality, stable.reserve, cand_pool)
-        split = SplitTier(stable, candidate, spec.shadow)
-        return Rollout(spec, split, index, stable, candidate, caller, version, model, adapter)
+                await self._decide(
+                    r, "start", wait=False, candidate=spec.candidate, steps=list(spec.steps)
+                )
+            except (Deposed, FailwellError) as exc:
+                await self.splits.end(r, State.ABORTED, "not recorded")
+                self.splits.all.remove(r)
+                if isinstance(exc, FailwellError):
+                    raise
+                raise Conflict(
+                    f"the fleet refused it: a rollout of {spec.target} runs in the fleet, or "
+                    "this gateway stopped leading"
+                ) from None
+        r.task = asyncio.get_running_loop().create_task(self._run(r, resume=False))
+        return r
 
-    def _decide(self, r: Rollout, action: str, **detail: Any) -> None:
+    async def abort(self, route: str, reason: str = "aborted by an operator") -> Rollout:
+        self._refuse_unless_leading("abort")
+        r = self.running(route)
+        if r is None:
+            raise InvalidInput(f"route: no rollout running on {route!r}", field="route")
+        if r.controlled and r.task is not None:
+            r.aborting = reason
+            r.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await r.task
+        else:  # followed here, not taken over yet
+            with contextlib.suppress(Deposed):
+                await self._finish(r, State.ABORTED, reason)
+        return r
+
+    # -- deciding -----------------------------------------------------------------------------
+
+    async def _decide(
+        self,
+        r: Rollout,
+        action: str,
+        *,
+        wait: bool = True,
+        state: State | None = None,
+        **detail: Any,
+    ) -> None:
+        """Record the decision for the fleet, then audit it. Raises ``Deposed`` when the write is
+        refused; while the store is unreachable, tries again (``wait``) or raises."""
         entry = {"action": action, "at": time.time(), "step": r.step, **detail}
         r.decisions.append(entry)
-        audit = {"route": r.spec.route, "tier": r.spec.tier, "candidate": r.spec.candidate}
-        audit.update(detail)
-        self._audit(f"rollout.{action}", audit, r.caller)
+        try:
+            await self._write(r.spec.target, encode_record(r.record(state)), wait)
+        except BaseException:
+            r.decisions.pop()
+            raise
+        self._audited(r.id, r.spec, r.caller, action, detail)
+
+    async def _write(self, target: str, record: bytes, wait: bool) -> None:
+        while (written := await self.splits.shared.write(target, record)) is None:
+            if not wait:
+                raise FailwellError("the fleet's Redis is unreachable; nothing was changed")
+            await self._sleep(RETRY)  # no step without the fleet's record
+        if not written:
+            raise Deposed(target)
+
+    def _audited(
+        self, rollout: str, spec: RolloutSpec, caller: str | None, action: str, detail: Any
+    ) -> None:
+        audit = {"rollout": rollout, "route": spec.route, "tier": spec.tier}
+        audit.update({"candidate": spec.candidate, **detail})
+        self._audit(f"rollout.{action}", audit, caller)
         log.info("rollout_decision", action=action, **audit)
 
-    async def _run(self, r: Rollout) -> None:
+    # -- the control loop ---------------------------------------------------------------------
+
+    async def _run(self, r: Rollout, resume: bool) -> None:
+        steps = r.spec.steps
         try:
-            for number, percent in enumerate(r.spec.steps, 1):
-                r.step = number
-                r.split.reset()
-                r.split.weight = 0.0 if r.spec.shadow else percent / 100
-                self.weight.labels(r.spec.route, r.spec.tier).set(r.split.weight)
-                self._decide(r, "step", weight=percent, shadow=r.spec.shadow)
-                if not await self._recorded(r):
-                    return
+            if resume:
+                before, r.leader = r.leader, self.splits.me
+                await self._decide(r, "adopted", previous=before, at_step=r.step)
+            for number in range(max(r.step, 1), len(steps) + 1):
+                if not (resume and number == r.step):
+                    r.step, r.weight = number, 0.0 if r.spec.shadow else steps[number - 1] / 100
+                    await self._decide(r, "step", weight=steps[number - 1], shadow=r.spec.shadow)
+                self.splits.apply(r)
                 verdict = await self._watch(r)
                 if verdict.outcome is Outcome.PASS:
                     verdict = await self._canary(r)
                 if verdict.outcome is not Outcome.PASS:
                     await self._finish(r, State.ROLLED_BACK, verdict.reason)
                     return
-                self._decide(r, "step_passed", **r.split.candidate_stats.summary())
+                stable, candidate = r.judged or (r.split.stable_stats, r.split.candidate_stats)
+                summary = candidate.summary()
+                await self._decide(r, "step_passed", **summary, stable_requests=stable.requests)
             await self._finish(r, State.PROMOTED, "every step held")
+        except Deposed:
+            log.warning("rollout_deposed", rollout=r.id, instance=self.splits.me)
         except asyncio.CancelledError:
-            if not r.closing:
-                await self._finish(r, State.ABORTED, r.reason or "aborted")
+            if r.aborting is not None or not self.fleet:  # a fleet's next controller goes on
+                with contextlib.suppress(Deposed):
+                    await self._finish(r, State.ABORTED, r.aborting or "aborted")
             raise
         except Exception as exc:  # a bug must not leave the split in place
             log.error("rollout_failed", exc_info=exc)
-            await self._finish(r, State.ROLLED_BACK, f"controller error: {exc}")
-
-    async def _recorded(self, r: Rollout) -> bool:
-        """Record ``r``'s state for the fleet; when refused (the lease is lost) this process
-        stops the rollout: the tier goes back to stable here, and the new leader decides."""
-        if self.record is None:
-            return True
-        field = f"{r.spec.route}/{r.spec.tier}"
-        if await self.record(field, _encode_status(r.status())):
-            return True
-        await self._finish(r, State.ABORTED, "this gateway lost the fleet's lease")
-        return False
+            with contextlib.suppress(Deposed):
+                await self._finish(r, State.ROLLED_BACK, f"controller error: {exc}")
 
     async def _watch(self, r: Rollout) -> Verdict:
-        clock = r.split.clock
+        clock, shared = r.split.clock, self.splits.shared
         started = clock.now()
         ends, gives_up = started + r.spec.step_time, started + r.spec.step_time * WAIT_FOR_TRAFFIC
         while True:
-            await asyncio.sleep(TICK)
+            await self._sleep(shared.tick)
             now = clock.now()
-            verdict = judge(
-                r.split.stable_stats, r.split.candidate_stats, r.spec.gates, now >= ends
-            )
+            counts = await shared.counts(r.key)
+            if counts is None:
+                continue  # the fleet's counts are unreachable: no verdict without them
+            r.judged = arm_stats(counts[0]), arm_stats(counts[1])
+            verdict = judge(*r.judged, r.spec.gates, now >= ends)
             if verdict.outcome is not Outcome.WAIT:
                 return verdict
             if now >= gives_up:
@@ -274,55 +253,96 @@ class Rollouts:
         return Verdict(Outcome.PASS)
 
     async def _finish(self, r: Rollout, state: State, reason: str) -> None:
-        """Put the tier back (serving the candidate when promoted), move the alias, record the
-        decision; the state changes last, so a reader who sees it sees everything done."""
-        if r.closing:
+        """Decide the end (recorded, then the split ends here; every other process ends it on
+        the record). A promotion moves the alias before the record says so, so a registry
+        watcher that reads it meanwhile swaps to the candidate too, never back."""
+        if r.closing or r.state is not State.RUNNING:
             return
-        r.closing, r.reason = True, reason
-        tiers = self.routes[r.spec.route].chain.tiers
-        r.split.weight = 0.0
-        self.weight.labels(r.spec.route, r.spec.tier).set(0.0)
-        finished = time.time()  # traffic leaves the split now (or at adopt, just below)
-        if state is State.PROMOTED:
-            if r.model is not None and r.version is not None and r.adapter is not None:
-                # The alias moves first: a registry watcher that reads it between the two steps
-                # then swaps to the candidate too, never back to the version it replaces.
-                alias = r.model.ref.split("@")[1]
-                if not (alias[0] == "v" and alias[1:].isdigit()):  # served by alias: move it
-                    try:
-                        await asyncio.to_thread(
-                            r.model.registry.set_alias, r.version.name, alias, r.version.version
-                        )
-                    except FailwellError as exc:
-                        r.reason += f"; moving {r.model.ref} failed: {exc.message}"
-                await r.model.adopt(r.version, r.adapter)  # stable now serves the candidate
-                tiers[r.index] = r.stable
-                finished = time.time()
-            else:
-                tiers[r.index] = r.candidate
-        else:
-            tiers[r.index] = r.stable
-        r.state, r.finished = state, finished
-        self.outcomes.labels(r.spec.route, state.value).inc()
-        self._decide(r, state.value, reason=r.reason, seconds=round(finished - r.started, 3))
-        if self.record is not None:  # the last word, fenced too
-            await self.record(f"{r.spec.route}/{r.spec.tier}", _encode_status(r.status()))
-        await r.split.drain()
-        if state is not State.PROMOTED and r.adapter is not None:
-            await retire(r.adapter)
-
-    async def abort(self, route: str, reason: str = "aborted by an operator") -> Rollout:
-        r = self.running(route)
-        if r is None:
-            raise InvalidInput(f"route: no rollout running on {route!r}", field="route")
         r.reason = reason
-        assert r.task is not None
-        r.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await r.task
-        return r
+        if state is State.PROMOTED:
+            await self._move_alias(r)
+        r.finished = time.time()
+        seconds = round(r.finished - r.started, 3)
+        await self._decide(r, state.value, state=state, reason=r.reason, seconds=seconds)
+        self.outcomes.labels(r.spec.route, state.value).inc()
+        await self.splits.end(r, state, r.reason)
+
+    async def _move_alias(self, r: Rollout) -> None:
+        if r.model is None or r.version is None:
+            return
+        alias = r.model.ref.split("@")[1]
+        if alias[0] == "v" and alias[1:].isdigit():
+            return  # served by version, not by alias
+        try:
+            await asyncio.to_thread(
+                r.model.registry.set_alias, r.version.name, alias, r.version.version
+            )
+        except FailwellError as exc:
+            r.reason += f"; moving {r.model.ref} failed: {exc.message}"
+
+    # -- adopting what no controller drives ---------------------------------------------------
+
+    async def start(self) -> None:
+        """Where the fleet's lease is held: adopt running records, now and every second."""
+        if self.fleet:
+            self._adopting = asyncio.get_running_loop().create_task(self._adopt())
+
+    async def _adopt(self) -> None:
+        unreadable: set[bytes] = set()
+        while True:
+            for raw in (await self.splits.shared.read() or {}).values():
+                try:
+                    record = decode_record(raw)
+                except ValueError as exc:
+                    if raw not in unreadable:
+                        unreadable.add(raw)
+                        log.warning("rollout_record_unreadable", error=str(exc))
+                    continue
+                if record.state is State.RUNNING:
+                    await self._take_over(record)
+            await self._sleep(ADOPT_EVERY)
+
+    async def _take_over(self, record: Record) -> None:
+        async with self.splits.lock(record.spec.target):
+            r = self.splits.find(record.id)
+            if r is not None and (r.controlled or r.closing):
+                return
+            try:
+                r = await self.splits.match(record)
+            except FailwellError as exc:
+                await self._abandon(record, f"the new controller could not place it: {exc.message}")
+                return
+            r.task = asyncio.get_running_loop().create_task(self._run(r, resume=True))
+
+    async def _abandon(self, record: Record, reason: str) -> None:
+        """End a record this process cannot carry on: aborted, saying why."""
+        record.state, record.reason, record.finished = State.ABORTED, reason, time.time()
+        record.leader = self.splits.me
+        detail = {"reason": reason, "seconds": round(record.finished - record.started, 3)}
+        record.decisions.append({"action": "aborted", "at": time.time(), "step": record.step})
+        record.decisions[-1].update(detail)
+        with contextlib.suppress(Deposed):
+            await self._write(record.spec.target, encode_record(record), wait=True)
+            self.outcomes.labels(record.spec.route, State.ABORTED.value).inc()
+            self._audited(record.id, record.spec, record.caller, State.ABORTED.value, detail)
 
     async def stop(self) -> None:
-        for r in self.all:
-            if r.task is not None and not r.task.done():
-                r.task.cancel()
+        """Stop controlling: alone, a rollout ends as aborted; in a fleet it stays in place,
+        following its record, for the next controller to carry on."""
+        if self._adopting is not None:
+            self._adopting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._adopting
+            self._adopting = None
+        tasks = [r.task for r in self.all if r.task is not None and not r.task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+
+
+def _readable(raw: bytes) -> Any:
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return {"unreadable": raw.decode(errors="replace")[:200]}
