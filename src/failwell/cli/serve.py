@@ -1,4 +1,5 @@
-"""Run the gateway under uvicorn (uvloop + httptools)."""
+"""Run the gateway under uvicorn (uvloop + httptools; large request bodies read into one buffer,
+``api/bodyreader.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
+from failwell.api.bodyreader import BodyReader
 from failwell.cli.workers import STARTUP_FAILURE, WorkerParent, listen, worker_count
 from failwell.config.models import FailwellConfig
 from failwell.errors import ConfigError
@@ -91,6 +93,12 @@ def for_worker(config: FailwellConfig, index: int) -> FailwellConfig:
     return config.model_copy(update={"fleet": named})
 
 
+def largest_body(config: FailwellConfig) -> int:
+    """The largest body any route takes: the bound on the buffer a body is read into."""
+    sizes = [r.max_body for r in config.routes.values() if r.max_body is not None]
+    return max([config.gateway.max_body, *sizes])
+
+
 def server(
     config: FailwellConfig, path: Path | None, siblings: Siblings | None = None
 ) -> uvicorn.Server:
@@ -105,7 +113,7 @@ def server(
             host=gw.host,
             port=gw.port,
             loop="uvloop",
-            http="httptools",
+            http=BodyReader.for_bodies_up_to(largest_body(config)),  # type: ignore[arg-type]
             lifespan="on",
             access_log=gw.access_log,
             log_level="warning",
