@@ -113,7 +113,7 @@ def server(
             host=gw.host,
             port=gw.port,
             loop="uvloop",
-            http=BodyReader.for_bodies_up_to(largest_body(config)),  # type: ignore[arg-type]
+            http=BodyReader.for_bodies_up_to(largest_body(config)),
             lifespan="on",
             access_log=gw.access_log,
             log_level="warning",
