@@ -57,12 +57,6 @@ class DirectBody:
             self.done.set_result(self.view if complete else None)
 
 
-def direct_body(scope: dict[str, Any] | Any) -> DirectBody | None:
-    """The body the server is reading into one buffer for this request, if it is."""
-    extensions = scope.get("extensions")
-    return None if extensions is None else extensions.get(EXTENSION)
-
-
 class BodyReader(HttpToolsProtocol):
     """uvicorn's protocol, reading a large body into one buffer instead of its ``bytearray``.
     Give ``for_bodies_up_to(n)`` to uvicorn as its ``http``."""
@@ -92,14 +86,11 @@ class BodyReader(HttpToolsProtocol):
             return
         size = int(length)
         if DIRECT_FROM <= size <= self.largest:
-            self.direct = DirectBody(size)
+            self.direct = direct = DirectBody(size)
             extensions: dict[str, Any] = cast(Any, self.scope).setdefault("extensions", {})
-            extensions[EXTENSION] = self.direct
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        direct = self.direct
-        if direct is not None and not self.transport.is_closing():  # the rest goes around
+            extensions[EXTENSION] = direct
+            # the rest of this read goes on through the parser (on_body); the next reads go
+            # around it, into the buffer
             self.transport.set_protocol(_BodyReader(self, direct))
 
     def on_body(self, body: bytes) -> None:
@@ -110,14 +101,14 @@ class BodyReader(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         direct, self.direct = self.direct, None
-        if direct is not None:
+        if direct is not None:  # whole, through the parser or around it
             direct.finish(True)
+            self.transport.set_protocol(self)  # reads come here again
         super().on_message_complete()
 
     def body_read(self) -> None:
-        """The direct body is whole: reads come here again, the parser (still waiting for the
-        body) makes way for a fresh one, and the request is complete."""
-        self.transport.set_protocol(self)
+        """The direct body is whole: the parser (still waiting for it) makes way for a fresh
+        one, and the request is complete."""
         self.parser = httptools.HttpRequestParser(self)
         with contextlib.suppress(AttributeError):  # as uvicorn does (httptools >= 0.6.3)
             self.parser.set_dangerous_leniencies(lenient_data_after_close=True)

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from failwell.api.bodyreader import direct_body
+from failwell.api.bodyreader import EXTENSION, DirectBody
 from failwell.api.limits import BodyLimits
 from failwell.errors import BodyTooLarge, SlowClient
 
@@ -34,14 +34,20 @@ async def read_body(
     place of the gateway's), time to arrive (408), and for JSON bodies nesting depth and
     element count (400). A V2 binary body's tensors are not JSON: its decoder bounds the JSON
     header."""
-    return bytes(await read_whole(scope, receive, limits, max_body))
+    body = _whole(scope, await read_parts(scope, receive, limits, max_body), limits)
+    return body if type(body) is bytes else bytes(body)
 
 
 async def read_whole(
     scope: Scope, receive: Receive, limits: BodyLimits, max_body: int | None = None
 ) -> bytes | memoryview:
     """``read_body``, without copying a body the server read into one buffer."""
-    chunks = await read_parts(scope, receive, limits, max_body)
+    return _whole(scope, await read_parts(scope, receive, limits, max_body), limits)
+
+
+def _whole(
+    scope: Scope, chunks: list[bytes | memoryview], limits: BodyLimits
+) -> bytes | memoryview:
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if header(scope, b"inference-header-content-length") is None:
         limits.check_json(body)
@@ -60,7 +66,8 @@ async def read_parts(
         raise BodyTooLarge(f"body of {int(length)} bytes is over the {limit}-byte limit")
     chunks: list[bytes | memoryview] = []
     size = 0
-    direct = direct_body(scope)
+    extensions = scope.get("extensions")
+    direct: DirectBody | None = None if extensions is None else extensions.get(EXTENSION)
     watch = limits.watch
     task = watch.begin()
     try:
