@@ -5,27 +5,30 @@ uvicorn hands a body to the application through four copies: uvloop makes a ``by
 read, httptools one of the body's part of it, uvicorn appends that to a ``bytearray``, and
 ``receive`` copies the ``bytearray`` out again; for a 4.3 MB tensor that is a quarter of the
 gateway's CPU for the request (``perf``: ``memmove`` under ``on_body`` and ``receive``), plus
-a pause and resume of reading every 64 KiB. So a body that announces its length
-(``Content-Length``, at least ``DIRECT_FROM`` bytes and at most ``largest``, the largest
-``max_body`` of the config) is read from the socket into one preallocated buffer
-(``asyncio.BufferedProtocol``), and the request's scope carries it as the ``failwell.body``
-extension: ``read_parts`` (``api/http.py``) awaits it instead of ``receive``. Everything else
-(the head, small and chunked bodies, pipelining, keep-alive, responses) is uvicorn's own code.
+a pause and resume of reading every 64 KiB.
+
+So each request's scope carries its connection's protocol as the ``failwell.body`` extension,
+and ``read_parts`` (``api/http.py``), once the request is admitted and its ``Content-Length``
+is within the route's ``max_body``, asks it to read a body of ``DIRECT_FROM`` bytes or more
+(``BodyReader.read_direct``): the bytes uvicorn holds already go into one buffer of that length,
+and the rest is read from the socket straight after them. The buffer is taken only then, so a
+client that sends heads alone makes the gateway hold nothing. Everything else (the head, small
+and chunked bodies, pipelining, keep-alive, responses) is uvicorn's own code.
 
 uvloop reads into a buffer only for a protocol that is not an ``asyncio.Protocol``, which
 uvicorn's is: so while such a body is read the transport's protocol is a ``_BodyReader``
-(``transport.set_protocol``), and uvicorn's again from the byte after it; every other read
-goes to uvicorn's protocol as before, at no extra cost (a wrapper around every read cost the
-small-field V2 route 6% more instructions per request under callgrind). httptools cannot be
-told to skip a body: the body's bytes go around the parser, and the parser, left waiting for
-them, is replaced by a fresh one for the connection's next request.
+(``transport.set_protocol``), and uvicorn's again from the byte after it; every other read goes
+to uvicorn's protocol as before. httptools cannot be told to skip a body: the body's bytes go
+around the parser, and the parser, left waiting for them, is replaced by a fresh one for the
+connection's next request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, ClassVar, cast
+import weakref
+from typing import Any, cast
 
 import httptools
 import numpy as np
@@ -47,8 +50,8 @@ class DirectBody:
         self.filled = 0
         self.done: asyncio.Future[memoryview | None] = asyncio.get_running_loop().create_future()
 
-    def take(self, data: bytes) -> None:
-        """Body bytes that came through the parser with the head."""
+    def take(self, data: bytes | bytearray) -> None:
+        """Body bytes that came through the parser."""
         self.view[self.filled : self.filled + len(data)] = data
         self.filled += len(data)
 
@@ -58,67 +61,51 @@ class DirectBody:
 
 
 class BodyReader(HttpToolsProtocol):
-    """uvicorn's protocol, reading a large body into one buffer instead of its ``bytearray``.
-    Give ``for_bodies_up_to(n)`` to uvicorn as its ``http``."""
-
-    largest: ClassVar[int] = 0
+    """uvicorn's protocol (give the class to uvicorn as its ``http``), able to read a large
+    body into one buffer instead of its ``bytearray``."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.direct: DirectBody | None = None
-
-    @classmethod
-    def for_bodies_up_to(cls, largest: int) -> type[BodyReader]:
-        return type(cls.__name__, (cls,), {"largest": largest})
+        # One per connection, holding the protocol weakly: a scope that held it (or its
+        # cycle) strongly would make a reference cycle of every request, left to the garbage
+        # collector (callgrind: +10k instructions per small-field V2 request).
+        self._extensions = {EXTENSION: weakref.ref(self)}
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
+        cast(Any, self.scope)["extensions"] = self._extensions
+
+    def read_direct(self, scope: Any, size: int) -> DirectBody | None:
+        """Read the rest of the body (``size`` bytes in all, ``DIRECT_FROM`` or more) of the
+        request of ``scope`` into
+        one buffer; None when it is not this connection's body under way (already whole,
+        pipelined behind another, waiting for ``100 Continue``), which ``receive`` then gives
+        as usual."""
         cycle = self.cycle
-        if cycle is None or cycle.scope is not self.scope or self.expect_100_continue:
-            return  # an upgrade, or a client waiting to be told to send its body
-        length = None
-        for name, value in self.headers:
-            if name == b"content-length":
-                length = value
-            elif name == b"transfer-encoding":
-                return
-        if length is None or not length.isdigit():
-            return
-        size = int(length)
-        if DIRECT_FROM <= size <= self.largest:
-            self.direct = direct = DirectBody(size)
-            extensions: dict[str, Any] = cast(Any, self.scope).setdefault("extensions", {})
-            extensions[EXTENSION] = direct
-            # the rest of this read goes on through the parser (on_body); the next reads go
-            # around it, into the buffer
-            self.transport.set_protocol(_BodyReader(self, direct))
-
-    def on_body(self, body: bytes) -> None:
-        if self.direct is not None:
-            self.direct.take(body)  # the part that came with the head
-        else:
-            super().on_body(body)
-
-    def on_message_complete(self) -> None:
-        direct, self.direct = self.direct, None
-        if direct is not None:  # whole, through the parser or around it
-            direct.finish(True)
-            self.transport.set_protocol(self)  # reads come here again
-        super().on_message_complete()
+        if (
+            cycle is None
+            or cycle.scope is not scope
+            or not cycle.more_body
+            or cycle.waiting_for_100_continue
+            or cycle.disconnected
+            or self.transport.is_closing()
+        ):
+            return None
+        body = DirectBody(size)
+        body.take(cycle.body)  # what came with the head, or before the application asked
+        cycle.body = bytearray()
+        self.transport.set_protocol(_BodyReader(self, body))
+        self.flow.resume_reading()  # uvicorn pauses at 64 KiB held
+        return body
 
     def body_read(self) -> None:
-        """The direct body is whole: the parser (still waiting for it) makes way for a fresh
-        one, and the request is complete."""
+        """A direct body is whole: reads come here again, the parser (still waiting for the
+        body) makes way for a fresh one, and the request is complete."""
+        self.transport.set_protocol(self)
         self.parser = httptools.HttpRequestParser(self)
         with contextlib.suppress(AttributeError):  # as uvicorn does (httptools >= 0.6.3)
             self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
         self.on_message_complete()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        direct, self.direct = self.direct, None
-        if direct is not None:
-            direct.finish(False)
-        super().connection_lost(exc)
 
 
 class _BodyReader(asyncio.BufferedProtocol):
@@ -136,8 +123,10 @@ class _BodyReader(asyncio.BufferedProtocol):
         body.filled += nbytes
         if body.filled == len(body.view):
             self.http.body_read()
+            body.finish(True)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.body.finish(False)
         self.http.connection_lost(exc)
 
     def eof_received(self) -> None:

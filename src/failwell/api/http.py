@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from failwell.api.bodyreader import EXTENSION, DirectBody
+from failwell.api.bodyreader import DIRECT_FROM, EXTENSION, DirectBody
 from failwell.api.limits import BodyLimits
 from failwell.errors import BodyTooLarge, SlowClient
 
@@ -66,12 +66,16 @@ async def read_parts(
         raise BodyTooLarge(f"body of {int(length)} bytes is over the {limit}-byte limit")
     chunks: list[bytes | memoryview] = []
     size = 0
-    extensions = scope.get("extensions")
-    direct: DirectBody | None = None if extensions is None else extensions.get(EXTENSION)
+    direct: DirectBody | None = None
+    if length is not None and length.isdigit() and int(length) >= DIRECT_FROM:
+        ref = scope.get("extensions", {}).get(EXTENSION)
+        server = None if ref is None else ref()  # api/bodyreader.py's BodyReader
+        if server is not None:
+            direct = server.read_direct(scope, int(length))
     watch = limits.watch
     task = watch.begin()
     try:
-        if direct is not None:  # Content-Length, checked above
+        if direct is not None:  # Content-Length, within the limit
             whole = await direct.done
             if whole is None:
                 raise ClientDisconnected()

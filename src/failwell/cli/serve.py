@@ -93,12 +93,6 @@ def for_worker(config: FailwellConfig, index: int) -> FailwellConfig:
     return config.model_copy(update={"fleet": named})
 
 
-def largest_body(config: FailwellConfig) -> int:
-    """The largest body any route takes: the bound on the buffer a body is read into."""
-    sizes = [r.max_body for r in config.routes.values() if r.max_body is not None]
-    return max([config.gateway.max_body, *sizes])
-
-
 def server(
     config: FailwellConfig, path: Path | None, siblings: Siblings | None = None
 ) -> uvicorn.Server:
@@ -113,7 +107,7 @@ def server(
             host=gw.host,
             port=gw.port,
             loop="uvloop",
-            http=BodyReader.for_bodies_up_to(largest_body(config)),
+            http=BodyReader,
             lifespan="on",
             access_log=gw.access_log,
             log_level="warning",
