@@ -179,13 +179,18 @@ def failwell_config(port: int, upstream: int, tmp: Path) -> str:
     return json.dumps(config, indent=2)  # JSON is YAML
 
 
-def start_failwell(children: Children, tmp: Path, upstream: int, cpu: int) -> Target:
+def start_failwell(
+    children: Children, tmp: Path, upstream: int, cpu: int, src: Path | None = None
+) -> Target:
+    """failwell from this tree, or from the source tree ``src`` (its PYTHONPATH)."""
     port = free_port()
     cfg = tmp / "failwell.yaml"
     cfg.write_text(failwell_config(port, upstream, tmp))
     python = ROOT / ".venv" / "bin" / "python"
     exe = str(python) if python.exists() else sys.executable
-    child = children.start("failwell", [exe, "-m", "failwell", "serve", "--config", str(cfg)], cpu)
+    env = {"PYTHONPATH": str(src)} if src is not None else None
+    argv = [exe, "-m", "failwell", "serve", "--config", str(cfg)]
+    child = children.start("failwell", argv, cpu, env=env)
     wait_ready(child, http_ok(port, "/health/live"), timeout=60)
     return Target("failwell", "failwell", port, child, ("v2", "chat"))
 

@@ -17,10 +17,11 @@ least --rss-requests image requests (does it grow with the number served?).
 Writes bench/results/tensors-<date>.md (also printed). Every child is stopped at the end.
 
 Usage: .venv/bin/python bench/tensor_bench.py [--duration S] [--connections 1,8]
-       [--rss-requests N] [--cases image-bin,...] [--targets direct,hop,failwell]
+       [--rss-requests N] [--cases image-bin,...] [--targets direct,hop,failwell] [--src PATH]
 
-``--rss-requests 0`` skips the RSS rounds; ``--cases``/``--targets`` run a subset (for
-alternating before/after runs: ``PYTHONPATH=<tree>/src`` picks the failwell measured).
+``--rss-requests 0`` skips the RSS rounds; ``--cases``/``--targets`` run a subset, and
+``--src`` runs failwell from another source tree (its PYTHONPATH), for alternating
+before/after runs.
 """
 
 from __future__ import annotations
@@ -194,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cases", default="image-bin,batch-json,batch-bin", help="cases to run")
     p.add_argument("--targets", default="direct,hop,failwell", help="targets to measure")
     p.add_argument("--out", default=None, help="result file name (default tensors-<date>.md)")
+    p.add_argument("--src", type=Path, default=None, help="failwell source tree (PYTHONPATH)")
     args = p.parse_args(argv)
     connections = [int(c) for c in args.connections.split(",")]
     chosen = [c for c in cases() if c.name in args.cases.split(",")]
@@ -215,8 +217,10 @@ def main(argv: list[str] | None = None) -> int:
                 target = upstream
             else:
                 pin_group(upstream.child.pgid, LOAD_CPU)
-                starter = start_hop if key == "hop" else start_failwell
-                target = starter(children, tmp, upstream.port, TARGET_CPU)
+                if key == "hop":
+                    target = start_hop(children, tmp, upstream.port, TARGET_CPU)
+                else:
+                    target = start_failwell(children, tmp, upstream.port, TARGET_CPU, args.src)
             for case in chosen:
                 check(target, case)
                 for conns in connections:

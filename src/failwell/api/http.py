@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from failwell.api.bodyreader import DIRECT_FROM, EXTENSION, DirectBody
 from failwell.api.limits import BodyLimits
 from failwell.errors import BodyTooLarge, SlowClient
 
@@ -33,7 +34,20 @@ async def read_body(
     place of the gateway's), time to arrive (408), and for JSON bodies nesting depth and
     element count (400). A V2 binary body's tensors are not JSON: its decoder bounds the JSON
     header."""
-    chunks = await read_parts(scope, receive, limits, max_body)
+    body = _whole(scope, await read_parts(scope, receive, limits, max_body), limits)
+    return body if type(body) is bytes else bytes(body)
+
+
+async def read_whole(
+    scope: Scope, receive: Receive, limits: BodyLimits, max_body: int | None = None
+) -> bytes | memoryview:
+    """``read_body``, without copying a body the server read into one buffer."""
+    return _whole(scope, await read_parts(scope, receive, limits, max_body), limits)
+
+
+def _whole(
+    scope: Scope, chunks: list[bytes | memoryview], limits: BodyLimits
+) -> bytes | memoryview:
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if header(scope, b"inference-header-content-length") is None:
         limits.check_json(body)
@@ -42,18 +56,30 @@ async def read_body(
 
 async def read_parts(
     scope: Scope, receive: Receive, limits: BodyLimits, max_body: int | None = None
-) -> list[bytes]:
-    """The body in the chunks it arrived in (not joined), within the size and time limits
-    of ``read_body``; no JSON checks."""
+) -> list[bytes | memoryview]:
+    """The body in the chunks it arrived in (not joined), or in the one buffer the server
+    read it into (``api/bodyreader.py``), within the size and time limits of ``read_body``;
+    no JSON checks."""
     limit = limits.max_body if max_body is None else max_body
     length = header(scope, b"content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise BodyTooLarge(f"body of {int(length)} bytes is over the {limit}-byte limit")
-    chunks: list[bytes] = []
+    chunks: list[bytes | memoryview] = []
     size = 0
+    direct: DirectBody | None = None
+    if length is not None and length.isdigit() and int(length) >= DIRECT_FROM:
+        ref = scope.get("extensions", {}).get(EXTENSION)
+        server = None if ref is None else ref()  # api/bodyreader.py's BodyReader
+        if server is not None:
+            direct = server.read_direct(scope, int(length))
     watch = limits.watch
     task = watch.begin()
     try:
+        if direct is not None:  # Content-Length, within the limit
+            whole = await direct.done
+            if whole is None:
+                raise ClientDisconnected()
+            return [whole]
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":

@@ -12,7 +12,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from failwell.api.auth import Pass
-from failwell.api.http import Receive, Scope, Send, header, read_body, read_parts, respond
+from failwell.api.http import (
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+    read_parts,
+    read_whole,
+    respond,
+)
 from failwell.api.layers import FrontEnd
 from failwell.api.limits import BodyLimits
 from failwell.api.predict import find_route
@@ -22,7 +31,7 @@ from failwell.contracts import Exchange
 from failwell.errors import InvalidInput, NotFound
 from failwell.protocols.tensor import Tensors
 from failwell.protocols.v2codec import decode_infer_request, encode_infer_response
-from failwell.protocols.v2tensors import decode_tensor_request, encode_tensor_response
+from failwell.protocols.v2tensors import Body, decode_tensor_request, encode_tensor_response
 from failwell.routing.route import Route
 from failwell.version import __version__
 
@@ -83,14 +92,13 @@ async def infer(
     if raw_len is not None and not raw_len.isdigit():
         raise InvalidInput("Inference-Header-Content-Length must be a number", status=400)
     header_len = int(raw_len) if raw_len is not None else None
-    if route.tensors is not None and header_len is not None:  # binary: the parts, not joined
-        parts = await read_parts(scope, receive, limit, route.max_body)
-        await infer_tensors(route, parts, header_len, send, ex)
+    if route.tensors is not None:  # binary: the parts, not joined; JSON: not copied
+        read = read_whole if header_len is None else read_parts
+        await infer_tensors(
+            route, await read(scope, receive, limit, route.max_body), header_len, send, ex
+        )
         return
     body = await read_body(scope, receive, limit, route.max_body)
-    if route.tensors is not None:
-        await infer_tensors(route, body, header_len, send, ex)
-        return
     request = decode_infer_request(body, header_len, route.schema)
     ex.inputs = request.inputs
     ex.answer = answer = await route.answer(
@@ -112,7 +120,7 @@ async def infer(
 
 
 async def infer_tensors(
-    route: Route, body: bytes | list[bytes], header_len: int | None, send: Send, ex: Exchange
+    route: Route, body: Body, header_len: int | None, send: Send, ex: Exchange
 ) -> None:
     assert route.tensors is not None
     request = decode_tensor_request(body, header_len)

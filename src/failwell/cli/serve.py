@@ -1,4 +1,5 @@
-"""Run the gateway under uvicorn (uvloop + httptools)."""
+"""Run the gateway under uvicorn (uvloop + httptools; large request bodies read into one buffer,
+``api/bodyreader.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
+from failwell.api.bodyreader import BodyReader
 from failwell.cli.workers import STARTUP_FAILURE, WorkerParent, listen, worker_count
 from failwell.config.models import FailwellConfig
 from failwell.errors import ConfigError
@@ -105,7 +107,7 @@ def server(
             host=gw.host,
             port=gw.port,
             loop="uvloop",
-            http="httptools",
+            http=BodyReader,
             lifespan="on",
             access_log=gw.access_log,
             log_level="warning",

@@ -23,9 +23,11 @@ import msgspec
 import numpy as np
 
 from failwell.config.tensors import Datatype
-from failwell.protocols.v2binary import V2Malformed, pack_bytes, unpack_bytes
+from failwell.protocols.v2binary import V2Malformed, elements, pack_bytes, unpack_bytes
 
 _DATATYPES = frozenset(d.value for d in Datatype)
+# Floating-point datatypes: packing their elements cannot fail, so it waits for a use.
+FLOATS = frozenset(("FP16", "FP32", "FP64"))
 # numpy's (kind, itemsize) of an array → its V2 datatype
 _FROM_NUMPY: dict[tuple[str, int], Datatype] = {
     (np.dtype(d.numpy).kind, np.dtype(d.numpy).itemsize): d
@@ -42,20 +44,25 @@ class Tensor:
     _data: bytes | memoryview | None  # the wire bytes; None until ``data`` packs ``_values``
     binary: bool = True  # it came as binary data (and goes on so where the upstream allows)
     text: msgspec.Raw | None = None  # the JSON "data" it came with, passed on as JSON unparsed
-    _values: list[Any] | None = None  # JSON elements (checked), packed on first use of data
+    # JSON elements (checked), packed on first use of data; None with ``text`` alone: its
+    # elements were counted, not parsed (``v2text``), and are parsed on first use of data
+    _values: list[Any] | None = None
     _parts: tuple[memoryview, ...] = ()  # binary data spanning parts of the body, joined on use
 
     @property
     def data(self) -> bytes | memoryview:
-        """The wire bytes, in one piece. A JSON tensor's elements are packed, and binary data
-        that arrived in several parts joined, only when something needs them so (an array, a
-        digest, a JSON upstream): forwarded in binary, they never are."""
+        """The wire bytes, in one piece. A JSON tensor's elements are parsed and packed, and
+        binary data that arrived in several parts joined, only when something needs them so
+        (an array, a digest, a binary upstream): passed on as they came, they never are."""
         if self._data is None:
             if self._parts:
                 self._data = b"".join(self._parts)
                 self._parts = ()
             else:
-                self._data = _pack(self.name, self.datatype, self._values or [])
+                values = self._values
+                if values is None and self.text is not None:
+                    values = elements(self.datatype, list(self.shape), self.text, None)
+                self._data = _pack(self.name, self.datatype, values or [])
                 self._values = None
         return self._data
 
@@ -183,12 +190,9 @@ def json_tensor(
     against its datatype and shape. Floating-point elements are packed lazily (packing them
     cannot fail); other datatypes at once, so a value that does not fit raises here
     (ValueError, OverflowError)."""
-    if datatype in _LAZY:
+    if datatype in FLOATS:
         return Tensor(name, datatype, shape, None, False, text, values)
     return Tensor(name, datatype, shape, _pack(name, datatype, values), False, text)
-
-
-_LAZY = frozenset(("FP16", "FP32", "FP64"))
 
 
 def _is_text(value: Any) -> bool:

@@ -84,7 +84,9 @@ class V2Malformed(ValueError):
 # --- reading --------------------------------------------------------------------------------
 
 
-def split_body(body: bytes, header_length: int | None) -> tuple[memoryview, memoryview]:
+def split_body(
+    body: bytes | memoryview, header_length: int | None
+) -> tuple[memoryview, memoryview]:
     """The JSON header and the binary tail of a body, without copying either."""
     view = memoryview(body)
     if header_length is None:
@@ -97,7 +99,7 @@ def split_body(body: bytes, header_length: int | None) -> tuple[memoryview, memo
 
 
 def split_parts(
-    parts: Sequence[bytes], header_length: int | None
+    parts: Sequence[bytes | memoryview], header_length: int | None
 ) -> tuple[bytes | memoryview, list[memoryview]]:
     """``split_body`` over a body in parts: the JSON header (a view when it lies in the first
     part, else joined) and the binary tail as views of the parts."""
@@ -215,9 +217,14 @@ def elements(datatype: str, shape: list[int], data: Raw, chunk: memoryview | Non
     values = _json_elements(data, decoder)
     if datatype == "UINT64" and values and max(values) > _UINT64_MAX:
         raise V2Malformed(f"data does not fit UINT64: {max(values)}")
-    if len(values) != count:
-        raise V2Malformed(f"has {len(values)} elements, but its shape needs {count}")
+    check_count(len(values), count)
     return values
+
+
+def check_count(found: int, count: int) -> None:
+    """Raise V2Malformed unless a tensor's data holds the ``count`` elements of its shape."""
+    if found != count:
+        raise V2Malformed(f"has {found} elements, but its shape needs {count}")
 
 
 def element_count(shape: list[int]) -> int:

@@ -15,7 +15,7 @@ whether the tensors fit the route is the route's check (``routing/tensor_schema.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from msgspec import UNSET
 from failwell.config.tensors import TensorWire
 from failwell.errors import InvalidInput, UpstreamMalformed
 from failwell.protocols.tensor import (
+    FLOATS,
     Tensor,
     Tensors,
     check_datatype,
@@ -33,11 +34,13 @@ from failwell.protocols.tensor import (
 )
 from failwell.protocols.v2binary import (
     V2Malformed,
+    check_count,
     element_count,
     elements,
     slice_parts,
     split_parts,
 )
+from failwell.protocols.v2text import number_count
 from failwell.protocols.v2wire import (
     ENCODER,
     REQUEST,
@@ -48,6 +51,9 @@ from failwell.protocols.v2wire import (
     WireTensor,
     output_choices,
 )
+
+# A request body: whole, or in the parts it arrived in.
+Body = bytes | memoryview | Sequence[bytes | memoryview]
 
 
 @dataclass(slots=True)
@@ -82,6 +88,11 @@ def _tensor(wire: WireTensor, chunk: tuple[memoryview, ...] | None) -> Tensor:
         if len(wire.data):
             raise V2Malformed("has both data and parameters.binary_data_size")
         return from_wire(wire.name, wire.datatype, shape, chunk, element_count(wire.shape))
+    if wire.datatype in FLOATS:  # passed on as the text it came in: count, don't parse
+        found = number_count(bytes(wire.data))
+        if found is not None:
+            check_count(found, element_count(wire.shape))
+            return Tensor(wire.name, wire.datatype, shape, None, False, wire.data)
     values = elements(wire.datatype, wire.shape, wire.data, None)
     try:
         return json_tensor(wire.name, wire.datatype, shape, values, wire.data)
@@ -92,11 +103,12 @@ def _tensor(wire: WireTensor, chunk: tuple[memoryview, ...] | None) -> Tensor:
 # --- gateway side ---------------------------------------------------------------------------
 
 
-def decode_tensor_request(body: bytes | list[bytes], header_length: int | None) -> TensorRequest:
+def decode_tensor_request(body: Body, header_length: int | None) -> TensorRequest:
     """The tensors of a client's v2 request (its body, or the parts it arrived in: binary
     tensors stay views of them, not joined); raises InvalidInput (400)."""
     try:
-        header, tail = split_parts([body] if isinstance(body, bytes) else body, header_length)
+        parts = [body] if isinstance(body, bytes | memoryview) else body
+        header, tail = split_parts(parts, header_length)
         request = REQUEST.decode(header)
         inputs = read_tensors(request.inputs, tail, "input")
         binary_output, binary_outputs = output_choices(request)
