@@ -168,6 +168,7 @@ class Gateway:
             self.rollouts.recorded = self.fleet.recorded_rollouts
             board = self.health.board
             board.listeners.append(self.fleet.share_rotation(board.follow).changed)
+            self.health.evaluator.fleet = self.fleet.slo  # alerts judge the fleet's counts
         admin += self.faults.admin_routes() + rollout_admin_routes(self.rollouts)
         admin += self.supervisor.admin_routes()
         admin += slo_admin_routes(self.health.slo, self.fleet.slo if self.fleet else None)
