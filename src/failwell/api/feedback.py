@@ -66,7 +66,7 @@ def front_end(quality: QualityWatch, limit: BodyLimits) -> FrontEnd:
         gate.authorize(route)
         items = labels_of(await read_body(scope, receive, limit))
         ex.inputs = {"items": [{"request_id": i.request_id, "label": i.label} for i in items]}
-        result = quality.feedback(route, items)
+        result = await quality.feedback(route, items)
         await respond(send, 200, encode(result), [JSON])
 
     return serve

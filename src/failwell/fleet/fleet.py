@@ -18,6 +18,7 @@ from failwell.contracts import Service
 from failwell.fleet.answers import SharedAnswerCache
 from failwell.fleet.breakers import BreakerSync
 from failwell.fleet.controls import ControlSync, FaultStore, FlagStore
+from failwell.fleet.labels import FleetLabels
 from failwell.fleet.lease import Lease
 from failwell.fleet.link import FleetLink
 from failwell.fleet.rotation import Follow, RotationSync
@@ -37,6 +38,7 @@ class Fleet:
         self.rotation: RotationSync | None = None
         fallbacks = families_planes.FLEET_FALLBACKS.counter(registry)
         self.slo = FleetSlo(self.link, fallbacks.labels("slo"))  # every process's SLO counts
+        self.labels = FleetLabels(self.link, fallbacks.labels("labels"))  # answers to label
         self.breakers = BreakerSync(self.link) if config.breakers else None
         self.controls: ControlSync | None = None
         self.answers = (

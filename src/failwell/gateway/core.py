@@ -169,6 +169,7 @@ class Gateway:
             board = self.health.board
             board.listeners.append(self.fleet.share_rotation(board.follow).changed)
             self.health.evaluator.fleet = self.fleet.slo  # alerts judge the fleet's counts
+            self.quality.share(self.fleet.labels, self.fleet.lease, config.alerts.evaluate_every)
         admin += self.faults.admin_routes() + rollout_admin_routes(self.rollouts)
         admin += self.supervisor.admin_routes()
         admin += slo_admin_routes(self.health.slo, self.fleet.slo if self.fleet else None)
@@ -188,6 +189,8 @@ class Gateway:
         # keeps its own registry watcher, since each loads its own models
         self.services += [self._led(self.rollouts), self.watcher, self._led(self.retrain)]
         self.services.append(self._led(self.drift))
+        if self.fleet is not None:  # the lease holder judges the fleet's labels on a schedule
+            self.services.append(self._led(self.quality))
         self.observers += [*self.health.observers, self.drift, self.quality]
         admin += self.drift.admin_routes() + self.retrain.admin_routes()
         if self.faults.canary is not None:
