@@ -1,6 +1,7 @@
 """POST /v1/feedback/{route}: delayed ground truth. ``{"request_id": ..., "label": ...}`` or
 ``{"items": [{"request_id": ..., "label": ...}, ...]}``; answers ``{"accepted": n, "metric",
-"value", "labels", "judged"}``. Needs the route's predict scope; logged like any request."""
+"value", "labels", "judged", "scope"}`` (``scope``: the fleet's window or this process's).
+Needs the route's predict scope; logged like any request."""
 
 from __future__ import annotations
 

@@ -26,8 +26,9 @@ Redis unreachable (the link down, or a command failed): ``find``, ``claim`` and 
 answer None at once and the caller joins labels to its own answers. Answers go on being queued
 (the newest ``remember`` per route) with the labels joined meanwhile (``defer``), and all are
 written when the link reconnects; a deferred label marks its answer and adds its pair to the
-window unless another process labelled that answer first. Lost meanwhile: labels for answers
-other processes served (404), and a batch whose write fails
+window unless another process labelled that answer first. Meanwhile a label for an answer
+another process served is refused (503: it joins when sent again after the reconnect). Lost: a
+batch whose write fails, and the oldest waiting beyond ``remember``
 (``failwell_fleet_dropped_total{kind="labels"}``).
 """
 

@@ -14,7 +14,9 @@ joins an answer whichever process served it; "labelled once" is decided in Redis
 batch, and the metric covers the fleet's window of labelled pairs. Only the lease holder
 raises the alert: on a label it takes, and every ``alerts.evaluate_every`` while it leads (it
 runs this as a service). A process that cannot reach Redis joins labels to its own answers
-(guarded here, told to the fleet once Redis is back) and scores its own window.
+(guarded here, told to the fleet once Redis is back) and scores its own window; a label for an
+answer it did not serve is a 503 ``fleet_unreachable`` (that answer reaches Redis once its
+process reconnects, so the label joins when sent again).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from failwell.clock import Clock
 from failwell.config.drift import QualityConfig, QualityMetric
 from failwell.config.models import RouteConfig
 from failwell.contracts import Exchange, Leadership
-from failwell.errors import Conflict, InvalidInput, NotFound
+from failwell.errors import Conflict, FleetUnreachable, InvalidInput, NotFound
 from failwell.observe import families
 from failwell.observe.logging import log
 from failwell.quality.score import Pair, is_number, score, worse
@@ -179,9 +181,13 @@ class QualityWatch:
             if claimed is not None and claimed[0] is not None:
                 raise Conflict(f"request {claimed[0]!r} already has a label")
         except (NotFound, Conflict, InvalidInput) as exc:
-            self.labels.labels(route, exc.kind).inc()
             if isinstance(exc, NotFound) and self.shared is not None and shared is None:
-                raise NotFound(f"{exc}; the fleet's Redis is unreachable from here") from None
+                self.labels.labels(route, FleetUnreachable.kind).inc()
+                raise FleetUnreachable(
+                    f"{exc} here, and this gateway cannot reach the fleet's Redis now: "
+                    "send the label again later"
+                ) from None
+            self.labels.labels(route, exc.kind).inc()
             raise
         if self.shared is not None and claimed is None:  # Redis unreachable: joined here only
             self.shared.defer(route, watched.config, joined)

@@ -14,7 +14,7 @@ from sklearn.metrics import roc_auc_score
 from failwell.config.drift import QualityMetric
 from failwell.config.models import RouteConfig
 from failwell.contracts import Answer, Exchange
-from failwell.errors import Conflict, InvalidInput, NotFound
+from failwell.errors import Conflict, FleetUnreachable, InvalidInput, NotFound
 from failwell.quality.score import auc, ranks, score
 from failwell.quality.watch import Label, QualityWatch
 from failwell.testing import FakeClock
@@ -179,9 +179,9 @@ def test_cut_off_from_the_fleet_labels_join_local_answers_and_reach_the_fleet_la
     answered(w, "here", {"cls": "dog"})
     shared.answers["there"] = ("cat", 1000.0)
     shared.up = False
-    with pytest.raises(NotFound) as missing:
+    with pytest.raises(FleetUnreachable) as missing:  # 503: send it again later
         feedback(w, "r", [Label("there", "cat")])
-    assert "unreachable" in str(missing.value)
+    assert "cannot reach the fleet's Redis" in str(missing.value)
     result = feedback(w, "r", [Label("here", "dog")])
     assert (result["value"], result["labels"], result["scope"]) == (1.0, 1, "local")
     assert [rid for rid, _, _ in shared.deferred] == ["here"]
