@@ -2,7 +2,11 @@
 verdict around a fake adapter) with its breakers shared or not; CPU per request through the
 whole in-process path (``Gateway.predict``: tiers, breakers, metrics, cache; noisy, as its
 model runs in a thread; every request a new cache key, the worst case for the shared cache) without a fleet and with one linked to a real redis-server; the delay for a breaker opening on one instance to open it on another
-(two links, each its own connections, one event loop).
+(two links, each its own connections, one event loop); CPU per request on a route with
+``quality:`` (a static tier: the cheapest path, so the label bookkeeping stands out) without a
+fleet and with one (each answer queued for Redis, written by the link's sender); the time of a
+feedback call on one gateway for an answer another served, posted at once (its batch may not be
+in Redis yet) and 100 ms later.
 
     .venv/bin/python bench/fleet_bench.py [--requests 20000] [--rounds 5] [--openings 200]
 
@@ -49,7 +53,12 @@ def config(fleet: str | None, share_cache: bool = True) -> dict[str, Any]:
                 "input": {"x": "str"},
                 "cache": {"key": "{x}"},
                 "tiers": [{"name": "primary", "backend": "echo"}, {"name": "cache"}],
-            }
+            },
+            "scored": {
+                "input": {"x": "str"},
+                "quality": {"metric": "accuracy", "output": "cls"},
+                "tiers": [{"name": "static", "value": {"cls": 1}}],
+            },
         },
     }
     if fleet is not None:
@@ -57,23 +66,53 @@ def config(fleet: str | None, share_cache: bool = True) -> dict[str, Any]:
     return cfg
 
 
-async def cpu_per_request(redis: str | None, n: int, share_cache: bool = True) -> float:
+async def linked(gw: Gateway) -> None:
+    if gw.fleet is not None:
+        ends = time.monotonic() + 10
+        while not gw.fleet.link.up and time.monotonic() < ends:
+            await asyncio.sleep(0.01)
+        assert gw.fleet.link.up, "the fleet link did not come up"
+
+
+async def cpu_per_request(
+    redis: str | None, n: int, share_cache: bool = True, route: str = "echo"
+) -> float:
     """µs of this process' CPU per ``predict`` (the link's own tasks included)."""
     async with Gateway(parse_config(config(redis, share_cache))) as gw:
-        if gw.fleet is not None:
-            ends = time.monotonic() + 10
-            while not gw.fleet.link.up and time.monotonic() < ends:
-                await asyncio.sleep(0.01)
-            assert gw.fleet.link.up, "the fleet link did not come up"
+        await linked(gw)
         for i in range(500):
-            await gw.predict("echo", {"x": str(i % 100)})
+            await gw.predict(route, {"x": str(i % 100)})
         await asyncio.sleep(0.2)
         keys = time.monotonic_ns()
         start = time.process_time()
         for i in range(n):
-            await gw.predict("echo", {"x": f"{keys}-{i}"})  # each answer a new key: a write
+            await gw.predict(route, {"x": f"{keys}-{i}"})  # each answer a new key: a write
         await asyncio.sleep(0.1)  # let the writers drain what these requests queued
         return (time.process_time() - start) / n * 1e6
+
+
+async def label_elsewhere(url: str, labels: int, after: float) -> list[float]:
+    """Seconds of one feedback call on gateway b for an answer gateway a served ``after``
+    seconds before."""
+    from failwell.quality.watch import Label
+
+    def one(name: str) -> Gateway:
+        cfg = config(url, False)
+        cfg["fleet"]["instance"] = name
+        return Gateway(parse_config(cfg))
+
+    took = []
+    async with one("a") as a, one("b") as b:
+        await linked(a)
+        await linked(b)
+        for i in range(labels):
+            rid = f"{time.monotonic_ns()}-{i}"
+            await a.predict("scored", {"x": "1"}, request_id=rid)
+            await asyncio.sleep(after)
+            started = time.perf_counter()
+            await b.quality.feedback("scored", [Label(rid, 1)])
+            took.append(time.perf_counter() - started)
+    return sorted(took)
 
 
 async def answer(request: Any, timeout: float) -> Result:
@@ -151,6 +190,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--openings", type=int, default=200)
+    parser.add_argument("--labels", type=int, default=100)
     args = parser.parse_args()
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,13 +204,19 @@ def main() -> None:
             time.sleep(0.5)
             url = f"redis://127.0.0.1:{port}/0"
             local, shared, no_cache, pool_local, pool_shared = [], [], [], [], []
-            for _ in range(args.rounds):  # interleaved, so drift in the machine's load is shared
+            scored: dict[bool, list[float]] = {False: [], True: []}
+            for i in range(args.rounds):  # interleaved, so drift in the machine's load is shared
                 pool_local.append(asyncio.run(pool_call(None, args.requests * 5)))
                 pool_shared.append(asyncio.run(pool_call(url, args.requests * 5)))
                 local.append(asyncio.run(cpu_per_request(None, args.requests)))
                 shared.append(asyncio.run(cpu_per_request(url, args.requests)))
                 no_cache.append(asyncio.run(cpu_per_request(url, args.requests, False)))
+                for fleet in (False, True) if i % 2 == 0 else (True, False):  # A B, B A, ...
+                    cpu = cpu_per_request(url if fleet else None, args.requests, False, "scored")
+                    scored[fleet].append(asyncio.run(cpu))
             delays = sorted(asyncio.run(propagation(url, args.openings)))
+            at_once = asyncio.run(label_elsewhere(url, args.labels, 0.0))
+            later = asyncio.run(label_elsewhere(url, args.labels, 0.1))
         finally:
             server.terminate()
             server.wait(10)
@@ -188,6 +234,15 @@ def main() -> None:
         worst = delays[-1] * 1000
         print(f"breaker propagation: p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {worst:.2f} ms")
     print(f"openings propagated: {len(delays)}/{args.openings}")
+    qa, qb = statistics.median(scored[False]), statistics.median(scored[True])
+    spread = {k: f"{min(v):.1f}-{max(v):.1f}" for k, v in scored.items()}
+    print(f"CPU per request, quality route, no fleet: {qa:7.1f} µs ({spread[False]})")
+    print(
+        f"CPU per request, quality route, fleet:    {qb:7.1f} µs ({spread[True]}, {qb - qa:+.1f})"
+    )
+    for name, took in (("at once", at_once), ("100 ms later", later)):
+        p50, worst = took[len(took) // 2] * 1000, took[-1] * 1000
+        print(f"label of another gateway's answer, {name}: p50 {p50:.1f} ms, max {worst:.1f} ms")
 
 
 if __name__ == "__main__":

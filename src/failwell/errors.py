@@ -277,6 +277,13 @@ class LogUnavailable(ShortCircuit):
     kind = "log_unavailable"
 
 
+class FleetUnreachable(ShortCircuit):
+    """What was asked needs the fleet's shared state (a label for an answer another process
+    served) and this process cannot reach the fleet's Redis now: send it again later."""
+
+    kind = "fleet_unreachable"
+
+
 class Overloaded(ShortCircuit):
     """Shed by admission control: the route is at its concurrency limit and its queue is full,
     or a request waited in the queue too long. Load, not a failure: come back shortly."""

@@ -1,6 +1,7 @@
 """POST /v1/feedback/{route}: delayed ground truth. ``{"request_id": ..., "label": ...}`` or
 ``{"items": [{"request_id": ..., "label": ...}, ...]}``; answers ``{"accepted": n, "metric",
-"value", "labels", "judged"}``. Needs the route's predict scope; logged like any request."""
+"value", "labels", "judged", "scope"}`` (``scope``: the fleet's window or this process's).
+Needs the route's predict scope; logged like any request."""
 
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def front_end(quality: QualityWatch, limit: BodyLimits) -> FrontEnd:
         gate.authorize(route)
         items = labels_of(await read_body(scope, receive, limit))
         ex.inputs = {"items": [{"request_id": i.request_id, "label": i.label} for i in items]}
-        result = quality.feedback(route, items)
+        result = await quality.feedback(route, items)
         await respond(send, 200, encode(result), [JSON])
 
     return serve

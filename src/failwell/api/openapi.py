@@ -126,7 +126,7 @@ def openapi(routes: Mapping[str, Route], auth: bool = False) -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _json({"type": "object"}),
-                    **_errors(400, 401, 403, 404, 409, 413, 422, 431),
+                    **_errors(400, 401, 403, 404, 409, 413, 422, 431, 503),
                 },
             }
         }

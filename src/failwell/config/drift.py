@@ -61,8 +61,14 @@ class QualityConfig(Frozen):
     window: int = Field(1000, ge=10, description="Most recent labelled answers the metric covers.")
     min_labels: int = Field(50, ge=1, description="Labels needed before the metric is judged.")
     max_age: Duration = Field(
-        86400.0, gt=0, description="How long an answer waits for its label (then forgotten)."
+        86400.0,
+        gt=0,
+        description="How long an answer waits for its label (then forgotten); with a fleet, "
+        "also how long Redis keeps it.",
     )
     remember: int = Field(
-        100_000, ge=100, description="Answers kept waiting for labels (the oldest go first)."
+        100_000,
+        ge=100,
+        description="Answers kept waiting for labels (the oldest go first): per process, and "
+        "with a fleet also in Redis for the whole fleet.",
     )

@@ -30,7 +30,8 @@ class FleetConfig(BaseModel):
     name: str = Field(
         "default",
         description="The fleet: keys are hash-tagged {failwell:NAME} so Redis Cluster keeps "
-        "one fleet's control state in one slot; two fleets on one Redis keep apart.",
+        "one fleet's control state in one slot (shared answers spread by key, labels by "
+        "route); two fleets on one Redis keep apart.",
     )
     instance: str | None = Field(
         None, description="This gateway's name in the fleet; default: host name and process id."
@@ -69,8 +70,9 @@ class FleetConfig(BaseModel):
         2.0,
         gt=0,
         description="The control lease: one process of the fleet runs the control loops "
-        "(probes, canaries, SLO alerts, rollouts, drift judging); another takes over within "
-        "this time of it stopping or losing Redis.",
+        "(probes, canaries, SLO and live-quality alerts on the fleet's counts and labels, "
+        "rollouts, drift judging); another takes over within this time of it stopping or "
+        "losing Redis.",
     )
 
     @field_validator("redis")

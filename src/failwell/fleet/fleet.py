@@ -16,11 +16,13 @@ from failwell.contracts import Service
 from failwell.fleet.answers import SharedAnswerCache
 from failwell.fleet.breakers import BreakerSync
 from failwell.fleet.controls import ControlSync, FaultStore, FlagStore
+from failwell.fleet.labels import FleetLabels
 from failwell.fleet.lease import Lease
 from failwell.fleet.link import FleetLink
 from failwell.fleet.rollouts import RolloutSync
 from failwell.fleet.rotation import Follow, RotationSync
 from failwell.fleet.slo import FleetSlo
+from failwell.observe import families_planes
 from failwell.routing.pool import Pool
 from failwell.store.cache import AnswerCache
 
@@ -33,7 +35,9 @@ class Fleet:
         self.link = FleetLink(config, registry, clock)
         self.lease = Lease(self.link, config.lease, registry)  # who runs the control loops
         self.rotation: RotationSync | None = None
-        self.slo = FleetSlo(self.link)  # every process's SLO counts, added up in Redis
+        fallbacks = families_planes.FLEET_FALLBACKS.counter(registry)
+        self.slo = FleetSlo(self.link, fallbacks.labels("slo"))  # every process's SLO counts
+        self.labels = FleetLabels(self.link, fallbacks.labels("labels"))  # answers to label
         self.rollouts = RolloutSync(self.link, self.lease)  # records and counts of rollouts
         self.breakers = BreakerSync(self.link) if config.breakers else None
         self.controls: ControlSync | None = None

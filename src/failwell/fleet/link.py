@@ -131,6 +131,10 @@ class FleetLink:
         if not self._wake.is_set():
             self._wake.set()
 
+    def count_dropped(self, kind: str, amount: int = 1) -> None:
+        """Count writes of ``kind`` a part gave up before queueing them here."""
+        self._dropped.labels(kind).inc(amount)
+
     # -- the tasks ------------------------------------------------------------------------
 
     async def start(self) -> None:

@@ -1,14 +1,26 @@
 """SLO counts of every process of a fleet in one place: the fleet's burn rates.
 
 Each process counts its requests locally (the request path never touches Redis); every
-``FLUSH`` seconds a task adds what was counted since the last flush to time buckets in Redis:
+``FLUSH`` seconds one script per route adds what was counted since the last flush to the
+fleet's running totals, and records them as the totals at the end of the current bucket:
 
-    {failwell:NAME}:slo:<route>:<epoch>    hash: slot → count, for [epoch·width, +width)
+    {failwell:NAME}:slo:ROUTE@WIDTH:total    hash slot → the fleet's count since the totals began
+    {failwell:NAME}:slo:ROUTE@WIDTH:ends     hash epoch → "slot,count,...": the totals as the
+                                             last flush of bucket [epoch·width, +width) left them
+    {failwell:NAME}:slo:ROUTE@WIDTH:epochs   sorted set of the epochs ``ends`` holds
 
-(``width`` is the route's local bucket width: a tenth of its shortest burn window; a bucket
-expires after the route's longest window). ``totals`` sums the buckets of a window over the
-whole fleet. While Redis is down the counts wait here and are added on the next flush that
-succeeds, into the bucket of that flush (so an outage shifts them in time, never loses them).
+(``WIDTH``, in ms, is the route's local bucket width: a tenth of its shortest burn window, so
+two configs with other windows never mix their buckets.) As in ``observe/window.py``, the
+fleet's counts over the last k buckets are ``total - ends[the newest epoch ≤ now - k]``: one
+read script per route answers every window asked for, whatever its length (the SLO evaluator
+of the lease holder reads them each evaluation, ``GET /admin/slo`` on demand). ``ends`` keeps
+the epochs of the route's longest window and the newest one before it; every key expires
+after that window once no process flushes (the fleet's counts then start again from zero).
+
+While Redis is down the counts wait here and are added by the next flush that succeeds, into
+the bucket of that flush (an outage shifts them in time, never loses them). The bucket of a
+flush is its process's wall clock: gateways on several machines need clocks that agree within
+a bucket (a count read as negative is read as zero).
 """
 
 from __future__ import annotations
@@ -19,12 +31,37 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from failwell.fleet.link import FleetLink
 from failwell.observe.logging import log
 
 FLUSH = 1.0
+
+# KEYS total, ends, epochs; ARGV epoch, epochs kept, ttl (ms), then slot, amount pairs
+_FLUSH = """
+for i = 4, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[2], ARGV[1], table.concat(redis.call('HGETALL', KEYS[1]), ','))
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[1])
+local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+for i = 1, #old - 1 do
+  redis.call('HDEL', KEYS[2], old[i])
+  redis.call('ZREM', KEYS[3], old[i])
+end
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+return 1
+"""
+
+# KEYS total, ends, epochs; ARGV the epoch each window starts after → {total, end of each}
+_READ = """
+local out = {redis.call('HGETALL', KEYS[1])}
+for i = 1, #ARGV do
+  local found = redis.call('ZREVRANGEBYSCORE', KEYS[3], ARGV[i], '-inf', 'LIMIT', 0, 1)
+  out[i + 1] = found[1] and redis.call('HGET', KEYS[2], found[1]) or ''
+end
+return out
+"""
 
 
 class Counted(Protocol):
@@ -40,12 +77,25 @@ class Counted(Protocol):
     def cumulative(self) -> Sequence[int]: ...  # totals since start, per slot
 
 
+def _slots(flat: Sequence[bytes], size: int) -> list[int]:
+    """Counts per slot from a flat ``slot, count, ...`` list."""
+    out = [0] * size
+    for i in range(0, len(flat) - 1, 2):
+        slot = int(flat[i])
+        if slot < size:
+            out[slot] = int(flat[i + 1])
+    return out
+
+
 class FleetSlo:
-    def __init__(self, link: FleetLink) -> None:
+    def __init__(self, link: FleetLink, fallbacks: Counter) -> None:
         self.link = link
         self.routes: Mapping[str, Counted] = {}
+        self._fallbacks = fallbacks  # failwell_fleet_fallbacks_total{part="slo"}
         self._flushed: dict[tuple[str, int], list[int]] = {}  # (route, id of counts) → totals
         self._task: asyncio.Task[None] | None = None
+        self._flush: Any = link.redis.register_script(_FLUSH)
+        self._read: Any = link.redis.register_script(_READ)
 
     def bind(self, routes: Mapping[str, Counted]) -> None:
         """Flush the counts of ``routes`` from now on (a route's counts kept across a reload
@@ -54,8 +104,9 @@ class FleetSlo:
         keep = {(name, id(c)) for name, c in routes.items()}
         self._flushed = {k: v for k, v in self._flushed.items() if k in keep}
 
-    def _key(self, route: str, epoch: int) -> str:
-        return self.link.key(f"slo:{route}:{epoch}")
+    def _keys(self, route: str, counts: Counted) -> list[str]:
+        series = self.link.key(f"slo:{route}@{round(counts.width * 1000)}")
+        return [f"{series}:total", f"{series}:ends", f"{series}:epochs"]
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="fleet-slo")
@@ -82,7 +133,7 @@ class FleetSlo:
                 failing = True
 
     async def flush(self) -> None:
-        """Add the counts made here since the last flush to the fleet's buckets."""
+        """Add the counts made here since the last flush to the fleet's totals."""
         now = self.link.clock.wall()
         pending: list[tuple[tuple[str, int], list[int]]] = []
         async with self.link.redis.pipeline(transaction=False) as pipe:
@@ -93,36 +144,51 @@ class FleetSlo:
                 delta = [t - b for t, b in zip(totals, before, strict=True)]
                 if not any(delta):
                     continue
-                bucket = self._key(name, int(now / counts.width))
+                kept = math.ceil(counts.span / counts.width) + 1
+                ttl = int((counts.span + 2 * counts.width) * 1000)
+                args: list[int] = [int(now / counts.width), kept, ttl]
                 for slot, amount in enumerate(delta):
                     if amount:
-                        pipe.hincrby(bucket, str(slot), amount)
-                pipe.pexpire(bucket, int((counts.span + 2 * counts.width) * 1000))
+                        args += [slot, amount]
+                await self._flush(keys=self._keys(name, counts), args=args, client=pipe)
                 pending.append((key, totals))
             if pending:
                 await pipe.execute()
         self._flushed.update(pending)
 
-    async def totals(self, route: str, window: float) -> list[int] | None:
-        """Per slot, the fleet's counts of ``route`` over the last ``window`` seconds (None:
-        Redis is unreachable or the route unknown)."""
-        counts = self.routes.get(route)
-        if counts is None:
+    async def windows(
+        self, wanted: Mapping[str, Sequence[float]]
+    ) -> dict[str, dict[float, list[int]]] | None:
+        """Per route, per window (seconds), the fleet's counts per slot over that window, in
+        one round trip; None while Redis is unreachable (counted as a fallback). A route this
+        process does not count is left out."""
+        now = self.link.clock.wall()
+        asked: list[tuple[str, Counted, list[float]]] = []
+        for route, windows in wanted.items():
+            counts = self.routes.get(route)
+            if counts is not None and windows:
+                asked.append((route, counts, list(windows)))
+        if not asked:
+            return {}
+        if not self.link.up:
+            self._fallbacks.inc()
             return None
-        now, width = self.link.clock.wall(), counts.width
-        last = int(now / width)
-        first = last - math.ceil(window / width) + 1
-        summed = [0] * len(counts.cumulative)
         try:
             async with self.link.redis.pipeline(transaction=False) as pipe:
-                for epoch in range(first, last + 1):
-                    pipe.hgetall(self._key(route, epoch))
-                buckets: list[dict[Any, Any]] = await pipe.execute()
+                for route, counts, windows in asked:
+                    newest = int(now / counts.width)
+                    bases = [newest - max(1, math.ceil(w / counts.width)) for w in windows]
+                    await self._read(keys=self._keys(route, counts), args=bases, client=pipe)
+                replies: list[list[Any]] = await pipe.execute()
         except (RedisError, OSError):
+            self._fallbacks.inc()
             return None
-        for bucket in buckets:
-            for slot, count in bucket.items():
-                index = int(slot)
-                if index < len(summed):
-                    summed[index] += int(count)
-        return summed
+        out: dict[str, dict[float, list[int]]] = {}
+        for (route, counts, windows), reply in zip(asked, replies, strict=True):
+            size = len(counts.cumulative)
+            total = _slots(reply[0], size)
+            out[route] = {}
+            for window, end in zip(windows, reply[1:], strict=True):
+                base = _slots(end.split(b",") if end else [], size)
+                out[route][window] = [max(0, t - b) for t, b in zip(total, base, strict=True)]
+        return out

@@ -166,6 +166,8 @@ class Gateway:
             self.rollouts.share(self.fleet.rollouts, self.fleet.lease, self.fleet.link.me)
             board = self.health.board
             board.listeners.append(self.fleet.share_rotation(board.follow).changed)
+            self.health.evaluator.fleet = self.fleet.slo  # alerts judge the fleet's counts
+            self.quality.share(self.fleet.labels, self.fleet.lease, config.alerts.evaluate_every)
         admin += self.faults.admin_routes() + rollout_admin_routes(self.rollouts)
         admin += self.supervisor.admin_routes()
         admin += slo_admin_routes(self.health.slo, self.fleet.slo if self.fleet else None)
@@ -186,6 +188,8 @@ class Gateway:
         self.services += [self._led(self.rollouts), self.rollouts.splits, self.watcher]
         self.services.append(self._led(self.retrain))
         self.services.append(self._led(self.drift))
+        if self.fleet is not None:  # the lease holder judges the fleet's labels on a schedule
+            self.services.append(self._led(self.quality))
         self.observers += [*self.health.observers, self.drift, self.quality]
         admin += self.drift.admin_routes() + self.retrain.admin_routes()
         if self.faults.canary is not None:

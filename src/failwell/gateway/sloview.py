@@ -4,13 +4,11 @@ Redis; null without a fleet or while Redis is unreachable). ``?route=NAME`` narr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from failwell.contracts import AdminCall, AdminRoute
+from failwell.health.alerts import FleetCounts
 from failwell.health.slo import BurnFigure, SloTracker
-
-if TYPE_CHECKING:  # a fleet's module loads redis: only for a gateway with a fleet
-    from failwell.fleet.slo import FleetSlo
 
 
 def _figure(figure: BurnFigure) -> dict[str, Any]:
@@ -22,27 +20,25 @@ def _figure(figure: BurnFigure) -> dict[str, Any]:
     }
 
 
-def slo_admin_routes(tracker: SloTracker, fleet: FleetSlo | None) -> list[AdminRoute]:
+def slo_admin_routes(tracker: SloTracker, fleet: FleetCounts | None) -> list[AdminRoute]:
     async def handler(call: AdminCall) -> tuple[int, Any]:
         wanted = call.query.get("route", [None])[0]
+        shown = {n: s for n, s in tracker.routes.items() if wanted in (None, n)}
+        counts = await fleet.windows({n: s.windows for n, s in shown.items()}) if fleet else None
         routes: dict[str, Any] = {}
-        for name, slo in tracker.routes.items():
-            if wanted not in (None, name):
-                continue
-            windows = sorted({w for bw in slo.config.windows for w in (bw.short, bw.long)})
-            shared = {w: await fleet.totals(name, w) if fleet else None for w in windows}
-            now = slo.clock.now()
+        for name, slo in shown.items():
+            shared = (counts or {}).get(name, {})
             routes[name] = {
                 sli.name.lower(): {
                     "objective": objective,
                     "windows": {
                         str(w): {
-                            "local": _figure(slo.figure_of(slo.counts.totals(now, w), sli, w)),
+                            "local": _figure(slo.figure_of(slo.totals(w), sli, w)),
                             "fleet": None
-                            if (totals := shared[w]) is None
+                            if (totals := shared.get(w)) is None
                             else _figure(slo.figure_of(totals, sli, w)),
                         }
-                        for w in windows
+                        for w in slo.windows
                     },
                 }
                 for sli, objective in slo.objectives.items()

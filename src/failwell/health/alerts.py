@@ -5,6 +5,11 @@ SLO gauges, and notifies on changes only (firing, resolved, and a reminder after
 An alert is one (route, objective, severity). It fires when any of its burn windows has both
 its long and its short window over the burn rate (the SRE workbook's multi-window,
 multi-burn-rate rule); the short window makes it resolve soon after the burning stops.
+
+In a fleet the evaluator runs in the lease holder only and judges the fleet's counts (every
+process's, added up in Redis: ``fleet/slo.py``), read in one round trip before each
+evaluation. While they cannot be read it judges this process's own counts, logs
+``slo_alerts_on_local_counts`` once, and the alert events say ``"counts": "local"``.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import asyncio
 import contextlib
 import json
 from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
@@ -23,12 +29,21 @@ from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.observe import AlertsConfig
 from failwell.config.units import format_duration
 from failwell.errors import UpstreamError
-from failwell.health.slo import RouteSlo, SloTracker
+from failwell.health.slo import RouteSlo, SloTracker, tier1_share_of
 from failwell.observe import families
 from failwell.observe.logging import log
 
 TIER1_FLOOR = "tier1_floor"
 FLOOR_MIN_EVENTS = 5  # fewer requests than this in the window say nothing about the share
+Counts = dict[str, dict[float, list[int]]]  # route → window (s) → counts per slot
+
+
+class FleetCounts(Protocol):
+    """The fleet's SLO counts (``fleet/slo.py``)."""
+
+    async def windows(self, wanted: Mapping[str, Sequence[float]]) -> Counts | None:
+        """Per route, per window, counts per slot; None while Redis is unreachable."""
+        ...
 
 
 @dataclass(slots=True)
@@ -82,6 +97,8 @@ class SloEvaluator:
         self.clock = clock
         self.metrics = SloMetrics(registry)
         self.alerts: dict[tuple[str, str, str], Alert] = {}
+        self.fleet: FleetCounts | None = None  # set by the root for a gateway in a fleet
+        self._on_local = False  # the last evaluation fell back to this process's counts
         self.recent: deque[dict[str, Any]] = deque(maxlen=50)
         self._task: asyncio.Task[None] | None = None
         self._client: HttpUpstream | None = None
@@ -112,22 +129,43 @@ class SloEvaluator:
         while True:
             await asyncio.sleep(self.config.evaluate_every)
             try:
-                self.evaluate()
+                self.evaluate(await self.fleet_counts())
             except Exception as exc:  # keep evaluating; a bug here must not stop alerts
                 log.error("slo_evaluation_failed", exc_info=exc)
 
-    def evaluate(self) -> list[dict[str, Any]]:
-        """Update the gauges and alert states; return the notifications sent."""
+    async def fleet_counts(self) -> Counts | None:
+        """The fleet's counts over every window an evaluation reads; None without a fleet or
+        while Redis is unreachable (then said once in the log)."""
+        if self.fleet is None:
+            return None
+        counts = await self.fleet.windows(
+            {name: slo.windows for name, slo in self.tracker.routes.items()}
+        )
+        if (counts is None) is not self._on_local:
+            self._on_local = counts is None
+            if counts is None:
+                log.warning("slo_alerts_on_local_counts", reason="fleet counts unreachable")
+            else:
+                log.info("slo_alerts_on_fleet_counts")
+        return counts
+
+    def evaluate(self, fleet: Counts | None = None) -> list[dict[str, Any]]:
+        """Update the gauges and alert states from ``fleet``'s counts (each route's own where
+        it has none); return the notifications sent."""
         sent = []
         for name, slo in self.tracker.routes.items():
-            for key, firing, detail in self._verdicts(name, slo):
+            shared = None if fleet is None else fleet.get(name)
+            totals = slo.totals if shared is None else shared.__getitem__
+            for key, firing, detail in self._verdicts(name, slo, totals):
+                if self.fleet is not None and firing:
+                    detail["counts"] = "local" if shared is None else "fleet"
                 event = self.update(key, firing, detail)
                 if event is not None:
                     sent.append(event)
         return sent
 
     def _verdicts(
-        self, name: str, slo: RouteSlo
+        self, name: str, slo: RouteSlo, totals: Callable[[float], list[int]]
     ) -> list[tuple[tuple[str, str, str], bool, dict[str, Any]]]:
         m = self.metrics
         out = []
@@ -135,7 +173,8 @@ class SloEvaluator:
             label = sli.name.lower()
             by_severity: dict[str, tuple[bool, dict[str, Any]]] = {}
             for w in slo.config.windows:
-                long_f, short_f = slo.figure(sli, w.long), slo.figure(sli, w.short)
+                long_f = slo.figure_of(totals(w.long), sli, w.long)
+                short_f = slo.figure_of(totals(w.short), sli, w.short)
                 for f in (long_f, short_f):
                     window = format_duration(f.window)
                     m.burn.labels(name, label, window).set(f.burn_rate)
@@ -153,12 +192,13 @@ class SloEvaluator:
                     by_severity[w.severity] = (True, detail)
                 else:
                     by_severity.setdefault(w.severity, already)
-            m.budget.labels(name, label).set(slo.budget_remaining(sli))
+            budget = slo.figure_of(totals(slo.span), sli, slo.span).budget_remaining
+            m.budget.labels(name, label).set(budget)
             for severity, (firing, detail) in by_severity.items():
                 out.append(((name, label, severity), firing, detail))
         floor = slo.config.tier1_floor
         if floor is not None:
-            events, share = slo.tier1_share(min(w.short for w in slo.config.windows))
+            events, share = tier1_share_of(totals(min(w.short for w in slo.config.windows)))
             low = events >= FLOOR_MIN_EVENTS and share is not None and share < floor
             detail = {"tier1_share": None if share is None else round(share, 4), "floor": floor}
             out.append(((name, TIER1_FLOOR, "page"), low, detail))

@@ -72,6 +72,11 @@ class BurnFigure:
     def burn_rate(self) -> float:
         return 0.0 if self.events == 0 else (self.bad / self.events) / (1 - self.objective)
 
+    @property
+    def budget_remaining(self) -> float:
+        """Share of the error budget this window left (1.0: untouched; < 0: overspent)."""
+        return 1.0 - self.burn_rate if self.events else 1.0
+
 
 class RouteSlo:
     """Counters for one route's objectives, over sliding windows and since start."""
@@ -128,12 +133,21 @@ class RouteSlo:
         for slot in slots:
             row[slot] += 1
 
+    def totals(self, window: float) -> list[int]:
+        """This process's counts per slot over the last ``window`` seconds."""
+        return self.counts.totals(self.clock.now(), window)
+
     def figure(self, sli: Sli, window: float) -> BurnFigure:
-        return self.figure_of(self.counts.totals(self.clock.now(), window), sli, window)
+        return self.figure_of(self.totals(window), sli, window)
 
     def figure_of(self, totals: list[int], sli: Sli, window: float) -> BurnFigure:
         """The figure of ``sli`` from counts per slot (this process's or the fleet's)."""
         return BurnFigure(sli, self.objectives[sli], window, totals[2 * sli], totals[2 * sli + 1])
+
+    @property
+    def windows(self) -> list[float]:
+        """Every window the burn rules read (their short and long windows), shortest first."""
+        return sorted({w for bw in self.config.windows for w in (bw.short, bw.long)})
 
     @property
     def width(self) -> float:
@@ -146,14 +160,17 @@ class RouteSlo:
         return self.counts.cumulative
 
     def tier1_share(self, window: float) -> tuple[int, float | None]:
-        t = self.counts.totals(self.clock.now(), window)
-        return t[2], (None if t[2] == 0 else t[TIER1] / t[2])
+        return tier1_share_of(self.totals(window))
 
     def budget_remaining(self, sli: Sli) -> float:
         """Share of the error budget left over the longest window (1.0: untouched; < 0:
         overspent)."""
-        figure = self.figure(sli, self.span)
-        return 1.0 - figure.burn_rate if figure.events else 1.0
+        return self.figure(sli, self.span).budget_remaining
+
+
+def tier1_share_of(totals: list[int]) -> tuple[int, float | None]:
+    """(requests counted, the share of them tier 1 answered) from counts per slot."""
+    return totals[2], (None if totals[2] == 0 else totals[TIER1] / totals[2])
 
 
 class SloTracker:

@@ -67,6 +67,14 @@ FLEET_PROPAGATION = histogram(
     buckets=FLEET_PROPAGATION_BUCKETS,
 )
 
+FLEET_FALLBACKS = counter(
+    "failwell_fleet_fallbacks",
+    "Reads of the fleet's shared state that fell back to this process's own (Redis "
+    "unreachable), by part: slo (alerts judged on local counts), labels (feedback joined to "
+    "this process's answers only).",
+    "part",
+)
+
 FLEET_CACHE_READS = counter(
     "failwell_fleet_cache_reads",
     "Cache tier reads that went to the shared cache, by result (hit, miss, down, error).",

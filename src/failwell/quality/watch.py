@@ -7,12 +7,24 @@ Answers are remembered by an observer of finished exchanges (a dict insert per a
 request of a route with ``quality:``); the log holds them durably, this keeps the recent ones
 at hand so a label joins without reading the log. A label for an answer the gateway no longer
 remembers (unknown, expired, or from before a restart) is a 404 naming it; a second label for
-one answer is a 409; a label of the wrong type a 422."""
+one answer is a 409; a label of the wrong type a 422.
+
+In a fleet (``share``) each answer is also queued for Redis, off the request path, so a label
+joins an answer whichever process served it; "labelled once" is decided in Redis for a whole
+batch, and the metric covers the fleet's window of labelled pairs. Only the lease holder
+raises the alert: on a label it takes, and every ``alerts.evaluate_every`` while it leads (it
+runs this as a service). A process that cannot reach Redis joins labels to its own answers
+(guarded here, told to the fleet once Redis is back) and scores its own window; a label for an
+answer it did not serve is a 503 ``fleet_unreachable`` (that answer reaches Redis once its
+process reconnects, so the label joins when sent again).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,14 +33,17 @@ from prometheus_client import CollectorRegistry
 from failwell.clock import Clock
 from failwell.config.drift import QualityConfig, QualityMetric
 from failwell.config.models import RouteConfig
-from failwell.contracts import Exchange
-from failwell.errors import Conflict, InvalidInput, NotFound
+from failwell.contracts import Exchange, Leadership
+from failwell.errors import Conflict, FleetUnreachable, InvalidInput, NotFound
 from failwell.observe import families
+from failwell.observe.logging import log
 from failwell.quality.score import Pair, is_number, score, worse
+from failwell.quality.shared import Found, Joined, SharedLabels
 
 Alert = Callable[[tuple[str, str, str], bool, dict[str, Any], str], object]
 _ANSWERED_BY = frozenset({"predict", "v2", "python"})
 _MISSING = object()
+_NOTHING: Found = ({}, set())
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +68,14 @@ class RouteQuality:
         while len(self.waiting) > self.config.remember:
             self.waiting.popitem(last=False)
 
-    def check(self, item: Label, now: float) -> Pair:
-        """The (prediction, label) pair ``item`` makes; raises what is wrong with it."""
+    def check(self, item: Label, now: float, fleet: Found = _NOTHING) -> Joined:
+        """What ``item`` joins (its answer here, else the one ``fleet`` found); raises what is
+        wrong with it."""
         rid, cfg = item.request_id, self.config
-        if rid in self.labelled:
+        answers, labelled = fleet
+        if rid in self.labelled or rid in labelled:
             raise Conflict(f"request {rid!r} already has a label")
-        found = self.waiting.get(rid)
+        found = self.waiting.get(rid) or answers.get(rid)
         if found is None or now - found[1] > cfg.max_age:
             raise NotFound(
                 f"no answer of route {self.route!r} with request_id {rid!r} waits for a label"
@@ -75,7 +92,19 @@ class RouteQuality:
         if cfg.metric is not QualityMetric.ACCURACY and not is_number(prediction):
             where = f"outputs.{cfg.output}" if cfg.output else "outputs"
             raise InvalidInput(f"the answer to {rid!r} has no number at {where}", "request_id")
-        return prediction, label
+        return rid, found[1], (prediction, label)
+
+    def knows(self, request_id: str) -> bool:
+        """Whether this process answered ``request_id`` (waiting for its label or labelled)."""
+        return request_id in self.waiting or request_id in self.labelled
+
+    def accept(self, joined: Sequence[Joined]) -> None:
+        for rid, _, pair in joined:
+            self.waiting.pop(rid, None)
+            self.labelled[rid] = None
+            while len(self.labelled) > self.config.remember:
+                self.labelled.popitem(last=False)
+            self.window.append(pair)
 
     def expire(self, now: float) -> None:
         while self.waiting:
@@ -94,6 +123,15 @@ class QualityWatch:
         self.clock, self._alert = clock, alert
         self.live = families.QUALITY_LIVE.gauge(registry)
         self.labels = families.QUALITY_LABELS.counter(registry)
+        self.shared: SharedLabels | None = None
+        self.leadership: Leadership | None = None  # None: alone, so always the one to alert
+        self.every = 5.0
+        self._task: asyncio.Task[None] | None = None
+
+    def share(self, shared: SharedLabels, leadership: Leadership, every: float) -> None:
+        """Join labels fleet-wide through ``shared``; alert only while ``leadership`` leads,
+        judging the fleet's window every ``every`` seconds while running as a service."""
+        self.shared, self.leadership, self.every = shared, leadership, every
 
     def bind(self, routes: Mapping[str, RouteConfig]) -> None:
         fresh = {}
@@ -115,9 +153,12 @@ class QualityWatch:
         key = watched.config.output
         prediction = outputs.get(key, _MISSING) if key and isinstance(outputs, dict) else outputs
         if prediction is not _MISSING:
-            watched.remember(ex.request_id, prediction, self.clock.wall())
+            now = self.clock.wall()
+            watched.remember(ex.request_id, prediction, now)
+            if self.shared is not None:
+                self.shared.remember(watched.route, watched.config, ex.request_id, prediction, now)
 
-    def feedback(self, route: str, items: list[Label]) -> dict[str, Any]:
+    async def feedback(self, route: str, items: list[Label]) -> dict[str, Any]:
         """Join every label to its answer (all or none: the first bad item raises)."""
         watched = self.routes.get(route)
         if watched is None:
@@ -125,32 +166,46 @@ class QualityWatch:
         now = self.clock.wall()
         watched.expire(now)
         seen: set[str] = set()
-        pairs = []
         for item in items:
             if item.request_id in seen:
                 raise Conflict(f"request {item.request_id!r} is labelled twice in this batch")
             seen.add(item.request_id)
-            try:
-                pairs.append(watched.check(item, now))
-            except (NotFound, Conflict, InvalidInput) as exc:
-                self.labels.labels(route, exc.kind).inc()
-                raise
-        for item, pair in zip(items, pairs, strict=True):
-            del watched.waiting[item.request_id]
-            watched.labelled[item.request_id] = None
-            while len(watched.labelled) > watched.config.remember:
-                watched.labelled.popitem(last=False)
-            watched.window.append(pair)
+        shared, fleet = self.shared, _NOTHING
+        if shared is not None:
+            elsewhere = [i.request_id for i in items if not watched.knows(i.request_id)]
+            found = await shared.find(route, elsewhere) if elsewhere else _NOTHING
+            fleet, shared = (_NOTHING, None) if found is None else (found, shared)
+        try:
+            joined = [watched.check(item, now, fleet) for item in items]
+            claimed = None if shared is None else await shared.claim(route, watched.config, joined)
+            if claimed is not None and claimed[0] is not None:
+                raise Conflict(f"request {claimed[0]!r} already has a label")
+        except (NotFound, Conflict, InvalidInput) as exc:
+            if isinstance(exc, NotFound) and self.shared is not None and shared is None:
+                self.labels.labels(route, FleetUnreachable.kind).inc()
+                raise FleetUnreachable(
+                    f"{exc} here, and this gateway cannot reach the fleet's Redis now: "
+                    "send the label again later"
+                ) from None
+            self.labels.labels(route, exc.kind).inc()
+            raise
+        if self.shared is not None and claimed is None:  # Redis unreachable: joined here only
+            self.shared.defer(route, watched.config, joined)
+        watched.accept(joined)
         self.labels.labels(route, "accepted").inc(len(items))
-        return {"accepted": len(items), **self.judge(watched)}
+        fleet_window = None if claimed is None else claimed[1]
+        return {"accepted": len(items), **self.judge(watched, fleet_window)}
 
-    def judge(self, watched: RouteQuality) -> dict[str, Any]:
+    def judge(self, watched: RouteQuality, fleet: list[Pair] | None = None) -> dict[str, Any]:
+        """Score the fleet's window of labelled pairs (this process's own without it)."""
         cfg = watched.config
-        value = score(cfg.metric, list(watched.window))
-        judged = value is not None and len(watched.window) >= cfg.min_labels
+        window = list(watched.window) if fleet is None else fleet
+        value = score(cfg.metric, window)
+        judged = value is not None and len(window) >= cfg.min_labels
         if value is not None:
             self.live.labels(watched.route, cfg.metric.value).set(value)
-        if judged and cfg.objective is not None:
+        leading = self.leadership is None or self.leadership.leading
+        if judged and cfg.objective is not None and leading:
             assert value is not None
             missed = worse(cfg.metric, value, cfg.objective)
             detail = {
@@ -164,9 +219,34 @@ class QualityWatch:
         return {
             "metric": cfg.metric.value,
             "value": value,
-            "labels": len(watched.window),
+            "labels": len(window),
             "judged": judged,
+            "scope": "local" if fleet is None else "fleet",
         }
+
+    # -- the lease holder's schedule (a service only in a fleet) ------------------------------
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="quality-judge")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            for watched in list(self.routes.values()):
+                try:
+                    fleet = None
+                    if self.shared is not None:
+                        fleet = await self.shared.window(watched.route, watched.config)
+                    self.judge(watched, fleet)
+                except Exception as exc:  # keep judging the other routes
+                    log.error("quality_judging_failed", route=watched.route, exc_info=exc)
 
     def status(self) -> dict[str, Any]:
         return {
