@@ -31,10 +31,9 @@ from failwell.protocols.v2binary import (
     V2Malformed,
     elements,
     pack,
-    slice_tail,
-    split_body,
     tensor_of,
 )
+from failwell.protocols.v2framing import slice_tail, split_body
 from failwell.protocols.v2wire import (
     ENCODER,
     REQUEST,

@@ -37,9 +37,8 @@ from failwell.protocols.v2binary import (
     check_count,
     element_count,
     elements,
-    slice_parts,
-    split_parts,
 )
+from failwell.protocols.v2framing import slice_parts, split_parts
 from failwell.protocols.v2text import number_count
 from failwell.protocols.v2wire import (
     ENCODER,
