@@ -14,7 +14,6 @@ feature PSI and a p-value, an alarm over the feature's thresholds once the windo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 from collections import deque
@@ -25,6 +24,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from failwell.background import Background
 from failwell.config.drift import DriftConfig, DriftThreshold
 from failwell.config.models import RouteConfig
 from failwell.contracts import AdminCall, AdminRoute, Exchange
@@ -121,7 +121,7 @@ class DriftMonitor:
         self.routes: dict[str, RouteDrift] = {}
         self._alert = alert
         self._rng = rng or random.Random()
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("drift-monitor")
         self.psi = families.DRIFT_PSI.gauge(registry)
         self.p_value = families.DRIFT_P_VALUE.gauge(registry)
         self.drifting = families.DRIFT_DRIFTING.gauge(registry)
@@ -208,13 +208,10 @@ class DriftMonitor:
                 log.error("drift_evaluation_failed", exc_info=exc)
 
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="drift-monitor")
+        self._task.start(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._task.stop()
 
     def status(self) -> dict[str, Any]:
         return {

@@ -12,12 +12,12 @@ the tiers behind it still answer. Off by default; results go to Prometheus metri
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
+from failwell.background import Background
 from failwell.config.control import CanaryDrillConfig
 from failwell.contracts import Request
 from failwell.errors import TierFailed
@@ -47,7 +47,7 @@ class CanaryDrill:
         self._answered = 0
         self._failed = 0
         self._rng = random.Random(seed)
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("canary-drill")
         self.m_active = families.CANARY_DRILL_ACTIVE.gauge(registry)
         self.m_requests = families.CANARY_DRILL_REQUESTS.counter(registry)
         self.m_runs = families.CANARY_DRILL_RUNS.counter(registry)
@@ -113,11 +113,7 @@ class CanaryDrill:
             await asyncio.sleep(self.cfg.every - self.cfg.duration)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop())
+        self._task.start(self._loop())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()

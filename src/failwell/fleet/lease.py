@@ -28,6 +28,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
+from failwell.background import Background
 from failwell.fleet.link import FleetLink
 from failwell.observe import families_planes
 from failwell.observe.logging import log
@@ -79,7 +80,7 @@ class Lease:
         self._valid_until = 0.0  # monotonic
         self._callbacks: list[Callable[[bool], None]] = []
         self._was = False
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("fleet-lease")
         self._take: Any = link.redis.register_script(_TAKE)
         self._release: Any = link.redis.register_script(_RELEASE)
         self._hset = self.script(_HSET)
@@ -123,14 +124,10 @@ class Lease:
     # -- the renewal task ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="fleet-lease")
+        self._task.start(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
         if self.token:
             with contextlib.suppress(RedisError, OSError):  # the next leader need not wait
                 await self._release(keys=[self.key], args=[self.token])

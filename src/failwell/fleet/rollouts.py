@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import msgspec
 from redis.exceptions import RedisError
 
+from failwell.background import Background
 from failwell.fleet.lease import Lease
 from failwell.fleet.link import FleetLink
 from failwell.observe.logging import log
@@ -119,7 +120,7 @@ class RolloutSync:
         self._steps: dict[str, _Counted] = {}  # target → the step counted now
         self._replaced: list[_Counted] = []  # steps counted before: flushed once more
         self._read: dict[str, tuple[Gathered, Gathered, list[int]]] = {}  # key → sums, cursors
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("fleet-rollouts")
         link.subscribe(KIND, self._message)
         link.on_connect(self._reconcile)
 
@@ -240,14 +241,10 @@ class RolloutSync:
     # -- the flushing task ----------------------------------------------------------------
 
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="fleet-rollouts")
+        self._task.start(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
         if self.link.up:
             with contextlib.suppress(RedisError, OSError):
                 await self.flush()  # the last counts of a process that stops

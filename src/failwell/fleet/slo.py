@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
+from failwell.background import Background
 from failwell.fleet.link import FleetLink
 from failwell.observe.logging import log
 
@@ -93,7 +94,7 @@ class FleetSlo:
         self.routes: Mapping[str, Counted] = {}
         self._fallbacks = fallbacks  # failwell_fleet_fallbacks_total{part="slo"}
         self._flushed: dict[tuple[str, int], list[int]] = {}  # (route, id of counts) → totals
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("fleet-slo")
         self._flush: Any = link.redis.register_script(_FLUSH)
         self._read: Any = link.redis.register_script(_READ)
 
@@ -109,14 +110,10 @@ class FleetSlo:
         return [f"{series}:total", f"{series}:ends", f"{series}:epochs"]
 
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="fleet-slo")
+        self._task.start(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
         with contextlib.suppress(RedisError, OSError):
             await self.flush()  # the last counts of a process that stops
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from failwell.background import Background
 from failwell.backends.http import client_for
 from failwell.config.models import FailwellConfig, RouteConfig
 from failwell.config.tensors import SchemaSource
@@ -108,7 +109,7 @@ class ServerSchemas:
 
     def __init__(self, routes: Mapping[str, Route], config: FailwellConfig) -> None:
         self.routes, self.config = routes, config
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("tensor-schemas")
         self._wake = asyncio.Event()
 
     async def resolve(self, routes: Mapping[str, Route], config: FailwellConfig) -> None:
@@ -184,11 +185,7 @@ class ServerSchemas:
 
     async def start(self) -> None:
         await self.resolve(self.routes, self.config)
-        self._task = asyncio.get_running_loop().create_task(self._retry(), name="tensor-schemas")
+        self._task.start(self._retry())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()

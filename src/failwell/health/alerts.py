@@ -15,7 +15,6 @@ evaluation. While they cannot be read it judges this process's own counts, logs
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +23,7 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
+from failwell.background import Background
 from failwell.backends.http import HttpUpstream
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.observe import AlertsConfig
@@ -100,7 +100,7 @@ class SloEvaluator:
         self.fleet: FleetCounts | None = None  # set by the root for a gateway in a fleet
         self._on_local = False  # the last evaluation fell back to this process's counts
         self.recent: deque[dict[str, Any]] = deque(maxlen=50)
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("slo-evaluator")
         self._client: HttpUpstream | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
         self.bind()
@@ -112,13 +112,10 @@ class SloEvaluator:
                 self.metrics.objective.labels(name, sli.name.lower()).set(objective)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="slo-evaluator")
+        self._task.start(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._task.stop()
         for task in list(self._deliveries):
             task.cancel()
         if self._client is not None:

@@ -22,7 +22,6 @@ process reconnects, so the label joins when sent again).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from failwell.background import Background
 from failwell.clock import Clock
 from failwell.config.drift import QualityConfig, QualityMetric
 from failwell.config.models import RouteConfig
@@ -126,7 +126,7 @@ class QualityWatch:
         self.shared: SharedLabels | None = None
         self.leadership: Leadership | None = None  # None: alone, so always the one to alert
         self.every = 5.0
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("quality-judge")
 
     def share(self, shared: SharedLabels, leadership: Leadership, every: float) -> None:
         """Join labels fleet-wide through ``shared``; alert only while ``leadership`` leads,
@@ -227,14 +227,10 @@ class QualityWatch:
     # -- the lease holder's schedule (a service only in a fleet) ------------------------------
 
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="quality-judge")
+        self._task.start(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def _run(self) -> None:
         while True:

@@ -11,7 +11,6 @@ once its in-flight calls are done. Answers name the version: ``model_version: NA
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from failwell.background import Background
 from failwell.backends.python import PythonAdapter
 from failwell.config.backends import BackendConfig
 from failwell.config.registry import RegistryConfig
@@ -177,18 +177,15 @@ class RegistryWatcher:
         registry: CollectorRegistry,
     ) -> None:
         self.models, self.interval, self._audit = models, interval, audit
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("registry-watch")
         self.swap_seconds = families.MODEL_SWAP.gauge(registry)
         self.lag = families.REGISTRY_REPLICATION_LAG.gauge(registry)
 
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._task.start(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._task.stop()
 
     async def _run(self) -> None:
         while True:

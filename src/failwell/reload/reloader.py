@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from failwell.background import Background
 from failwell.config import load_config
 from failwell.config.models import FailwellConfig
 from failwell.contracts import AdminCall, AdminRoute, AuditSink
@@ -40,7 +41,7 @@ class ConfigReloader:
         self.last_error: list[str] = []
         self._stat = self._file_stat()
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("config-poll")
 
     def _file_stat(self) -> tuple[int, int] | None:
         try:
@@ -54,15 +55,12 @@ class ConfigReloader:
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload("SIGHUP")))
-        self._task = loop.create_task(self._poll())
+        self._task.start(self._poll())
 
     async def stop(self) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._task.stop()
 
     async def _poll(self) -> None:
         while True:
