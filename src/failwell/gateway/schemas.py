@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from failwell.background import Background
 from failwell.backends.http import client_for
+from failwell.background import Background
 from failwell.config.models import FailwellConfig, RouteConfig
 from failwell.config.tensors import SchemaSource
 from failwell.errors import ConfigError, ConfigIssue, UpstreamError

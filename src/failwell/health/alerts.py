@@ -23,8 +23,8 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
-from failwell.background import Background
 from failwell.backends.http import HttpUpstream
+from failwell.background import Background
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.observe import AlertsConfig
 from failwell.config.units import format_duration

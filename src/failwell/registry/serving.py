@@ -19,8 +19,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from failwell.background import Background
 from failwell.backends.python import PythonAdapter
+from failwell.background import Background
 from failwell.config.backends import BackendConfig
 from failwell.config.registry import RegistryConfig
 from failwell.contracts import Request, Result
