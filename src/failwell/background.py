@@ -12,7 +12,7 @@ from typing import Any
 
 
 class Background:
-    __slots__ = ("name", "_task")
+    __slots__ = ("_task", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
