@@ -176,8 +176,17 @@ class _Rows:
 
     async def one_by_one(self, index: int) -> tuple[TierAnswer, list[int]]:
         """The cache tier's answer for each pending row, by the key of a batch of that one
-        row; the answer returned is the oldest row's."""
+        row; the answer returned is the oldest row's. A whole batch is first looked up whole
+        (one lookup when the same batch comes again, and what was stored before the route
+        answered by rows)."""
         chain, tier = self.chain, self.chain.tiers[index]
+        if len(self.pending) == self.rows:
+            try:
+                got = await tier.answer(self.request, chain.budget(index, self.request))
+                self._add(self.pending, self.request, got.outputs, tier.kind)
+                return got, self.pending
+            except TierFailed:
+                pass  # row by row
         rows = rows_of(self.inputs, self.rows, self.batched)
         answered: list[int] = []
         oldest: TierAnswer | None = None

@@ -5,6 +5,8 @@ default (``batch``) answers the batch whole, as before."""
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -123,6 +125,56 @@ def test_the_default_answers_the_batch_whole_and_stores_no_rows() -> None:
         assert again.tier == "cache" and again.row_tiers is None
 
     run(config([*TIERS, STATIC]), body)
+
+
+def test_rows_and_batches_stored_by_tier_one_are_served_after_a_restart(tmp_path: Path) -> None:
+    """The cache tier reads tensors back from the SQLite file (as encoded there), per row and
+    whole."""
+    seen = images("---", seed=5)
+    cfg = copy.deepcopy(config([*TIERS, STATIC], fallback="rows"))
+    cfg["gateway"]["cache"]["path"] = str(tmp_path / "cache.sqlite")
+
+    async def before(gw: Gateway) -> None:
+        assert (await gw.predict("img", {"x": seen})).tier == "model"
+
+    run(cfg, before)
+    cfg["routes"]["img"]["tiers"][0]["backend"] = "broken"
+
+    async def after(gw: Gateway) -> None:
+        x = np.concatenate([seen[[2, 1]], images("+", seed=6)])
+        answer = await gw.predict("img", {"x": x})
+        assert answer.row_tiers == ["cache", "cache", "rules"]
+        score = answer.outputs["score"].array()
+        assert score.dtype == np.float32 and np.allclose(score[:, 0], [*sums(x[:2]), 48.0])
+        whole = await gw.predict("img", {"x": seen})
+        assert whole.row_tiers == ["cache"] * 3 and whole.tier == "cache"
+        assert np.allclose(whole.outputs["score"].array()[:, 0], sums(seen))
+
+    run(cfg, after)
+
+
+def test_a_batch_stored_before_the_route_answered_by_rows_is_still_served_whole(
+    tmp_path: Path,
+) -> None:
+    seen = images("---", seed=7)
+    cfg = copy.deepcopy(config([*TIERS, STATIC]))  # fallback: batch stores the batch whole, no rows
+    cfg["gateway"]["cache"]["path"] = str(tmp_path / "cache.sqlite")
+
+    async def before(gw: Gateway) -> None:
+        assert (await gw.predict("img", {"x": seen})).tier == "model"
+
+    run(cfg, before)
+    cfg["routes"]["img"].update(fallback="rows")
+    cfg["routes"]["img"]["tiers"][0]["backend"] = "broken"
+
+    async def after(gw: Gateway) -> None:
+        whole = await gw.predict("img", {"x": seen})
+        assert whole.row_tiers == ["cache"] * 3
+        assert np.allclose(whole.outputs["score"].array()[:, 0], sums(seen))
+        part = await gw.predict("img", {"x": seen[:2]})  # no entry per row
+        assert part.row_tiers == ["static", "static"]
+
+    run(cfg, after)
 
 
 def test_the_log_record_lists_each_rows_tier() -> None:
