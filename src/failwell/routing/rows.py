@@ -108,6 +108,7 @@ class RowFallback:
                 continue
             for i in answered:
                 by_row[i] = tier.name
+            chain.metrics.rows_answered(chain.route, tier.name, len(answered))
             pending = [i for i in pending if by_row[i] is None]
             if got.age is not None:
                 oldest = got.age if oldest is None else max(oldest, got.age)

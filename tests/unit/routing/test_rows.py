@@ -90,6 +90,10 @@ def test_a_model_tier_gets_only_the_rows_left_as_one_sub_batch_in_order() -> Non
         assert answer.tier == "fallback" and answer.backend == "m"
         score = answer.outputs["score"].array()
         assert np.allclose(score[:, 0], [sums(x)[0], 48.0, sums(x)[2], 48.0, sums(x)[4]])
+        text = gw.metrics.render().decode()
+        assert 'failwell_rows_total{route="img",tier="fallback"} 3.0' in text
+        assert 'failwell_rows_total{route="img",tier="rules"} 2.0' in text
+        assert 'failwell_requests_total{outcome="ok",route="img",tier="fallback"} 1.0' in text
 
     run(config(tiers, fallback="rows"), body)
 
