@@ -1,5 +1,6 @@
 """Per-row fallback with real processes: tritonclient → the gateway → the demo model server's
-image scorer (FP32 [-1, 3, H, W] batches). Tier 1 answers a batch, is SIGKILLed, and the next
+image scorer (FP32 [-1, 3, H, W] batches). Tier 1 answers a batch, is SIGKILLed (or answers
+500 from then on), and the next
 batch (two rows seen before, two rows the rules answer, two rows nothing knows) comes back with
 its shape and datatype intact, each row from the first tier that could answer it and labelled
 so in the response's parameters; with the default (``fallback: batch``) the batch is answered
@@ -54,8 +55,14 @@ def images(signs: str, seed: int) -> np.ndarray[Any, Any]:
     return x.astype(np.float32)
 
 
-@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
-def test_a_batch_after_tier_one_dies_is_answered_row_by_row(stack: Stack, binary: bool) -> None:
+@pytest.mark.parametrize(
+    "binary, failure",
+    [(True, "sigkill"), (False, "sigkill"), (True, "500")],
+    ids=["binary-sigkill", "json-sigkill", "binary-500"],
+)
+def test_a_batch_tier_one_fails_is_answered_row_by_row(
+    stack: Stack, binary: bool, failure: str
+) -> None:
     server = scorer(stack)
     gw = stack.gateway(rows_config(stack, server, "rows"))
     seen = images("---", seed=1)
@@ -65,9 +72,14 @@ def test_a_batch_after_tier_one_dies_is_answered_row_by_row(stack: Stack, binary
     upstream = first.as_numpy("score")
     assert upstream is not None
 
-    server.kill()
+    if failure == "sigkill":
+        server.kill()
+    else:
+        server.control("error")  # every inference a 500
     x = np.concatenate([seen[[2, 0]], images("++--", seed=2)])
     result = infer(gw, x, binary)
+    if failure == "500":
+        assert server.requests() == 2  # the batch reached tier 1 and was refused there
     params = result.get_response()["parameters"]
     assert params["failwell_tiers"] == "cache,cache,rules,rules,static,static"
     assert (params["failwell_tier"], params["failwell_quality"]) == ("static", "minimal")
