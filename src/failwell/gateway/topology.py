@@ -7,6 +7,7 @@ keep their pool (breaker state, loaded models, connections).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -169,7 +170,10 @@ def build_route(
 
         def store_rows(request: Request, outputs: Any, version: str | None) -> None:
             store(request, outputs, version)
-            rows.store(request, outputs, lambda row, answer: store(row, answer, version))
+            # hashing every row costs about as much as the batch's key: after the answer
+            asyncio.get_running_loop().call_soon(
+                rows.store, request, outputs, lambda row, answer: store(row, answer, version)
+            )
 
         chosen: StoreAnswer | None = store_rows
     else:

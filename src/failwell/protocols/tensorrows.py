@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from failwell.config.tensors import Datatype
-from failwell.protocols.tensor import Tensors, tensor_of
+from failwell.protocols.tensor import Tensor, Tensors, tensor_of
 
 Form = dict[str, tuple[str, tuple[int, ...]]]  # name → (datatype, the shape of one row)
 
@@ -56,17 +56,24 @@ def take(tensors: Tensors, indices: Sequence[int], batched: Collection[str]) -> 
 
 
 def rows_of(tensors: Tensors, rows: int, batched: Collection[str]) -> list[Tensors]:
-    """Every row of ``tensors`` as a batch of one row (each tensor read as an array once)."""
-    arrays = {name: tensors[name].array() for name in batched}
-    out = []
-    for i in range(rows):
-        row = Tensors()
-        for name, tensor in tensors.items():
-            if name in arrays:
-                row[name] = tensor_of(name, arrays[name][i : i + 1], tensor.datatype)
-            else:
+    """Every row of ``tensors`` as a batch of one row: views of the bytes for fixed-size
+    datatypes (no copy), BYTES through an array read once."""
+    out = [Tensors() for _ in range(rows)]
+    for name, tensor in tensors.items():
+        if name not in batched:
+            for row in out:
                 row[name] = tensor
-        out.append(row)
+            continue
+        shape = (1, *tensor.shape[1:])
+        if tensor.datatype == "BYTES":
+            array = tensor.array()
+            for i, row in enumerate(out):
+                row[name] = tensor_of(name, array[i : i + 1], "BYTES")
+            continue
+        data = memoryview(tensor.data).cast("B")
+        size = len(data) // rows if rows else 0
+        for i, row in enumerate(out):
+            row[name] = Tensor(name, tensor.datatype, shape, data[i * size : (i + 1) * size])
     return out
 
 
