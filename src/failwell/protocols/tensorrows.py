@@ -55,9 +55,12 @@ def take(tensors: Tensors, indices: Sequence[int], batched: Collection[str]) -> 
     return out
 
 
-def rows_of(tensors: Tensors, rows: int, batched: Collection[str]) -> list[Tensors]:
+def rows_of(
+    tensors: Tensors, rows: int, batched: Collection[str], *, copy: bool = False
+) -> list[Tensors]:
     """Every row of ``tensors`` as a batch of one row: views of the bytes for fixed-size
-    datatypes (no copy), BYTES through an array read once."""
+    datatypes (``copy``: bytes of their own, to keep without the buffer), BYTES through an
+    array read once."""
     out = [Tensors() for _ in range(rows)]
     for name, tensor in tensors.items():
         if name not in batched:
@@ -73,7 +76,8 @@ def rows_of(tensors: Tensors, rows: int, batched: Collection[str]) -> list[Tenso
         data = memoryview(tensor.data).cast("B")
         size = len(data) // rows if rows else 0
         for i, row in enumerate(out):
-            row[name] = Tensor(name, tensor.datatype, shape, data[i * size : (i + 1) * size])
+            part = data[i * size : (i + 1) * size]
+            row[name] = Tensor(name, tensor.datatype, shape, bytes(part) if copy else part)
     return out
 
 

@@ -70,7 +70,8 @@ class RowFallback:
         if answered != rows or len(carried) != len(outputs):
             return
         inputs = rows_of(request.inputs, rows, batched)  # type: ignore[arg-type]
-        for row_in, row_out in zip(inputs, rows_of(outputs, rows, carried), strict=True):
+        stored = rows_of(outputs, rows, carried, copy=True)  # not the upstream's whole buffer
+        for row_in, row_out in zip(inputs, stored, strict=True):
             put(replace(request, inputs=row_in), row_out)
 
     async def run(

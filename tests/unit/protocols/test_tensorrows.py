@@ -45,6 +45,9 @@ def test_rows_of_gives_each_row_as_a_batch_of_one_with_the_bytes_of_that_row() -
     assert [bytes(r["x"].data) for r in rows] == [x[i : i + 1].tobytes() for i in range(3)]
     # a row's digest is the digest of a batch of one row sent alone: one cache key for both
     assert rows[1].digest() == tensors(x=x[1:2]).digest()
+    assert isinstance(rows[0]["x"].data, memoryview)  # a view of the batch's bytes
+    kept = rows_of(tensors(x=x), 3, ["x"], copy=True)
+    assert type(kept[2]["x"].data) is bytes and kept[2].digest() == rows[2].digest()
 
 
 def test_parts_go_back_in_row_order() -> None:
