@@ -14,20 +14,12 @@ import numpy as np
 import pytest
 
 from tests.integration.conftest import ModelServer, Stack
-from tests.integration.test_tensors import infer, scorer
+from tests.integration.test_tensors import infer, scorer, scorer_backend
 
 
 def rows_config(stack: Stack, server: ModelServer, fallback: str) -> dict[str, Any]:
     return stack.config(
-        backends={
-            "scorer": {
-                "protocol": "v2",
-                "timeout": "5s",
-                "replicas": [server.replica()],
-                "retry": {"attempts": 1},
-                "breaker": {"failure_threshold": 1, "recovery": "30s"},
-            }
-        },
+        backends={"scorer": scorer_backend(server)},
         routes={
             "images": {
                 "tensors": {

@@ -146,18 +146,7 @@ class TierChain:
             latency = self.clock.now() - started
             if not resume_at:  # a resumed stream's request was counted when it began
                 metrics.answered(route, tier.name, "ok", latency)
-            answer = Answer(
-                got.outputs,
-                tier.name,
-                tier.quality,
-                got.backend,
-                got.model_version,
-                latency,
-                index,
-                got.replica,
-                got.age,
-                failures,
-            )
+            answer = got.labelled(tier, index, latency, failures)
             store = self._store if index == 0 else None
             if first_token is None:
                 if store is not None:

@@ -120,19 +120,10 @@ class RowFallback:
         index, tier, got = last
         latency = chain.clock.now() - started
         chain.metrics.answered(chain.route, tier.name, "ok", latency)
-        return Answer(
-            assembly.tensors(),
-            tier.name,
-            tier.quality,
-            got.backend,
-            got.model_version,
-            latency,
-            index,
-            got.replica,
-            oldest,
-            failures,
-            row_tiers=[name or "" for name in by_row],
-        )
+        got.outputs, got.age = assembly.tensors(), oldest
+        answer = got.labelled(tier, index, latency, failures)
+        answer.row_tiers = [name or "" for name in by_row]
+        return answer
 
 
 class _Rows:
