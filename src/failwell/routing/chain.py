@@ -98,7 +98,7 @@ class TierChain:
     def check(self, tier: Tier, index: int, request: Request) -> float:
         """The time tier ``index`` may spend on ``request``; raises a FailwellError when the
         tier is to be skipped (gated off, cannot honour it, no replica, no time left)."""
-        budget = self.budget(index, request)
+        budget = tier_budget(request.deadline.remaining(), self._held_back[index])  # inline: hot
         if self.gate is not None:
             self.gate(tier, request)
         if request.needs and not request.needs <= tier.supports:
