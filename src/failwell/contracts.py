@@ -103,6 +103,9 @@ class Answer:
     # time to the first chunk), and whether the stream resumed on a later tier.
     tiers: list[str] | None = None
     resumed: bool = False
+    # A batch answered row by row (``fallback: rows``): the tier that answered each row, in
+    # order (``tier`` and ``quality`` are then the last tier used, the lowest quality).
+    row_tiers: list[str] | None = None
 
 
 @dataclass(slots=True)

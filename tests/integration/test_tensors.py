@@ -20,16 +20,21 @@ def scorer(stack: Stack) -> ModelServer:
     return ModelServer(stack, "scorer", ["--tensor-model", "--name", "scorer"])
 
 
+def scorer_backend(server: ModelServer) -> dict[str, Any]:
+    """The scorer as a V2 backend: one attempt, a breaker that opens on the first failure."""
+    return {
+        "protocol": "v2",
+        "timeout": "5s",
+        "replicas": [server.replica()],
+        "retry": {"attempts": 1},
+        "breaker": {"failure_threshold": 1, "recovery": "30s"},
+    }
+
+
 def tensor_config(stack: Stack, server: ModelServer, **tensors: Any) -> dict[str, Any]:
     return stack.config(
         backends={
-            "scorer": {
-                "protocol": "v2",
-                "timeout": "5s",
-                "replicas": [server.replica()],
-                "retry": {"attempts": 1},
-                "breaker": {"failure_threshold": 1, "recovery": "30s"},
-            },
+            "scorer": scorer_backend(server),
             "light": {"protocol": "python", "target": "failwell.testing.models:RowSums"},
         },
         routes={

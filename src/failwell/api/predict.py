@@ -37,16 +37,17 @@ async def predict(
     outputs = answer.outputs
     if type(outputs) is Tensors:  # a tensor route: each output as nested lists
         outputs = {name: tensor.nested() for name, tensor in outputs.items()}
-    payload = encode(
-        {
-            "outputs": outputs,
-            "tier": answer.tier,
-            "quality": answer.quality,
-            "backend": answer.backend,
-            "model_version": answer.model_version,
-            "request_id": ex.request_id,
-        }
-    )
+    fields = {
+        "outputs": outputs,
+        "tier": answer.tier,
+        "quality": answer.quality,
+        "backend": answer.backend,
+        "model_version": answer.model_version,
+        "request_id": ex.request_id,
+    }
+    if answer.row_tiers is not None:  # answered row by row: the tier of each row, in order
+        fields["row_tiers"] = answer.row_tiers
+    payload = encode(fields)
     await respond(send, 200, payload, answer_headers(answer, ex.request_id))
 
 

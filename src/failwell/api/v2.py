@@ -135,6 +135,8 @@ async def infer_tensors(
         "failwell_quality": answer.quality,
         "failwell_backend": answer.backend,
     }
+    if answer.row_tiers is not None:  # answered row by row: the tier of each row, in order
+        params["failwell_tiers"] = ",".join(answer.row_tiers)
     payload, out_len = encode_tensor_response(
         route.name, answer.model_version, outputs, request, params
     )

@@ -1,13 +1,13 @@
 """Cross-checks of a whole config that one section cannot make alone: canaries against their
 routes' inputs, freshness objectives against the route's fields, tensor routes against their
-tier 1, and the listener's exposure against the keys."""
+tier 1, per-row fallback against the route's kind, and the listener's exposure against the keys."""
 
 from __future__ import annotations
 
 import ipaddress
 
 from failwell.config.backends import WireProtocol
-from failwell.config.models import FailwellConfig
+from failwell.config.models import FailwellConfig, Fallback
 from failwell.config.retrain import Signal
 from failwell.config.tensors import SchemaSource
 from failwell.errors import ConfigIssue
@@ -119,6 +119,32 @@ def tensor_issues(config: FailwellConfig) -> list[ConfigIssue]:
                     "canaries need declared tensor specs (tensors.inputs with source: declared)",
                 )
             )
+    return issues
+
+
+def fallback_issues(config: FailwellConfig) -> list[ConfigIssue]:
+    """Per-row fallback needs a tensor route (a batch of rows), and tier names that can be
+    listed per row (joined with commas in a V2 answer's ``failwell_tiers``)."""
+    issues = []
+    for name, route in config.routes.items():
+        if route.fallback is not Fallback.ROWS:
+            continue
+        if route.tensors is None:
+            issues.append(
+                ConfigIssue(
+                    f"routes.{name}.fallback",
+                    "'rows' needs a tensor route (a batch of rows); this route has none",
+                )
+            )
+        for i, tier in enumerate(route.tiers):
+            if "," in tier.name:
+                issues.append(
+                    ConfigIssue(
+                        f"routes.{name}.tiers[{i}].name",
+                        "with fallback 'rows' a tier name cannot contain ',' (the tiers used "
+                        "per row are listed joined with commas)",
+                    )
+                )
     return issues
 
 

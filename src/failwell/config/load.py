@@ -17,6 +17,7 @@ from failwell.config.backends import BackendConfig
 from failwell.config.checks import (
     canary_issues,
     exposure_issues,
+    fallback_issues,
     freshness_issues,
     retrain_issues,
     tensor_issues,
@@ -203,7 +204,7 @@ def parse_config(
     except ValidationError as exc:
         raise ConfigError(issues + _pydantic_issues(exc)) from None
     issues += _cross_check(cfg, resolve) + canary_issues(cfg) + freshness_issues(cfg)
-    issues += tensor_issues(cfg) + retrain_issues(cfg)
+    issues += tensor_issues(cfg) + fallback_issues(cfg) + retrain_issues(cfg)
     if issues:
         raise ConfigError(issues)
     return cfg

@@ -175,6 +175,11 @@ class RouteKind(enum.StrEnum):
     EMBEDDINGS = "embeddings"
 
 
+class Fallback(enum.StrEnum):
+    BATCH = "batch"  # the whole batch from one tier
+    ROWS = "rows"  # once tier 1 fails, each row from the first tier that can answer it
+
+
 class RouteConfig(Frozen):
     kind: RouteKind = Field(
         RouteKind.PREDICT,
@@ -193,6 +198,10 @@ class RouteConfig(Frozen):
     deadline: Duration = Field(1.0, description="Time for the whole request, every tier included.")
     cache: RouteCacheConfig = Field(
         default_factory=RouteCacheConfig, description="Cache tier settings."
+    )
+    fallback: Fallback = Field(
+        Fallback.BATCH,
+        description="tensor routes: when tier 1 fails, answer the whole batch from one tier (batch), or each row from the first later tier that can answer it (rows: the cache tier per row, a rules list with null for rows it cannot answer, the tiers used per row in the answer).",
     )
     canary: CanaryConfig | None = Field(None, description="Canary inferences through tier 1.")
     slo: SloConfig = Field(default_factory=SloConfig, description="Objectives and burn alerts.")

@@ -7,6 +7,7 @@ keep their pool (breaker state, loaded models, connections).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,14 +19,15 @@ from failwell.backends.v2 import V2Adapter
 from failwell.clock import Clock
 from failwell.config.backends import BackendConfig, WireProtocol
 from failwell.config.load import resolve_import
-from failwell.config.models import FailwellConfig, RouteConfig, TierConfig, TierKind
+from failwell.config.models import FailwellConfig, Fallback, RouteConfig, TierConfig, TierKind
 from failwell.contracts import Adapter, Request
 from failwell.observe.metrics import Metrics
 from failwell.resilience.breaker import Breaker
 from failwell.resilience.retry import RetryPolicy
-from failwell.routing.chain import TierChain
+from failwell.routing.chain import StoreAnswer, TierChain
 from failwell.routing.pool import Pool, Replica
 from failwell.routing.route import Route
+from failwell.routing.rows import RowFallback
 from failwell.routing.tensor_schema import TensorSchema
 from failwell.routing.tiers import EVERYTHING, CacheTier, ModelTier, RulesTier, StaticTier, Tier
 from failwell.store.cache import AnswerCache
@@ -163,7 +165,20 @@ def build_route(
     wants_store = any(t.kind is TierKind.CACHE for t in tiers)  # no cache tier: nothing to store
     schema = TensorSchema(name, rc.tensors) if rc.tensors is not None else None
     conform = schema.conform if schema is not None else None
-    chain = TierChain(name, tiers, metrics, store if wants_store else None, clock, conform)
+    rows = RowFallback(schema) if schema is not None and rc.fallback is Fallback.ROWS else None
+    if rows is not None and wants_store:  # each row of a tier-1 batch too, for the cache tier
+
+        def store_rows(request: Request, outputs: Any, version: str | None) -> None:
+            store(request, outputs, version)
+            # hashing every row costs about as much as the batch's key: after the answer
+            asyncio.get_running_loop().call_soon(
+                rows.store, request, outputs, lambda row, answer: store(row, answer, version)
+            )
+
+        chosen: StoreAnswer | None = store_rows
+    else:
+        chosen = store if wants_store else None
+    chain = TierChain(name, tiers, metrics, chosen, clock, conform, rows)
     route = Route(name, rc, chain, schema)
     holder.append(route)
     return route

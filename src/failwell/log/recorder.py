@@ -76,6 +76,8 @@ def inference_record(ex: Exchange, policy: InputPolicy) -> dict[str, Any] | None
         )
         if a.tiers is not None:  # a stream: its time to the first chunk and who wrote it
             fields.update(ttft_ms=fields["latency_ms"], tiers=a.tiers, resumed=a.resumed)
+        if a.row_tiers is not None:  # a batch answered row by row: each row's tier
+            fields["row_tiers"] = a.row_tiers
         usage = usage_of(a.outputs)
         if usage is not None:
             fields["usage"] = {"prompt_tokens": usage[0], "completion_tokens": usage[1]}

@@ -32,6 +32,11 @@ FALLBACKS = counter(
     "Tiers passed over, by route, the tier that failed and why.",
     "route", "from_tier", "error",
 )  # fmt: skip
+ROWS = counter(
+    "failwell_rows",
+    "Rows of batches answered row by row (fallback: rows) once tier 1 failed, by route and the tier that answered each row.",
+    "route", "tier",
+)  # fmt: skip
 BREAKER_STATE = gauge(
     "failwell_breaker_state",
     "Breaker state per replica: 0 closed, 1 half-open, 2 open.",

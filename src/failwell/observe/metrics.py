@@ -25,6 +25,7 @@ class Metrics:
         self.requests = families.REQUESTS.counter(r)
         self.latency = families.REQUEST_DURATION.histogram(r)
         self.fallbacks = families.FALLBACKS.counter(r)
+        self.rows = families.ROWS.counter(r)
         self.breaker_state = families.BREAKER_STATE.gauge(r)
         self.breaker_transitions = families.BREAKER_TRANSITIONS.counter(r)
         self.in_flight = families.IN_FLIGHT.gauge(r)
@@ -46,6 +47,10 @@ class Metrics:
 
     def fell_back(self, route: str, from_tier: str, error: str) -> None:
         self._child(self.fallbacks, route, from_tier, error).inc()
+
+    def rows_answered(self, route: str, tier: str, rows: int) -> None:
+        """``rows`` rows of a batch answered by ``tier`` (per-row fallback)."""
+        self._child(self.rows, route, tier).inc(rows)
 
     def stream_gaps(self, route: str, tier: str) -> Histogram:
         """The inter-chunk gap histogram of one route and tier (observed per chunk)."""

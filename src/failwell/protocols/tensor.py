@@ -209,10 +209,24 @@ def _is_text(value: Any) -> bool:
 
 
 def restore(name: str, value: Any) -> Tensor:
-    """A tensor back from its JSON form in the answer cache (``data`` in base64), or from any
-    value ``tensor_of`` takes."""
-    if isinstance(value, Mapping) and {"datatype", "shape", "data"} <= value.keys():
-        data = value["data"]
-        raw = base64.b64decode(data) if isinstance(data, str) else bytes(data)
-        return Tensor(name, str(value["datatype"]), tuple(value["shape"]), raw, True)
+    """A tensor back from its JSON form in the answer cache, or from any value ``tensor_of``
+    takes. The cache's JSON form is a ``Tensor`` as msgspec encodes the dataclass (the answer
+    cache's SQLite file, the fleet's Redis): its fields, bytes in base64 (``_data``, or the
+    ``_parts`` of binary data not yet joined), or the JSON elements it came with (``_values``,
+    or the unparsed ``text``) when it was never packed; ``data`` in base64 is read too."""
+    if isinstance(value, Mapping) and {"datatype", "shape"} <= value.keys():
+        datatype, shape = str(value["datatype"]), tuple(value["shape"])
+        if value.get("data") is not None or value.get("_data") is not None:
+            data = value["data"] if value.get("data") is not None else value["_data"]
+            raw = base64.b64decode(data) if isinstance(data, str) else bytes(data)
+            return Tensor(name, datatype, shape, raw, True)
+        if value.get("_parts"):
+            raw = b"".join(base64.b64decode(part) for part in value["_parts"])
+            return Tensor(name, datatype, shape, raw, True)
+        elements = value.get("_values")
+        if elements is None:
+            elements = value.get("text")
+        if elements is not None:
+            flat = np.asarray(elements, dtype=object).ravel().tolist()
+            return Tensor(name, datatype, shape, _pack(name, datatype, flat), False)
     return tensor_of(name, value)

@@ -4,14 +4,15 @@ Tier i may spend what is left of the deadline minus what the tiers after it hold
 (their ``reserve``), so the last resort always has time to answer. A tier that cannot answer
 now (every replica open) is skipped at once, and so is a tier that cannot honour the request
 (a static text for a request with tools), with the reason. A tier-1 answer is stored for the
-cache tier.
+cache tier. A tensor route with per-row fallback hands a batch that tier 1 failed to ``rows``
+(``routing/rows.py``), which answers each row from the first later tier that can.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.models import TierKind
@@ -31,6 +32,9 @@ from failwell.resilience.deadline import reserves_after, tier_budget
 from failwell.routing.pool import Replica
 from failwell.routing.streams import LocalStream, OpenStream, include_usage
 from failwell.routing.tiers import ModelTier, Tier, TierAnswer
+
+if TYPE_CHECKING:
+    from failwell.routing.rows import RowFallback
 
 StoreAnswer = Callable[[Request, Any, str | None], None]
 # Raises a FailwellError to skip a tier for this request (a flag switched it off, a drill).
@@ -54,14 +58,16 @@ class TierChain:
         store: StoreAnswer | None = None,
         clock: Clock = SYSTEM_CLOCK,
         conform: Conform | None = None,
+        rows: RowFallback | None = None,
     ) -> None:
         self.route = route
         self.tiers = list(tiers)
         self._held_back = reserves_after([t.reserve for t in self.tiers])
-        self._metrics = metrics
+        self.metrics = metrics
         self._store = store
         self.clock = clock
-        self._conform = conform
+        self.conform = conform
+        self.rows = rows  # per-row fallback once tier 1 fails a batch (fallback: rows)
         self.in_flight = metrics.route_in_flight(route)
         self.gate: TierGate | None = None  # set by failwell.control
 
@@ -85,27 +91,36 @@ class TierChain:
         assert isinstance(opened, OpenStream)
         return opened
 
+    def budget(self, index: int, request: Request) -> float:
+        """What is left of ``request``'s deadline less what the tiers after ``index`` hold back."""
+        return tier_budget(request.deadline.remaining(), self._held_back[index])
+
+    def check(self, tier: Tier, index: int, request: Request) -> float:
+        """The time tier ``index`` may spend on ``request``; raises a FailwellError when the
+        tier is to be skipped (gated off, cannot honour it, no replica, no time left)."""
+        budget = tier_budget(request.deadline.remaining(), self._held_back[index])  # inline: hot
+        if self.gate is not None:
+            self.gate(tier, request)
+        if request.needs and not request.needs <= tier.supports:
+            raise TierFailed(_unsupported(tier, request.needs), "unsupported")
+        if not tier.ready():
+            raise NoHealthyReplica("skipped: no replica available")
+        if budget <= 0 and tier.kind is TierKind.MODEL:
+            raise DeadlineExceeded("no time left for this tier")
+        return budget
+
     async def _run(
         self, request: Request, started: float, first_token: float | None, resume_at: int = 0
     ) -> Answer | OpenStream:
-        metrics, route = self._metrics, self.route
+        metrics, route = self.metrics, self.route
         failures: list[TierFailure] = []
-        deadline = request.deadline
         for index, tier in enumerate(self.tiers):
             if index < resume_at:
                 continue
-            budget = tier_budget(deadline.remaining(), self._held_back[index])
             stream: ChunkStream | None = None
             replica: Replica | None = None
             try:
-                if self.gate is not None:
-                    self.gate(tier, request)
-                if request.needs and not request.needs <= tier.supports:
-                    raise TierFailed(_unsupported(tier, request.needs), "unsupported")
-                if not tier.ready():
-                    raise NoHealthyReplica("skipped: no replica available")
-                if budget <= 0 and tier.kind is TierKind.MODEL:
-                    raise DeadlineExceeded("no time left for this tier")
+                budget = self.check(tier, index, request)
                 if first_token is not None and isinstance(tier, ModelTier) and tier.streams:
                     stream, replica = await tier.open_stream(request, budget, first_token)
                     got = TierAnswer(None, tier.pool.backend, None, replica.label)
@@ -115,30 +130,23 @@ class TierChain:
                     )
                 else:
                     got = await tier.answer(request, budget)
-                    if self._conform is not None:
-                        got.outputs = self._conform(request, got.outputs, tier.kind)
+                    if self.conform is not None:
+                        got.outputs = self.conform(request, got.outputs, tier.kind)
             except UpstreamRefused:
                 metrics.refused(route, "upstream_refused")
                 raise  # the caller's request, refused upstream: never routed around
             except FailwellError as exc:
                 failures.append(TierFailure(tier.name, exc.kind, exc.message))
                 metrics.fell_back(route, tier.name, exc.kind)
+                if index == 0 and self.rows is not None and first_token is None:
+                    split = self.rows.split(request)
+                    if split is not None:
+                        return await self.rows.run(self, request, split, started, failures)
                 continue
             latency = self.clock.now() - started
             if not resume_at:  # a resumed stream's request was counted when it began
                 metrics.answered(route, tier.name, "ok", latency)
-            answer = Answer(
-                got.outputs,
-                tier.name,
-                tier.quality,
-                got.backend,
-                got.model_version,
-                latency,
-                index,
-                got.replica,
-                got.age,
-                failures,
-            )
+            answer = got.labelled(tier, index, latency, failures)
             store = self._store if index == 0 else None
             if first_token is None:
                 if store is not None:

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.models import TierKind
-from failwell.contracts import ChunkStream, Request
-from failwell.errors import TierFailed
+from failwell.contracts import Answer, ChunkStream, Request
+from failwell.errors import TierFailed, TierFailure
 from failwell.protocols.tensor import Tensors
 from failwell.routing.pool import Pool, Replica
 from failwell.store.cache import AnswerCache
@@ -29,6 +29,23 @@ class TierAnswer:
     model_version: str | None = None
     replica: str | None = None
     age: float | None = None  # seconds, for stale answers from the cache
+
+    def labelled(
+        self, tier: Tier, index: int, latency: float, failures: list[TierFailure]
+    ) -> Answer:
+        """The chain's answer: these outputs, labelled with the tier (``index``) that gave them."""
+        return Answer(
+            self.outputs,
+            tier.name,
+            tier.quality,
+            self.backend,
+            self.model_version,
+            latency,
+            index,
+            self.replica,
+            self.age,
+            failures,
+        )
 
 
 # What a tier that is not a model can honour: it answers text, never a tool call.

@@ -79,3 +79,10 @@ def row_count_rule(inputs: dict[str, Any]) -> dict[str, Any]:
     batch = next(iter(inputs.values()))
     per_row = batch[0].size if len(batch) else 0
     return {"score": [[float(per_row)] for _ in range(len(batch))]}
+
+
+def positive_rows_rule(inputs: dict[str, Any]) -> list[Any]:
+    """A tensor rules function that answers only some rows (for ``fallback: rows``): a row
+    whose first element is positive gets its element count as ``score``; the others ``None``."""
+    batch = next(iter(inputs.values()))
+    return [{"score": [float(row.size)]} if row.ravel()[0] > 0 else None for row in batch]

@@ -20,7 +20,7 @@ from failwell.config import parse_config
 from failwell.config.tensors import Datatype, TensorWire
 from failwell.errors import InvalidInput, UpstreamMalformed
 from failwell.gateway.core import build
-from failwell.protocols.tensor import Tensors, tensor_of
+from failwell.protocols.tensor import Tensor, Tensors, json_tensor, restore, tensor_of
 from failwell.protocols.v2tensors import (
     decode_tensor_request,
     decode_tensor_response,
@@ -232,3 +232,30 @@ def test_the_edge_answers_fuzzed_binary_bodies_without_a_5xx() -> None:
             await asyncio.to_thread(case)
 
     asyncio.run(main())
+
+
+def _forms() -> list[Tensor]:
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    whole = tensor_of("t", x)
+    raw = memoryview(whole.data)
+    text = msgspec.Raw(b"[[0, 1, 2], [3, 4, 5]]")
+    return [
+        whole,  # packed bytes
+        Tensor("t", "FP32", (2, 3), None, True, None, None, (raw[:8], raw[8:])),  # parts
+        json_tensor("t", "FP32", (2, 3), x.ravel().tolist(), text),  # JSON, parsed
+        Tensor("t", "FP32", (2, 3), None, False, text),  # JSON, counted not parsed
+    ]
+
+
+@pytest.mark.parametrize("tensor", _forms(), ids=["bytes", "parts", "values", "text"])
+def test_a_tensor_comes_back_from_the_answer_caches_json_whatever_its_form(tensor: Tensor) -> None:
+    """The answer cache's SQLite file and the fleet's Redis hold answers as msgspec JSON."""
+    back = restore("t", msgspec.json.decode(msgspec.json.encode(tensor)))
+    assert (back.datatype, back.shape) == ("FP32", (2, 3))
+    assert back.array().tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_a_bytes_tensor_comes_back_from_the_answer_caches_json() -> None:
+    words = tensor_of("w", np.array([b"cat", b""], dtype=object))
+    back = restore("w", msgspec.json.decode(msgspec.json.encode(words)))
+    assert back.datatype == "BYTES" and back.array().tolist() == [b"cat", b""]
