@@ -65,7 +65,7 @@ class Outcomes:
 
     fleet: FleetCanaries | None = None
     driving: set[str] = field(default_factory=set)  # tokens of this process's running cycles
-    followed: dict[str, str] = field(default_factory=dict)  # route → token shown as adopted
+    followed: dict[str, FleetCanary] = field(default_factory=dict)  # route → shown as adopted
     _seen: set[str] = field(default_factory=set)  # tokens whose end this process has settled
 
     async def claim(self, token: str) -> bool:
@@ -82,7 +82,7 @@ class Outcomes:
     async def scan(self, routes: Collection[str]) -> list[Learned]:
         """Read the fleet's retraining canaries of ``routes``: each running one no cycle here
         drives, once per route and canary; each ended one whose outcome this process is the
-        first to claim, or that it showed as adopted."""
+        first to claim, or that it showed as adopted (and one whose record is gone)."""
         if self.fleet is None:
             return []
         found = await self.fleet.read()
@@ -93,19 +93,25 @@ class Outcomes:
             token = canary.token
             if canary.route not in routes or token in self.driving or token in self._seen:
                 continue
+            shown = self.followed.get(canary.route)
             if canary.state == RUNNING:
-                if self.followed.get(canary.route) != token:
-                    self.followed[canary.route] = token
+                if shown is None or shown.token != token:
+                    self.followed[canary.route] = canary
                     out.append(Learned("adopted", canary))
                 continue
             taken = await self.fleet.claim(token)
             if taken is None:
                 continue  # the next scan tries again
             self._seen.add(token)
-            followed = self.followed.get(canary.route) == token
+            followed = shown is not None and shown.token == token
             if followed:
                 del self.followed[canary.route]
             if taken or followed:
                 out.append(Learned("ended", canary, record=taken))
-        self._seen &= {c.token for c in found} | self.driving  # the records still kept
+        kept = {c.token for c in found}
+        for route, shown in list(self.followed.items()):
+            if shown.token not in kept:  # its record is gone: no outcome to learn, not shown
+                del self.followed[route]
+                out.append(Learned("ended", shown, record=False))
+        self._seen &= kept | self.driving  # the records still kept
         return out

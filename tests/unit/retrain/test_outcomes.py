@@ -73,6 +73,16 @@ def test_an_adopted_canary_recorded_elsewhere_only_ends_here() -> None:
     assert scan(here) == [("ended", "t1", False)]  # shown as over, not recorded again
 
 
+def test_an_adopted_canary_whose_record_is_gone_is_no_longer_shown() -> None:
+    fleet = Canaries()
+    here = Outcomes(fleet)
+    fleet.put("t1", "running")
+    assert scan(here) == [("adopted", "t1", True)]
+    fleet.found = []  # a Redis that lost it, with nobody left to put it back
+    assert scan(here) == [("ended", "t1", False)]
+    assert scan(here) == []
+
+
 def test_a_cycles_own_canary_is_recorded_by_its_claim_or_by_a_later_scan() -> None:
     fleet = Canaries()
     here, next_holder = Outcomes(fleet), Outcomes(fleet)
