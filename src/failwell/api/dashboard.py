@@ -50,7 +50,7 @@ def dashboard_endpoints(host: Host) -> dict[str, tuple[str, FrontEnd]]:
     async def dashboard_feed(
         scope: Scope, receive: Receive, send: Send, ex: Exchange, gate: Pass
     ) -> None:
-        await respond(send, 200, encode(feed(host, _window(scope))), _JSON)
+        await respond(send, 200, encode(await feed(host, _window(scope))), _JSON)
 
     async def sign_in(scope: Scope, receive: Receive, send: Send, ex: Exchange, gate: Pass) -> None:
         who = gate.who

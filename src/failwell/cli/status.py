@@ -65,6 +65,37 @@ def _p50_p99(figures: dict[str, Any]) -> str:
     return " / ".join("—" if v is None else f"≤{v:g}ms" for v in (figures["p50"], figures["p99"]))
 
 
+_SCOPES = {"fleet": "fleet-wide", "local": "", "local_fallback": "LOCAL ONLY (fleet unreachable)"}
+
+
+def slo_budgets(route: dict[str, Any]) -> Text:
+    """Budget left per objective, saying whose counts they are; this process's beside the
+    fleet's."""
+    scope = route.get("slo_scope", "local")
+    text = Text(f"{_SCOPES.get(scope, scope)}\n" if _SCOPES.get(scope, scope) else "")
+    if scope == "local_fallback":
+        text.stylize("bold yellow")
+    mine = route.get("slo_local") if scope == "fleet" else None
+    for slo, figure in route["slo"].items():
+        left = figure["budget_remaining"]
+        style = "green" if left > 0.5 else "yellow" if left > 0.2 else "red"
+        text.append(f"{slo} {_pct(left)}", style=style)
+        if mine and slo in mine:
+            text.append(f" (this process {_pct(mine[slo]['budget_remaining'])})", style="dim")
+        text.append("\n")
+    return text
+
+
+def slo_view(doc: dict[str, Any]) -> str:
+    """Where the SLO figures come from, for the header."""
+    view = doc.get("slo_view") or {}
+    if not view.get("fleet"):
+        return ""
+    if "unavailable" in view:
+        return f"  SLOs: local-only fallback ({view['unavailable']}), from {view['instance']}"
+    return f"  SLOs: fleet-wide, read {view['age_s']:.1f}s ago, from {view['instance']}"
+
+
 def routes_table(doc: dict[str, Any]) -> Table:
     table = Table(title="Routes", expand=True)
     for col in ("route", "tiers (share of answers)", "p50 / p99", "canary", "SLO budget left"):
@@ -83,11 +114,7 @@ def routes_table(doc: dict[str, Any]) -> Table:
         canary_text = Text(state, style=_STATE_STYLE.get(state, ""))
         if canary and canary["failed"]:
             canary_text.append(f"\n{'; '.join(canary['failed'])[:80]}", style="dim")
-        budgets = Text()
-        for slo, figure in route["slo"].items():
-            left = figure["budget_remaining"]
-            style = "green" if left > 0.5 else "yellow" if left > 0.2 else "red"
-            budgets.append(f"{slo} {_pct(left)}\n", style=style)
+        budgets = slo_budgets(route)
         table.add_row(
             name,
             Group(
@@ -122,7 +149,7 @@ def replicas_table(doc: dict[str, Any]) -> Table:
 def render(doc: dict[str, Any], url: str) -> Group:
     ready = Text("ready", style="bold green") if doc["ready"] else Text("NOT READY", "bold red")
     firing = doc["alerts"]["firing"]
-    header = Text.assemble(f"{url}  ", ready, f"  {len(firing)} alert(s) firing")
+    header = Text.assemble(f"{url}  ", ready, f"  {len(firing)} alert(s) firing", slo_view(doc))
     parts: list[Any] = [header, routes_table(doc), replicas_table(doc)]
     if doc["alerts"]["recent"]:
         lines = [

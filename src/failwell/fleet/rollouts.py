@@ -8,6 +8,8 @@ controller's writes.
     {failwell:NAME}:rollout:ID:STEP:c.lat  list: the step's first latencies (seconds) of the
                                            candidate; likewise s.lat, and s.out, c.out (the
                                            numbers in the answers); at most MAX_SAMPLES each
+    {failwell:NAME}:claimed:NAME           string: set by the one process that took NAME
+                                           (``claim``: e.g. recording a rollout's outcome once)
 
 A controller's write is one Lua script behind the lease's fence (``Lease.script``): written
 only while the writer holds the lease and only when the record moves forward (the same rollout
@@ -141,6 +143,15 @@ class RolloutSync:
 
     def follow(self, apply: Callable[[bytes], None], held: Callable[[], dict[str, bytes]]) -> None:
         self._apply, self._held = apply, held
+
+    async def claim(self, name: str) -> bool | None:
+        try:
+            taken = await self.link.redis.set(
+                self.link.key(f"claimed:{name}"), self.link.me, nx=True, px=KEEP_MS
+            )
+        except (RedisError, OSError):
+            return None
+        return bool(taken)
 
     def _message(self, message: dict[str, Any]) -> None:
         if self._apply is not None:

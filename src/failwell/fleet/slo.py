@@ -17,6 +17,11 @@ of the lease holder reads them each evaluation, ``GET /admin/slo`` on demand). `
 the epochs of the route's longest window and the newest one before it; every key expires
 after that window once no process flushes (the fleet's counts then start again from zero).
 
+Status pages (``/admin/status``, ``/dashboard``) read the last counts read here (``recent``):
+the SLO evaluator's, or the flushing task's, which reads the windows a status page asked for
+after each flush for a minute after it asked. Only when those are older than ``STALE`` does a
+status request read them itself, for at most the time it allows.
+
 While Redis is down the counts wait here and are added by the next flush that succeeds, into
 the bucket of that flush (an outage shifts them in time, never loses them). The bucket of a
 flush is its process's wall clock: gateways on several machines need clocks that agree within
@@ -39,6 +44,9 @@ from failwell.fleet.link import FleetLink
 from failwell.observe.logging import log
 
 FLUSH = 1.0
+STALE = 3 * FLUSH  # counts read longer ago than this are read again for a status page
+ASKED = 60.0  # the flushing task reads the windows a status page asked for this long after
+Counts = dict[str, dict[float, list[int]]]  # route → window (s) → the fleet's counts per slot
 
 # KEYS total, ends, epochs; ARGV epoch, epochs kept, ttl (ms), then slot, amount pairs
 _FLUSH = """
@@ -97,11 +105,21 @@ class FleetSlo:
         self._task = Background("fleet-slo")
         self._flush: Any = link.redis.register_script(_FLUSH)
         self._read: Any = link.redis.register_script(_READ)
+        self._last: tuple[float, Counts] | None = None  # (wall clock, counts) of the last read
+        self._asked: dict[str, list[float]] = {}  # windows a status page asked for
+        self._asked_until = 0.0
+
+    @property
+    def instance(self) -> str:
+        """This process's name in the fleet."""
+        return self.link.me
 
     def bind(self, routes: Mapping[str, Counted]) -> None:
         """Flush the counts of ``routes`` from now on (a route's counts kept across a reload
         keep their flushed totals)."""
         self.routes = routes
+        self._asked = {name: w for name, w in self._asked.items() if name in routes}
+        self._last = None  # a route's windows may have changed with it
         keep = {(name, id(c)) for name, c in routes.items()}
         self._flushed = {k: v for k, v in self._flushed.items() if k in keep}
 
@@ -123,6 +141,8 @@ class FleetSlo:
             await asyncio.sleep(FLUSH)
             try:
                 await self.flush()
+                if self._asked and self.link.clock.wall() < self._asked_until:
+                    await self.windows(self._asked)  # kept fresh for the status pages
                 failing = False
             except Exception as exc:  # Redis down (or a bug): the counts wait for the next try
                 if not failing:
@@ -188,4 +208,30 @@ class FleetSlo:
             for window, end in zip(windows, reply[1:], strict=True):
                 base = _slots(end.split(b",") if end else [], size)
                 out[route][window] = [max(0, t - b) for t, b in zip(total, base, strict=True)]
+        self._last = (now, out)
         return out
+
+    async def recent(
+        self, wanted: Mapping[str, Sequence[float]], timeout: float
+    ) -> tuple[float, Counts] | None:
+        """(when they were read, the counts) of ``wanted``'s windows: the last read when it
+        holds them all and is at most ``STALE`` old, else read now within ``timeout`` seconds;
+        None while Redis is unreachable or slower than that."""
+        now = self.link.clock.wall()
+        for route, windows in wanted.items():
+            asked = self._asked.setdefault(route, [])
+            asked += [w for w in windows if w not in asked]
+        self._asked_until = now + ASKED
+        last = self._last
+        if last is not None and now - last[0] <= STALE and _holds(last[1], wanted):
+            return last
+        try:
+            counts = await asyncio.wait_for(self.windows(wanted), timeout)
+        except TimeoutError:
+            self._fallbacks.inc()
+            return None
+        return None if counts is None else (now, counts)
+
+
+def _holds(counts: Counts, wanted: Mapping[str, Sequence[float]]) -> bool:
+    return all(w in counts.get(route, {}) for route, windows in wanted.items() for w in windows)

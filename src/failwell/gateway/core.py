@@ -54,7 +54,7 @@ from failwell.errors import ConfigError, ConfigIssue, FailwellError, UnknownRout
 from failwell.faults.admin import FaultControl
 from failwell.gateway.leading import LeaderOnly, Solo
 from failwell.gateway.restart import needs_restart
-from failwell.gateway.retraining import canary_starter, drift_follow, signal_reader
+from failwell.gateway.retraining import drift_follow, retrain_hooks
 from failwell.gateway.schemas import ServerSchemas
 from failwell.gateway.sloview import slo_admin_routes
 from failwell.gateway.topology import Topology, build_replica, build_topology, python_model
@@ -65,7 +65,6 @@ from failwell.observe.siblings import SiblingMetrics, Siblings
 from failwell.quality.watch import QualityWatch
 from failwell.registry.serving import RegistryWatcher, registry_adapter, registry_models
 from failwell.reload.reloader import ConfigReloader
-from failwell.retrain.loop import Hooks as RetrainHooks
 from failwell.retrain.loop import RetrainLoop
 from failwell.rollout.admin import rollout_admin_routes
 from failwell.rollout.controller import Rollouts
@@ -126,10 +125,10 @@ class Gateway:
         self.rollouts = Rollouts(self.routes, self.pools, self.audit, registry)
         self.watcher = RegistryWatcher([], config.registry.watch, self.audit, registry)
         self.retrain = RetrainLoop(
-            RetrainHooks(
-                firing=signal_reader(self.health.evaluator.alerts),
-                canary=canary_starter(self.rollouts),
-                audit=lambda action, detail: self.audit(action, detail, "retrain"),
+            retrain_hooks(
+                self.health.evaluator.alerts,
+                self.rollouts,
+                lambda action, detail: self.audit(action, detail, "retrain"),
             ),
             clock,
             path,

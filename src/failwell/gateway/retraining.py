@@ -1,11 +1,12 @@
 """How the composition root joins the retraining loop to the parts it watches and drives: the
-alert states it reads as signals, the rollout controller it hands a candidate to, and the
-registry versions whose reference statistics the drift monitor follows."""
+alert states it reads as signals, the rollout controller it hands a candidate to (and whose
+records tell it of the canaries another process's cycle started), and the registry versions
+whose reference statistics the drift monitor follows."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from failwell.config.models import FailwellConfig
@@ -14,13 +15,29 @@ from failwell.drift.monitor import Follow
 from failwell.errors import FailwellError
 from failwell.health.alerts import Alert
 from failwell.registry.serving import RegistryModel
-from failwell.retrain.loop import Canary, Firing, tier_of
+from failwell.retrain.loop import Canary, Firing, Hooks, tier_of
+from failwell.retrain.outcomes import LOOP, FleetCanary
 from failwell.rollout.controller import Rollouts
 from failwell.rollout.judge import Gates
-from failwell.rollout.record import RolloutSpec
+from failwell.rollout.record import RolloutSpec, decode_record
 from failwell.routing.pool import Pool
 
 ALERT_OF = {Signal.DRIFT: "drift", Signal.QUALITY: "quality_live", Signal.FRESHNESS: "freshness"}
+
+
+def retrain_hooks(
+    alerts: Mapping[tuple[str, str, str], Alert],
+    rollouts: Rollouts,
+    audit: Callable[[str, dict[str, Any]], None],
+) -> Hooks:
+    """The retraining loop's hooks: ``alerts`` as its signals, ``rollouts`` for its canaries
+    (and the fleet's records of them), ``audit`` for its records."""
+    return Hooks(
+        firing=signal_reader(alerts),
+        canary=canary_starter(rollouts),
+        audit=audit,
+        fleet=RecordedCanaries(rollouts),
+    )
 
 
 def signal_reader(alerts: Mapping[tuple[str, str, str], Alert]) -> Firing:
@@ -37,17 +54,19 @@ def signal_reader(alerts: Mapping[tuple[str, str, str], Alert]) -> Firing:
 
 
 def canary_starter(rollouts: Rollouts) -> Canary:
-    """``canary(route, tier, candidate, config)``: a rollout of the candidate, awaited to its
-    end; (its final state, its reason)."""
+    """``canary(route, tier, candidate, config, origin)``: a rollout of the candidate whose
+    record carries ``origin``, awaited to its end; (its final state, its reason)."""
 
-    async def canary(route: str, tier: str, candidate: str, c: RetrainCanary) -> tuple[str, str]:
+    async def canary(
+        route: str, tier: str, candidate: str, c: RetrainCanary, origin: dict[str, Any]
+    ) -> tuple[str, str]:
         gates = Gates(
             min_requests=c.min_requests,
             max_error_increase=c.max_error_increase,
             max_p99_ratio=c.max_p99_ratio,
             max_distance=c.max_distance,
         )
-        spec = RolloutSpec(route, tier, candidate, c.steps, c.step_time, False, gates)
+        spec = RolloutSpec(route, tier, candidate, c.steps, c.step_time, False, gates, (), origin)
         try:
             rollout = await rollouts.begin(spec, caller="retrain")
         except FailwellError as exc:
@@ -57,6 +76,33 @@ def canary_starter(rollouts: Rollouts) -> Canary:
         return rollout.state.value, rollout.reason
 
     return canary
+
+
+class RecordedCanaries:
+    """The retraining loop's ``FleetCanaries``: the rollout records (the fleet's, or this
+    gateway's alone: none) whose origin is the loop, and claims in the same store."""
+
+    def __init__(self, rollouts: Rollouts) -> None:
+        self.rollouts = rollouts
+
+    async def read(self) -> list[FleetCanary] | None:
+        found = await self.rollouts.splits.shared.read()
+        if found is None:
+            return None
+        out = []
+        for raw in found.values():
+            try:
+                r = decode_record(raw)
+            except ValueError:
+                continue  # the rollout controller logs it
+            if r.origin is not None and r.origin.get("loop") == LOOP:
+                out.append(
+                    FleetCanary(r.id, r.route, r.candidate, r.state.value, r.reason, r.origin)
+                )
+        return out
+
+    async def claim(self, token: str) -> bool | None:
+        return await self.rollouts.splits.shared.claim(f"retrain:{token}")
 
 
 def drift_follow(config: FailwellConfig, pools: Mapping[str, Pool]) -> dict[str, Follow]:

@@ -41,8 +41,20 @@ Counts = dict[str, dict[float, list[int]]]  # route → window (s) → counts pe
 class FleetCounts(Protocol):
     """The fleet's SLO counts (``fleet/slo.py``)."""
 
+    @property
+    def instance(self) -> str:
+        """This process's name in the fleet."""
+        ...
+
     async def windows(self, wanted: Mapping[str, Sequence[float]]) -> Counts | None:
         """Per route, per window, counts per slot; None while Redis is unreachable."""
+        ...
+
+    async def recent(
+        self, wanted: Mapping[str, Sequence[float]], timeout: float
+    ) -> tuple[float, Counts] | None:
+        """(wall clock when read, counts): read lately, or now within ``timeout``; None while
+        Redis is unreachable (for a status page, which must not wait on it)."""
         ...
 
 

@@ -8,7 +8,12 @@ the signals every ``retrain.every``; a signal that fires asks the route's ``Trig
 (cool-down, daily cap, one job at a time) and, when allowed, a cycle runs beside the loop:
 
   trigger → job_started (→ checkpoint ... → job_died → job_started: resumed) → job_ended
-  → gate → canary_started → decision (promoted | rolled_back | rejected | failed)
+  → gate → canary_started → decision (promoted | rolled_back | rejected | failed | aborted)
+
+In a fleet the loop runs on the lease holder. A canary outlives its cycle when the lease moves
+mid-canary: the next holder's rollout controller finishes it, and that holder's loop learns
+of it from the fleet's rollout records (``canary_adopted``, then its ``decision``), recorded
+once in the fleet whichever process sees the end (``retrain/outcomes.py``).
 
 What it needs of the other parts comes in as ``Hooks`` (the alert states, the rollout
 controller, the audit log), so this package imports no sibling control plane; the training
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -36,6 +42,7 @@ from failwell.errors import ConfigError, ConfigIssue
 from failwell.observe.logging import log
 from failwell.registry.artifacts import parse_ref
 from failwell.retrain.metrics import RetrainMetrics
+from failwell.retrain.outcomes import LOOP, FleetCanaries, Outcomes
 from failwell.retrain.policy import TriggerPolicy
 from failwell.retrain.process import Event, JobOutcome, TrainingProcess
 from failwell.training.runner import load_job
@@ -45,8 +52,9 @@ TIMELINE = 500  # events kept for the dashboard
 
 # the detail of ``signal``'s alert when it fires for the route, else None
 Firing = Callable[[str, Signal], dict[str, Any] | None]
-# canary ``candidate`` (NAME@VERSION) on the route's tier: (final state, reason)
-Canary = Callable[[str, str, str, RetrainCanary], Awaitable[tuple[str, str]]]
+# canary ``candidate`` (NAME@VERSION) on the route's tier, its record carrying ``origin``:
+# (final state, reason)
+Canary = Callable[[str, str, str, RetrainCanary, dict[str, Any]], Awaitable[tuple[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,7 @@ class Hooks:
     firing: Firing
     canary: Canary
     audit: Callable[[str, dict[str, Any]], None]
+    fleet: FleetCanaries | None = None  # the fleet's retraining canaries (None: alone)
 
 
 Train = Callable[[str, RetrainConfig, Event], Awaitable[JobOutcome]]
@@ -71,6 +80,8 @@ class RouteLoop:
     held: str | None = None  # the last refusal recorded (recorded again only when it changes)
     cycle: int | None = None
     task: asyncio.Task[None] | None = None
+    token: str | None = None  # the canary this route's cycle drives
+    adopted: str | None = None  # the rollout of a canary no cycle here drives, while it runs
     last: dict[str, Any] = field(default_factory=dict)
 
 
@@ -95,6 +106,7 @@ class RetrainLoop:
         self.metrics = RetrainMetrics(registry or CollectorRegistry())
         self.routes: dict[str, RouteLoop] = {}
         self.timeline: deque[dict[str, Any]] = deque(maxlen=TIMELINE)
+        self.outcomes = Outcomes(hooks.fleet)
         self._train = train or self._process
         self._cycles = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
@@ -181,6 +193,7 @@ class RetrainLoop:
             every = min((r.config.every for r in self.routes.values()), default=5.0)
             await asyncio.sleep(every)
             try:
+                await self.follow_fleet()
                 self.tick()
             except Exception as exc:  # keep watching; a bug here must not stop the loop
                 log.error("retrain_tick_failed", exc_info=exc)
@@ -191,7 +204,7 @@ class RetrainLoop:
         started = []
         now = self.clock.now()
         for name, loop in self.routes.items():
-            if loop.policy.running:
+            if loop.policy.running or loop.adopted is not None:
                 continue
             cause = self._cause(loop, now)
             if cause is None:
@@ -263,21 +276,53 @@ class RetrainLoop:
             if not outcome.passed:
                 self._decide(loop, "rejected", signal, str(gate.get("reason")), outcome.version)
                 return
-            loop.state = "canary"
+            loop.state, loop.token = "canary", uuid.uuid4().hex
+            self.outcomes.driving.add(loop.token)
             self._record(loop, "canary_started", signal=signal, version=outcome.version)
+            origin = {"loop": LOOP, "token": loop.token, "cycle": loop.cycle, "signal": signal}
             state, reason = await self.hooks.canary(
-                loop.route, loop.tier, outcome.version, loop.config.canary
+                loop.route, loop.tier, outcome.version, loop.config.canary, origin
             )
-            self.metrics.rollouts.labels(loop.route, state).inc()
-            self._decide(loop, state, signal, reason, outcome.version)
+            if await self.outcomes.claim(loop.token):  # else recorded elsewhere or later
+                self.metrics.rollouts.labels(loop.route, state).inc()
+                self._decide(loop, state, signal, reason, outcome.version)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must not leave the route stuck in "training"
             log.error("retrain_cycle_failed", exc_info=exc)
             self._decide(loop, "failed", signal, f"loop error: {exc}")
         finally:
-            loop.state = "watching"
+            if loop.token is not None:
+                self.outcomes.driving.discard(loop.token)
+            loop.state, loop.token = "watching", None
             loop.policy.ended()
+
+    async def follow_fleet(self) -> None:
+        """Learn from the fleet's rollout records of the retraining canaries no cycle here
+        drives: shown while they run, their outcome recorded (once in the fleet) at the end."""
+        for learned in await self.outcomes.scan(self.routes.keys()):
+            canary, loop = learned.canary, self.routes[learned.canary.route]
+            origin = {
+                "signal": canary.origin.get("signal"),
+                "from_cycle": canary.origin.get("cycle"),
+            }
+            candidate = canary.candidate
+            if learned.kind == "adopted":
+                loop.adopted = canary.rollout
+                if not loop.policy.running:
+                    loop.state = "canary"
+                self._record(
+                    loop, "canary_adopted", rollout=canary.rollout, version=candidate, **origin
+                )
+                continue
+            if loop.adopted == canary.rollout:
+                loop.adopted = None
+                if not loop.policy.running:
+                    loop.state = "watching"
+            if learned.record:
+                self.metrics.rollouts.labels(canary.route, canary.state).inc()
+                signal = str(origin["signal"])
+                self._decide(loop, canary.state, signal, canary.reason, candidate, canary.rollout)
 
     async def _process(self, route: str, config: RetrainConfig, event: Event) -> JobOutcome:
         proc = TrainingProcess(
@@ -292,9 +337,19 @@ class RetrainLoop:
     # -- the record -----------------------------------------------------------------------
 
     def _decide(
-        self, loop: RouteLoop, decision: str, signal: str, reason: str, version: str | None = None
+        self,
+        loop: RouteLoop,
+        decision: str,
+        signal: str,
+        reason: str,
+        version: str | None = None,
+        adopted: str | None = None,
     ) -> None:
+        """Record the cycle's decision (``adopted``: the rollout of a canary a cycle of
+        another process started, learned from the fleet's record)."""
         loop.last = {"decision": decision, "reason": reason, "version": version, "signal": signal}
+        if adopted is not None:
+            loop.last["adopted_rollout"] = adopted
         self._record(loop, "decision", **loop.last)
 
     def _record(self, loop: RouteLoop, event: str, **detail: Any) -> None:
@@ -326,6 +381,7 @@ class RetrainLoop:
                     0.0, policy.cooldown - (now - policy.starts[-1]) if policy.starts else 0.0
                 ),
                 "held": loop.held,
+                "adopted_rollout": loop.adopted,
                 "job_pid": proc.pid if (proc := self.processes.get(name)) is not None else None,
                 "last": loop.last,
             }

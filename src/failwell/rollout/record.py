@@ -39,6 +39,9 @@ class RolloutSpec:
     shadow: bool = False
     gates: Gates = field(default_factory=Gates)
     canary_inputs: tuple[dict[str, Any], ...] = ()
+    # who started it and why, carried in the record as given (the retraining loop's
+    # ``{"loop": "retrain", "token": ..., ...}``: how its next holder learns the outcome)
+    origin: dict[str, Any] | None = None
 
     @property
     def target(self) -> str:
@@ -56,6 +59,7 @@ class Record(msgspec.Struct, kw_only=True):
     shadow: bool
     gates: Gates
     canary_inputs: tuple[dict[str, Any], ...] = ()
+    origin: dict[str, Any] | None = None
     caller: str | None
     state: State
     step: int  # 1-based; 0 before the first step
@@ -77,6 +81,7 @@ class Record(msgspec.Struct, kw_only=True):
             shadow=spec.shadow,
             gates=spec.gates,
             canary_inputs=spec.canary_inputs,
+            origin=spec.origin,
             **state,
         )
 
@@ -91,6 +96,7 @@ class Record(msgspec.Struct, kw_only=True):
             self.shadow,
             self.gates,
             self.canary_inputs,
+            self.origin,
         )
 
 
@@ -154,6 +160,12 @@ class Shared(Protocol):
         """The counts of step ``key`` (stable, candidate) of every process (None: unknown)."""
         ...
 
+    async def claim(self, name: str) -> bool | None:
+        """Take ``name`` once for the fleet (e.g. the recording of a rollout's outcome): True
+        for the first process that takes it, False for every later one (for a day), None
+        while the store is unreachable."""
+        ...
+
 
 class Alone:
     """The ``Shared`` of a gateway with no fleet: nothing to tell; its counts are its own."""
@@ -162,6 +174,7 @@ class Alone:
 
     def __init__(self) -> None:
         self._steps: dict[str, tuple[str, Tally, Tally]] = {}  # field → (key, arms)
+        self._claimed: set[str] = set()
 
     async def write(self, field: str, record: bytes) -> bool | None:
         return True
@@ -180,3 +193,8 @@ class Alone:
             if step == key:
                 return stable, candidate
         return None
+
+    async def claim(self, name: str) -> bool | None:
+        taken = name not in self._claimed
+        self._claimed.add(name)
+        return taken

@@ -126,6 +126,7 @@ class Rollout:
             "stable_stats": stable.summary(),
             "candidate_stats": candidate.summary(),
             "decisions": self.decisions,
+            "origin": s.origin,
         }
 
 

@@ -84,7 +84,7 @@ class Driver:
 
     def hooks(self) -> Hooks:
         async def canary(
-            route: str, tier: str, candidate: str, c: RetrainCanary
+            route: str, tier: str, candidate: str, c: RetrainCanary, origin: dict[str, Any]
         ) -> tuple[str, str]:
             self.canaries.append(f"{route}/{tier}:{candidate}")
             return "promoted", "every step held"

@@ -52,6 +52,7 @@ class Fleet:
         self.records: dict[str, bytes] = {}
         self.arms: dict[str, list[tuple[Tally, Tally]]] = {}
         self.members: list[Member] = []
+        self.claimed: set[str] = set()
 
 
 class Member:
@@ -96,6 +97,13 @@ class Member:
                 total.latencies += arm.latencies
                 total.outputs += arm.outputs
         return sums
+
+    async def claim(self, name: str) -> bool | None:
+        if self.fleet.down:
+            return None
+        taken = name not in self.fleet.claimed
+        self.fleet.claimed.add(name)
+        return taken
 
 
 class Lead:
