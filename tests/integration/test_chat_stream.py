@@ -26,6 +26,7 @@ from tests.integration.conftest import (
 MESSAGES: Any = [{"role": "user", "content": "What should I read next?"}]
 FIRST_TOKEN = 1.0
 IDLE = 1.0
+HERD = 5.0  # first-token and idle timeouts when 200 streams change tier at once
 SLACK = 0.75  # scheduling on a loaded 2-core machine, on top of the deadline
 
 
@@ -204,7 +205,10 @@ def test_two_hundred_streams_with_the_primary_killed_mid_stream(stack: Stack, po
     slow = ModelServer(stack, "slow", args)  # streams of about 40 s
     small = stack.model_server(chat_model="demo-small", label="small")
     config = stream_config(stack, slow, small)
-    config["routes"]["chat"]["stream"]["on_failure"] = policy
+    # 200 streams move to tier 2 at the same instant: on a shared 2-core machine its first
+    # chunks and gaps get a herd's budget, still bounded.
+    stream = config["routes"]["chat"]["stream"]
+    stream.update(on_failure=policy, first_token_timeout=f"{HERD}s", idle_timeout=f"{HERD}s")
     gw = stack.gateway(config)
     count = 200
     started = asyncio.Event()
@@ -236,7 +240,7 @@ def test_two_hundred_streams_with_the_primary_killed_mid_stream(stack: Stack, po
         killed[0] = True
         slow.kill()  # every stream is past its first chunk
         at = time.monotonic()
-        await asyncio.wait_for(asyncio.gather(*tasks), IDLE + 10)
+        await asyncio.wait_for(asyncio.gather(*tasks), 2 * HERD + 10)
         await aclient.close()
         return time.monotonic() - at
 
@@ -246,10 +250,11 @@ def test_two_hundred_streams_with_the_primary_killed_mid_stream(stack: Stack, po
     # under this load) completes.
     assert len(outcomes) == count
     expected = {"error"} if policy == "error" else {"complete"}
-    assert {o for t, o in outcomes if t == "primary"} == expected
+    ends = [line for line in gw.metrics().splitlines() if line.startswith("failwell_stream_")]
+    assert {o for t, o in outcomes if t == "primary"} == expected, "\n".join(ends)
     assert {o for t, o in outcomes if t != "primary"} <= {"complete", "complete before the kill"}
     assert sum(t == "primary" for t, _ in outcomes) >= count // 4, outcomes
-    assert took < IDLE + 5  # none hangs
+    assert took < 2 * HERD + 5  # none hangs
     assert wait_until(
         lambda: metric_value(gw.metrics(), "failwell_in_flight_requests", route="chat") == 0, 5
     )
