@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import io
 import json
 import re
 import signal
@@ -12,6 +13,7 @@ import ssl
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -65,8 +67,15 @@ def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.05
 def http_json(url: str, data: Any = None, timeout: float = 5.0) -> Any:
     body = None if data is None else json.dumps(data).encode()
     req = urllib.request.Request(url, data=body, headers={"content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read())
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:  # the same error, its body named in the message
+        raw = exc.read()
+        message = f"{exc.msg}: {raw[:500]!r}"
+        raise urllib.error.HTTPError(
+            exc.url, exc.code, message, exc.headers, io.BytesIO(raw)
+        ) from None
 
 
 def metric_value(text: str, name: str, **labels: str) -> float | None:

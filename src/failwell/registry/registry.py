@@ -1,8 +1,11 @@
 """The model registry: push immutable versions, move aliases, read with verification.
 
 Every read checks SHA-256: blobs against their name, records and alias files against the
-manifest. When the primary's copy is missing or corrupt, the read falls back to each replica
-in turn and repairs the primary with the good bytes.
+manifest. A record's bytes are also kept under their checksum, so a reader that meets an alias
+move half-way (the file written, the manifest not yet) reads what the manifest names. When the
+primary's copy is missing or corrupt, the read falls back to each replica in turn and repairs
+the primary with the good bytes (a record only under its checksum: a read never writes over a
+record's file, which may be a move in progress).
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ from failwell.registry.stores import Store
 PRODUCTION, PREVIOUS = "production", "previous"
 
 
+def _bad(data: bytes | None, sha: str) -> bool:
+    return data is None or sha256_bytes(data) != sha
+
+
 class Registry:
     def __init__(self, primary: Store, replicas: Sequence[ReplicaTarget] = ()) -> None:
         self.primary = primary
@@ -61,12 +68,18 @@ class Registry:
         return Manifest() if data is None else Manifest.decode(data)
 
     def _read(self, key: str, sha: str | None) -> bytes:
-        """``key``'s bytes, checked against ``sha`` (a blob's name or the manifest's entry)."""
+        """``key``'s bytes, checked against ``sha`` (a blob's name or the manifest's entry).
+
+        A record (``sha`` None) is read as its store's manifest names it: when the file does
+        not match (an alias move that wrote the file but not yet the manifest, or rot), the
+        immutable copy kept under the manifest's checksum serves."""
         problems = []
         for store in [self.primary, *(r.store for r in self.replicas)]:
             try:
                 data = store.read(key)
                 expected = sha if sha is not None else self._manifest(store).records.get(key)
+                if sha is None and expected is not None and _bad(data, expected):
+                    data = store.read(blob_key(expected)) or data
             except RegistryError as exc:
                 problems.append(f"{store.name}: {exc}")
                 continue
@@ -76,17 +89,31 @@ class Registry:
             if expected is None:  # nothing to check it against: not trusted
                 problems.append(f"{store.name}: not in its manifest")
                 continue
-            if sha256_bytes(data) != expected:
+            if _bad(data, expected):
                 problems.append(f"{store.name}: checksum mismatch")
                 continue
             if store is not self.primary:
                 self.fallbacks += 1
                 log.warning("registry_fallback", key=key, store=store.name, primary=problems[0])
-                self.primary.write(key, data)  # repair the primary from the good copy
+                self._repair(key, sha, data)
             return data
         if any("mismatch" in p for p in problems):
             raise ArtifactCorrupt(f"{key}: no good copy on any store ({'; '.join(problems)})")
         raise RegistryError(f"{key}: not found ({'; '.join(problems)})")
+
+    def _repair(self, key: str, sha: str | None, data: bytes) -> None:
+        """Put a replica's good copy back on the primary: a blob under its name; a record only
+        as the copy under its checksum, when the primary's manifest names that checksum (the
+        record's file may be a move in progress: a read never writes over it)."""
+        if sha is not None:
+            self.primary.write(key, data)
+            return
+        digest = sha256_bytes(data)
+        try:
+            if self._manifest(self.primary).records.get(key) == digest:
+                self.primary.write(blob_key(digest), data)
+        except RegistryError:
+            pass  # the primary is unreadable: `failwell registry restore` rebuilds it
 
     def names(self) -> list[str]:
         found = {k.split("/")[1] for k in self._manifest_any().records if k.startswith("models/")}
@@ -163,7 +190,13 @@ class Registry:
     ) -> None:
         manifest = self._manifest(self.primary)
         manifest.blobs.update(blobs)
-        manifest.records.update({k: sha256_bytes(v) for k, v in records.items()})
+        keys = list(keys)
+        for key, data in records.items():  # each record's bytes also kept under their checksum
+            sha = manifest.records[key] = sha256_bytes(data)
+            if self.primary.read(blob_key(sha)) != data:
+                self.primary.write(blob_key(sha), data)
+            manifest.blobs[sha] = len(data)
+            keys.append(blob_key(sha))
         self.primary.write(MANIFEST_KEY, manifest.encode())
         failed = self.replicator.changed(keys)
         if failed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -75,6 +76,36 @@ def test_corrupt_primary_is_served_from_the_replica_and_repaired(tmp_path: Path)
     shutil.rmtree(tmp_path / "co")
     with pytest.raises(ArtifactCorrupt):
         reg.checkout(v, tmp_path / "co")
+
+
+def test_an_alias_move_caught_half_way_reads_as_the_manifest_names_it(tmp_path: Path) -> None:
+    reg = make(tmp_path)
+    for text in "ab":
+        reg.push("m", artifact(tmp_path, text))
+    reg.set_alias("m", "production", "v1")
+    # A writer in another process has replaced the alias file on both stores, not yet either
+    # manifest: a reader gets the committed aliases, nothing is "corrupt" or repaired.
+    moving = b'{"previous":"v1","production":"v2"}'
+    for folder in ("primary", "replica"):
+        (tmp_path / folder / "models/m/aliases.json").write_bytes(moving)
+    assert reg.aliases("m") == {"production": "v1"}
+    assert reg.resolve("m@production").version == "v1"
+    assert reg.fallbacks == 0
+    assert (tmp_path / "primary" / "models/m/aliases.json").read_bytes() == moving
+    # The primary without that copy (a registry from before copies were kept): the standby's
+    # committed aliases serve, and the read writes the copy back, never over the moving file.
+    manifest = json.loads((tmp_path / "replica" / "MANIFEST.json").read_bytes())
+    sha = manifest["records"]["models/m/aliases.json"]
+    committed = (tmp_path / "primary" / blob_key(sha)).read_bytes()
+    (tmp_path / "replica" / "models/m/aliases.json").write_bytes(committed)
+    (tmp_path / "primary" / blob_key(sha)).unlink()
+    assert reg.aliases("m") == {"production": "v1"}
+    assert reg.fallbacks == 1
+    assert (tmp_path / "primary" / blob_key(sha)).read_bytes() == committed
+    assert (tmp_path / "primary" / "models/m/aliases.json").read_bytes() == moving
+    reg.set_alias("m", "production", "v2")  # the move lands
+    assert reg.aliases("m") == {"production": "v2", "previous": "v1"}
+    assert verify_store(reg.primary).ok and verify_store(reg.store("standby")).ok
 
 
 def test_restore_rebuilds_a_deleted_primary_with_identical_checksums(tmp_path: Path) -> None:
