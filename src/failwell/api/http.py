@@ -73,7 +73,10 @@ async def read_parts(
         if server is not None:
             direct = server.read_direct(scope, int(length))
     watch = limits.watch
-    task = watch.begin()
+    # A body that is all in already (uvicorn's cycle has had its last part) cannot dribble: no
+    # watch for it (the common case, a small body in the head's packet).
+    cycle = getattr(receive, "__self__", None)
+    task = None if direct is None and getattr(cycle, "more_body", True) is False else watch.begin()
     try:
         if direct is not None:  # Content-Length, within the limit
             whole = await direct.done
