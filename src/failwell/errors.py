@@ -279,7 +279,8 @@ class LogUnavailable(ShortCircuit):
 
 class FleetUnreachable(ShortCircuit):
     """What was asked needs the fleet's shared state (a label for an answer another process
-    served) and this process cannot reach the fleet's Redis now: send it again later."""
+    served, a rollout call passed to the process leading the fleet) and this process cannot
+    reach the fleet's Redis, or no leader answered: send it again later."""
 
     kind = "fleet_unreachable"
 

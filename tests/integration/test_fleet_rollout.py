@@ -1,7 +1,8 @@
 """A rollout in a fleet of two gateway processes sharing one redis-server, under load on both:
 started on the leader, its split is applied by both (each answers some requests from the
 candidate, seen through the answers' ``model_version``), it is judged once on the counts of
-both (one audit record per decision) and its promotion reaches both; through a restart of
+both (one audit record per decision) and its promotion reaches both; the other gateway takes a
+start and an abort and passes them to the leader; through a restart of
 Redis (empty) it is put back and carried on; when the leader is SIGKILLed mid-rollout the other
 gateway takes the lease, adopts it and ends it."""
 
@@ -172,9 +173,20 @@ def test_a_rollout_splits_every_gateway_is_judged_once_and_outlives_its_leader(
         assert judged > max(per_gateway), (judged, per_gateway)  # not one process's share
         assert wait_until(lambda: serves(gws.values(), "scorer@v2"), timeout=5)
 
+        # 1b. the other gateway takes a start and an abort: it passes them to the leader,
+        # which begins and ends the rollout, and answers as the leader did
+        other = next(n for n in gws if n != lead)
+        passed = start(gws[other], "scorer@v1", [50, 100], "1h")
+        assert wait_until(lambda: record().get("id") == passed, 5), record()
+        aborted = http_json(f"{gws[other].url}/admin/rollouts/abort", {"route": "score"})
+        assert aborted["id"] == passed and aborted["state"] == "aborted", aborted
+        assert wait_until(lambda: record().get("state") == "aborted", 5), record()
+        assert record()["leader"] == lead
+        assert wait_until(lambda: serves(gws.values(), "scorer@v2"), timeout=5)
+
         # 2. Redis restarts empty mid-rollout: both keep the split they had meanwhile; the
         # rollout's record is put back and the holder of the new lease carries it to its end
-        second = start(gws[lead], "scorer@v1", [50, 100], "1s")
+        second = start(gws[other], "scorer@v1", [50, 100], "1s")
         assert wait_until(lambda: record().get("id") == second and record()["step"] == 1, 5)
         time.sleep(0.3)
         redis.proc.kill(signal.SIGKILL)

@@ -10,6 +10,9 @@ controller's writes.
                                            numbers in the answers); at most MAX_SAMPLES each
     {failwell:NAME}:claimed:NAME           string: set by the one process that took NAME
                                            (``claim``: e.g. recording a rollout's outcome once)
+    {failwell:NAME}:events                 ``rollout_ask`` and ``rollout_reply`` messages: an
+                                           admin call a process passes to the lease's holder
+                                           (``ask``), and its reply
 
 A controller's write is one Lua script behind the lease's fence (``Lease.script``): written
 only while the writer holds the lease and only when the record moves forward (the same rollout
@@ -28,7 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -41,12 +45,15 @@ from failwell.fleet.link import FleetLink
 from failwell.observe.logging import log
 
 KIND = "rollout"
+ASK, REPLY = "rollout_ask", "rollout_reply"
+ASK_TIMEOUT = 15.0  # loading a candidate on the leader may take seconds
 FLUSH = 0.25
 MAX_SAMPLES = 20_000
 KEEP_MS = 86_400_000  # a step's counts expire a day after their last change
 ARMS = ("s", "c")  # stable, candidate
 LISTS = ("s.lat", "s.out", "c.lat", "c.out")
 _encode = msgspec.json.Encoder().encode
+Answer = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]  # the rollout's ``Answer``
 
 # KEYS[2] the records; ARGV[3] field, ARGV[4] record, ARGV[5] channel, ARGV[6] message
 _WRITE = """
@@ -123,7 +130,12 @@ class RolloutSync:
         self._replaced: list[_Counted] = []  # steps counted before: flushed once more
         self._read: dict[str, tuple[Gathered, Gathered, list[int]]] = {}  # key → sums, cursors
         self._task = Background("fleet-rollouts")
+        self._answer: Answer | None = None
+        self._asked: dict[str, asyncio.Future[dict[str, Any]]] = {}  # question id → reply
+        self._answering: set[asyncio.Task[None]] = set()
         link.subscribe(KIND, self._message)
+        link.subscribe(ASK, self._question)
+        link.subscribe(REPLY, self._reply)
         link.on_connect(self._reconcile)
 
     # -- records --------------------------------------------------------------------------
@@ -152,6 +164,46 @@ class RolloutSync:
         except (RedisError, OSError):
             return None
         return bool(taken)
+
+    # -- admin calls passed to the leader ------------------------------------------------
+
+    async def ask(
+        self, question: dict[str, Any], timeout: float = ASK_TIMEOUT
+    ) -> dict[str, Any] | None:
+        if not self.link.up:
+            return None
+        qid = uuid.uuid4().hex
+        reply = self._asked[qid] = asyncio.get_running_loop().create_future()
+        self.link.publish(ASK, {"q": question, "id": qid})
+        try:
+            return await asyncio.wait_for(reply, timeout)
+        except TimeoutError:
+            return None
+        finally:
+            del self._asked[qid]
+
+    def answer_with(self, answer: Answer) -> None:
+        self._answer = answer
+
+    def _question(self, message: dict[str, Any]) -> None:
+        if self._answer is None or not self.lease.leading:
+            return  # the lease's holder answers
+        asker, qid, question = str(message["i"]), str(message["id"]), dict(message["q"])
+        task = asyncio.get_running_loop().create_task(self._answered(asker, qid, question))
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
+
+    async def _answered(self, asker: str, qid: str, question: dict[str, Any]) -> None:
+        assert self._answer is not None
+        reply = await self._answer(question)
+        self.link.publish(REPLY, {"to": asker, "id": qid, "a": reply})
+
+    def _reply(self, message: dict[str, Any]) -> None:
+        if message.get("to") != self.link.me:
+            return
+        waiting = self._asked.get(str(message["id"]))
+        if waiting is not None and not waiting.done():
+            waiting.set_result(dict(message["a"]))
 
     def _message(self, message: dict[str, Any]) -> None:
         if self._apply is not None:

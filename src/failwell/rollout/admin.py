@@ -1,5 +1,9 @@
 """The rollout admin API: POST /admin/rollouts (start), GET /admin/rollouts (status),
-POST /admin/rollouts/abort. Bad bodies are 422s that name the field."""
+POST /admin/rollouts/abort. Bad bodies are 422s that name the field.
+
+In a fleet any process takes a start or an abort: one that does not lead checks the body, then
+passes the call to the process leading the fleet (``Rollouts.ask_leader``) and answers with
+its reply, a refusal included (503 when no reply comes)."""
 
 from __future__ import annotations
 
@@ -7,7 +11,15 @@ from typing import Any
 
 from failwell.config.units import parse_duration
 from failwell.contracts import AdminCall, AdminRoute
-from failwell.errors import InvalidInput
+from failwell.errors import (
+    CallerError,
+    Conflict,
+    FailwellError,
+    FleetUnreachable,
+    InvalidInput,
+    NotFound,
+)
+from failwell.observe.logging import log
 from failwell.rollout.controller import Rollouts
 from failwell.rollout.judge import Gates
 from failwell.rollout.record import RolloutSpec
@@ -68,12 +80,78 @@ def parse_spec(body: Any) -> RolloutSpec:
     )
 
 
+def _abort_args(body: Any) -> tuple[str, str]:
+    route = body.get("route") if isinstance(body, dict) else None
+    if not isinstance(route, str):
+        raise InvalidInput("route: required", field="route")
+    return route, str(body.get("reason") or "aborted by an operator")
+
+
+async def _call(rollouts: Rollouts, op: str, body: Any, caller: str | None) -> tuple[int, Any]:
+    """Start or abort here (this process leads)."""
+    if op == "start":
+        return 201, (await rollouts.begin(parse_spec(body), caller)).status()
+    return 200, (await rollouts.abort(*_abort_args(body))).status()
+
+
+async def answer(rollouts: Rollouts, question: dict[str, Any]) -> dict[str, Any]:
+    """The leader's reply to a call another process passed on: the status and the document,
+    or the refusal (its kind, message, field and status)."""
+    caller = question.get("caller")
+    try:
+        status, doc = await _call(
+            rollouts,
+            str(question.get("op")),
+            question.get("body"),
+            caller if isinstance(caller, str) else None,
+        )
+    except FailwellError as exc:
+        status = exc.status if isinstance(exc, CallerError) else 503
+        field = getattr(exc, "field", None)
+        return {
+            "error": {"kind": exc.kind, "message": exc.message, "field": field, "status": status}
+        }
+    except Exception as exc:  # never leave the asker waiting on a bug: it gets a 503
+        log.error("rollout_call_failed", exc_info=exc)
+        return {"error": {"kind": "internal", "message": "see the leader's log", "status": 500}}
+    return {"status": status, "doc": doc}
+
+
+_REFUSALS: dict[str, type[CallerError]] = {"conflict": Conflict, "not_found": NotFound}
+
+
+def replied(reply: dict[str, Any]) -> tuple[int, Any]:
+    """The leader's reply as this process answers it: the same status and document, or the
+    same refusal raised here."""
+    error = reply.get("error")
+    if error is None:
+        return int(reply["status"]), reply["doc"]
+    message, kind = str(error["message"]), str(error["kind"])
+    if kind == "invalid_input":
+        raise InvalidInput(message, error.get("field"), int(error["status"]))
+    if kind in _REFUSALS:
+        raise _REFUSALS[kind](message)
+    if int(error["status"]) >= 500:
+        raise FleetUnreachable(f"the gateway leading the fleet failed it ({kind}): {message}")
+    raise Conflict(f"the gateway leading the fleet refused it ({kind}): {message}")
+
+
 def rollout_admin_routes(rollouts: Rollouts) -> list[AdminRoute]:
     """POST /admin/rollouts (start), GET /admin/rollouts (status), POST /admin/rollouts/abort."""
+    rollouts.answer_with(lambda question: answer(rollouts, question))
+
+    async def here_or_leader(op: str, call: AdminCall) -> tuple[int, Any]:
+        body, caller = call.json(), call.exchange.caller
+        if rollouts.leads_here:
+            return await _call(rollouts, op, body, caller)
+        if op == "start":  # a bad body is refused here, before anything is passed on
+            parse_spec(body)
+        else:
+            _abort_args(body)
+        return replied(await rollouts.ask_leader({"op": op, "body": body, "caller": caller}))
 
     async def start(call: AdminCall) -> tuple[int, Any]:
-        rollout = await rollouts.begin(parse_spec(call.json()), call.exchange.caller)
-        return 201, rollout.status()
+        return await here_or_leader("start", call)
 
     async def status(call: AdminCall) -> tuple[int, Any]:
         route = call.query.get("route", [None])[0]
@@ -84,12 +162,7 @@ def rollout_admin_routes(rollouts: Rollouts) -> list[AdminRoute]:
         return 200, doc
 
     async def abort(call: AdminCall) -> tuple[int, Any]:
-        body = call.json()
-        route = body.get("route") if isinstance(body, dict) else None
-        if not isinstance(route, str):
-            raise InvalidInput("route: required", field="route")
-        rollout = await rollouts.abort(route, str(body.get("reason") or "aborted by an operator"))
-        return 200, rollout.status()
+        return await here_or_leader("abort", call)
 
     return [
         AdminRoute("POST", "/admin/rollouts", start),

@@ -29,12 +29,13 @@ from prometheus_client import CollectorRegistry
 
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.contracts import AuditSink, Leadership, Request
-from failwell.errors import Conflict, FailwellError, InvalidInput
+from failwell.errors import Conflict, FailwellError, FleetUnreachable, InvalidInput
 from failwell.observe import families
 from failwell.observe.logging import log
 from failwell.resilience.deadline import Deadline
 from failwell.rollout.judge import Outcome, Verdict, judge
 from failwell.rollout.record import (
+    Answer,
     Record,
     RolloutSpec,
     Shared,
@@ -76,6 +77,7 @@ class Rollouts:
         self.outcomes = families.ROLLOUTS.counter(registry)
         self.leadership: Leadership | None = None
         self.fleet = False
+        self._answer: Answer | None = None
         self._adopting: asyncio.Task[None] | None = None
 
     def share(self, shared: Shared, leadership: Leadership, me: str) -> None:
@@ -84,6 +86,30 @@ class Rollouts:
         self.splits.shared, self.splits.me = shared, me
         self.leadership, self.fleet = leadership, True
         shared.follow(self.splits.follow, self.splits.held)
+        if self._answer is not None:
+            shared.answer_with(self._answer)
+
+    @property
+    def leads_here(self) -> bool:
+        """Rollouts begin and abort in this process (alone, or holding the fleet's lease)."""
+        return self.leadership is None or self.leadership.leading
+
+    def answer_with(self, answer: Answer) -> None:
+        """How this process answers a rollout call another process passes on (while it
+        leads)."""
+        self._answer = answer
+        self.splits.shared.answer_with(answer)
+
+    async def ask_leader(self, question: dict[str, Any]) -> dict[str, Any]:
+        """Pass an admin call to the process leading the fleet; its reply."""
+        reply = await self.splits.shared.ask(question)
+        if reply is None:
+            raise FleetUnreachable(
+                "this gateway passed the call to the one leading the fleet and no answer came "
+                "(Redis unreachable, or nobody leads now); GET /admin/rollouts shows the "
+                "fleet's rollouts"
+            )
+        return reply
 
     @property
     def all(self) -> list[Rollout]:
@@ -144,7 +170,8 @@ class Rollouts:
             r.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await r.task
-        else:  # followed here, not taken over yet
+        # followed here and not taken over yet, or aborted before its control loop first ran
+        if r.state is State.RUNNING:
             with contextlib.suppress(Deposed):
                 await self._finish(r, State.ABORTED, reason)
         return r

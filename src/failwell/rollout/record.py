@@ -12,7 +12,7 @@ alone, ``Alone``: every write succeeds and the counts a step is judged on are th
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -130,6 +130,10 @@ def arm_stats(tally: Tally) -> ArmStats:
     return ArmStats(tally.requests, tally.errors, tally.latencies, tally.outputs, tally.last_error)
 
 
+# Answers an admin call another process of the fleet passed on: the reply to send back.
+Answer = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
 class Shared(Protocol):
     """Where a fleet keeps its rollouts: records (fenced) and each step's counts."""
 
@@ -166,6 +170,15 @@ class Shared(Protocol):
         while the store is unreachable."""
         ...
 
+    async def ask(self, question: dict[str, Any]) -> dict[str, Any] | None:
+        """Pass ``question`` (an admin call) to the process leading the fleet and wait for its
+        reply (None: the store is unreachable, or no reply came in time)."""
+        ...
+
+    def answer_with(self, answer: Answer) -> None:
+        """While this process leads, answer what the others ``ask`` with ``answer``."""
+        ...
+
 
 class Alone:
     """The ``Shared`` of a gateway with no fleet: nothing to tell; its counts are its own."""
@@ -198,3 +211,9 @@ class Alone:
         taken = name not in self._claimed
         self._claimed.add(name)
         return taken
+
+    async def ask(self, question: dict[str, Any]) -> dict[str, Any] | None:
+        return None  # alone, this process leads: nothing is passed on
+
+    def answer_with(self, answer: Answer) -> None:
+        """Nobody else asks."""

@@ -2,7 +2,8 @@
 lease's holder, the records, every process's counts), fake adapters and a fake clock: a
 controller whose write is refused stops and leaves its split in place, the next holder adopts
 the rollout and carries it to the end, every process applies the end; a record that cannot be
-placed is ended as aborted with a reason; no step passes without the fleet's counts."""
+placed is ended as aborted with a reason; no step passes without the fleet's counts; a
+follower passes an admin start or abort to the leader and answers with its reply."""
 
 from __future__ import annotations
 
@@ -10,17 +11,22 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+import pytest
 from prometheus_client import CollectorRegistry
 
 from failwell.config.models import RouteConfig
-from failwell.contracts import Request, Result
+from failwell.contracts import AdminCall, Exchange, Request, Result
+from failwell.errors import FleetUnreachable, InvalidInput
 from failwell.observe.metrics import Metrics
 from failwell.resilience.breaker import Breaker
 from failwell.resilience.deadline import Deadline
 from failwell.resilience.retry import RetryPolicy
+from failwell.rollout.admin import rollout_admin_routes
 from failwell.rollout.controller import Rollouts
 from failwell.rollout.judge import Gates
 from failwell.rollout.record import (
+    Answer,
     Record,
     RolloutSpec,
     State,
@@ -64,6 +70,7 @@ class Member:
     def __init__(self, fleet: Fleet, me: str) -> None:
         self.fleet, self.me = fleet, me
         self.apply: Callable[[bytes], None] | None = None
+        self.answer: Answer | None = None
         fleet.members.append(self)
 
     async def write(self, field: str, record: bytes) -> bool | None:
@@ -104,6 +111,15 @@ class Member:
         taken = name not in self.fleet.claimed
         self.fleet.claimed.add(name)
         return taken
+
+    async def ask(self, question: dict[str, Any]) -> dict[str, Any] | None:
+        for other in self.fleet.members:
+            if other.me == self.fleet.holder and other.answer is not None:
+                return None if self.fleet.down else await other.answer(question)
+        return None
+
+    def answer_with(self, answer: Answer) -> None:
+        self.answer = answer
 
 
 class Lead:
@@ -291,6 +307,48 @@ def test_a_record_older_than_what_a_process_knows_is_not_applied() -> None:
         for _ in range(50):
             await asyncio.sleep(0)
         assert b.rollouts.all[0].step == 1 and b.tier.weight == 0.5
+        await a.rollouts.stop()
+        await b.rollouts.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_follower_passes_a_start_and_an_abort_to_the_leader() -> None:
+    async def scenario() -> None:
+        clock, fleet = FakeClock(), Fleet()
+        a, b = Process(fleet, "a", clock), Process(fleet, "b", clock)
+        handlers = {}
+        for p in (a, b):
+            for route in rollout_admin_routes(p.rollouts):
+                handlers[p, route.method, route.path] = route.handler
+
+        async def call(p: Process, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+            exchange = Exchange("rid", {}, path)
+            exchange.caller = "ops"
+            sent = AdminCall("POST", path, {}, msgspec.json.encode(body), exchange)
+            return await handlers[p, "POST", path](sent)
+
+        spec = {"route": "score", "tier": "primary", "candidate": "cand", "steps": [50, 100]}
+        status, doc = await call(b, "/admin/rollouts", {**spec, "step_time": "1h"})
+        assert status == 201 and doc["candidate"] == "cand"
+        ra = a.rollouts.running("score")  # begun by the leader, for b's caller
+        assert ra is not None and ra.controlled and ra.caller == "ops"
+        assert b.rollouts.all == [] or not b.rollouts.all[0].controlled
+
+        with pytest.raises(InvalidInput) as refused:  # refused by the leader, as it said it
+            await call(b, "/admin/rollouts", {**spec, "route": "nope"})
+        assert refused.value.field == "route" and "nope" in refused.value.message
+        with pytest.raises(InvalidInput) as bad:  # checked here, never passed on
+            await call(b, "/admin/rollouts", {**spec, "steps": [100, 5]})
+        assert bad.value.field == "steps"
+
+        status, doc = await call(b, "/admin/rollouts/abort", {"route": "score", "reason": "r"})
+        assert status == 200 and ra.state is State.ABORTED and ra.reason == "r"
+        assert "aborted" in a.actions() and "aborted" not in b.actions()
+
+        fleet.down = True
+        with pytest.raises(FleetUnreachable):
+            await call(b, "/admin/rollouts", spec)
         await a.rollouts.stop()
         await b.rollouts.stop()
 
