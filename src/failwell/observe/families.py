@@ -293,6 +293,12 @@ ROLLOUTS = counter(
     "Finished rollouts by route and outcome (promoted, rolled_back, aborted).",
     "route", "outcome",
 )  # fmt: skip
+ROLLOUT_FOLLOW_FAILURES = counter(
+    "failwell_rollout_follow_failures",
+    "Times this process could not put the fleet's rollout split in place (its candidate did "
+    "not load): it serves stable for that tier meanwhile.",
+    "route", "tier",
+)  # fmt: skip
 
 # --- the model registry: hot swaps and replication (registry/serving.py) --------------------
 MODEL_SWAP = gauge(

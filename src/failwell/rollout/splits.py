@@ -145,6 +145,7 @@ class Splits:
         self.me = ""  # this process's name in a fleet
         self.all: list[Rollout] = []
         self.weight = families.ROLLOUT_CANDIDATE_WEIGHT.gauge(registry)
+        self.follow_failures = families.ROLLOUT_FOLLOW_FAILURES.counter(registry)
         self._locks: dict[str, asyncio.Lock] = {}
         self._pending: dict[str, Record] = {}  # target → the newest record not applied yet
         self._following: dict[str, asyncio.Task[None]] = {}
@@ -322,6 +323,7 @@ class Splits:
                 r = await self.match(record)
             except FailwellError as exc:  # stable keeps every request here
                 log.warning("rollout_follow_failed", rollout=record.id, error=exc.message)
+                self.follow_failures.labels(record.spec.route, record.spec.tier).inc()
                 return
             if r.counted != r.key:
                 log.info("rollout_followed", rollout=r.id, step=r.step, weight=r.weight)

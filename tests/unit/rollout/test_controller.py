@@ -353,3 +353,31 @@ def test_a_follower_passes_a_start_and_an_abort_to_the_leader() -> None:
         await b.rollouts.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_follower_that_cannot_place_the_split_serves_stable_and_counts_it() -> None:
+    async def scenario() -> None:
+        clock, fleet = FakeClock(), Fleet()
+        b = Process(fleet, "b", clock)  # a holds the lease; b follows
+        spec = RolloutSpec("score", "primary", "gone", (50, 100), 1.0)  # not a backend of b's
+        started = {"action": "start", "at": clock.wall(), "step": 0}
+        raw = encode_record(
+            Record.of(
+                spec,
+                id="r1",
+                caller="ops",
+                state=State.RUNNING,
+                step=1,
+                weight=0.5,
+                started=clock.wall(),
+                leader="a",
+                decisions=[started],
+            )
+        )
+        failures = b.rollouts.splits.follow_failures.labels("score", "primary")
+        b.rollouts.splits.follow(raw)
+        assert await until(lambda: failures._value.get() == 1)
+        assert isinstance(b.tier, ModelTier) and await b.answer(1) == "stable"
+        await b.rollouts.stop()
+
+    asyncio.run(scenario())
