@@ -164,6 +164,21 @@ def test_readiness_reports_each_check(stack: Stack) -> None:
     ]
 
 
+def test_without_keys_an_admin_call_a_proxy_forwards_for_a_remote_client_is_refused(
+    echo_gateway: tuple[Stack, Gateway, Any],
+) -> None:
+    # A reverse proxy on this machine connects from loopback; the client it names in
+    # X-Forwarded-For is the one judged (trusted from 127.0.0.1 only).
+    _, gw, _ = echo_gateway
+    remote = {"x-forwarded-for": "203.0.113.5"}
+    status, _, body = call(f"{gw.url}/admin/status", None, "GET", remote)
+    assert status == 403 and "loopback" in body["error"]["message"]
+    chain = {"x-forwarded-for": "127.0.0.1, 203.0.113.5"}  # what a client sent, then the proxy
+    assert call(f"{gw.url}/admin/status", None, "GET", chain)[0] == 403
+    local = {"x-forwarded-for": "127.0.0.1"}
+    assert call(f"{gw.url}/admin/status", None, "GET", local)[0] == 200
+
+
 def test_openapi_document_describes_routes(echo_gateway: tuple[Stack, Gateway, Any]) -> None:
     _, gw, _ = echo_gateway
     doc = http_json(f"{gw.url}/openapi.json")

@@ -61,6 +61,7 @@ http {{
             proxy_pass http://gateways;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_connect_timeout 1s;
             # an inference is safe to send again to another gateway
             proxy_next_upstream error timeout non_idempotent;
