@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 import yaml
+from typer.testing import CliRunner
 
 from failwell.cli.drift import reference_json
+from failwell.cli.main import app
 from failwell.config.registry import RegistryConfig
 from failwell.registry import open_registry
 from failwell.training.runner import load_job, run_job
@@ -150,6 +152,9 @@ def test_drift_retrains_rolls_back_a_bad_candidate_and_promotes_a_good_one(
     feed = http_json(f"{gw.url}/dashboard/feed")["retrain"]  # the dashboard's timeline
     assert feed["routes"]["r"]["last"]["decision"] == "promoted"
     assert [e["event"] for e in feed["timeline"]] == [e["event"] for e in events(loop)]
+    shown = CliRunner().invoke(app, ["status", "--url", gw.url, "--window", "60"])
+    assert shown.exit_code == 0, shown.output
+    assert "Retraining" in shown.output and "promoted scorer@v3" in shown.output, shown.output
     assert load.failed == [] and len(load) > 100
     # every step is in the audit log, naming its cause
     audit = "".join(p.read_text() for p in (tmp_path / "log").rglob("*") if p.is_file())

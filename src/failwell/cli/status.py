@@ -146,11 +146,44 @@ def replicas_table(doc: dict[str, Any]) -> Table:
     return table
 
 
+def retrain_table(doc: dict[str, Any]) -> Table | None:
+    """The retraining loop of each route that retrains (None: no route does)."""
+    routes = (doc.get("retrain") or {}).get("routes") or {}
+    if not routes:
+        return None
+    table = Table(title="Retraining", expand=True)
+    for col in ("route", "state", "jobs today", "cooldown left", "last decision"):
+        table.add_column(col)
+    for name, r in routes.items():
+        state = Text(str(r["state"]))
+        if r.get("held"):
+            state.append(f"\nheld: {r['held']}", style="yellow")
+        if r.get("adopted_rollout"):
+            state.append(f"\nfollowing rollout {r['adopted_rollout']}", style="dim")
+        last = r.get("last") or {}
+        decided = Text("—")
+        if last.get("decision"):
+            style = "green" if last["decision"] == "promoted" else "yellow"
+            decided = Text(f"{last['decision']} {last.get('version') or ''}".strip(), style=style)
+            decided.append(f"\n{str(last.get('reason') or '')[:80]}", style="dim")
+        table.add_row(
+            name,
+            state,
+            f"{r['jobs_today']}/{r['max_per_day']}",
+            f"{r['cooldown_left']:.0f}s" if r.get("cooldown_left") else "—",
+            decided,
+        )
+    return table
+
+
 def render(doc: dict[str, Any], url: str) -> Group:
     ready = Text("ready", style="bold green") if doc["ready"] else Text("NOT READY", "bold red")
     firing = doc["alerts"]["firing"]
     header = Text.assemble(f"{url}  ", ready, f"  {len(firing)} alert(s) firing", slo_view(doc))
     parts: list[Any] = [header, routes_table(doc), replicas_table(doc)]
+    retraining = retrain_table(doc)
+    if retraining is not None:
+        parts.append(retraining)
     if doc["alerts"]["recent"]:
         lines = [
             f"{time.strftime('%H:%M:%S', time.localtime(a['at']))} {a['state'].upper():8} "
@@ -169,7 +202,8 @@ def status(
     window: Annotated[float, typer.Option(help="Traffic window in seconds (10-600).")] = 300.0,
     key: KeyOption = None,
 ) -> None:
-    """Routes, tier distribution, replicas and breakers, SLO budgets, canaries, alerts."""
+    """Routes, tier distribution, replicas and breakers, SLO budgets, canaries, alerts, and
+    the retraining loop of each route that retrains."""
     url = url.rstrip("/")
     console = Console()
     try:
