@@ -201,6 +201,27 @@ async def traffic(processes: list[Process]) -> None:
         await asyncio.sleep(0)
 
 
+GONE = RolloutSpec("score", "primary", "gone", (50, 100), 1.0)  # not a backend of any process
+
+
+def running_record(spec: RolloutSpec, leader: str, clock: FakeClock) -> bytes:
+    """A record of rollout ``r1``, running at step 1 (50 %), started by ``leader``."""
+    started = {"action": "start", "at": clock.wall(), "step": 0}
+    return encode_record(
+        Record.of(
+            spec,
+            id="r1",
+            caller="ops",
+            state=State.RUNNING,
+            step=1,
+            weight=0.5,
+            started=clock.wall(),
+            leader=leader,
+            decisions=[started],
+        )
+    )
+
+
 def test_a_deposed_controller_stops_and_the_next_holder_carries_the_rollout_on() -> None:
     async def scenario() -> None:
         clock, fleet = FakeClock(), Fleet()
@@ -241,21 +262,8 @@ def test_a_rollout_that_cannot_be_placed_is_aborted_with_a_reason() -> None:
         clock, fleet = FakeClock(), Fleet()
         b = Process(fleet, "b", clock)
         fleet.holder = "b"
-        spec = RolloutSpec("score", "primary", "gone", (50, 100), 1.0)  # not a backend of b's
-        started = {"action": "start", "at": clock.wall(), "step": 0}
-        fleet.records[spec.target] = encode_record(
-            Record.of(
-                spec,
-                id="r1",
-                caller="ops",
-                state=State.RUNNING,
-                step=1,
-                weight=0.5,
-                started=clock.wall(),
-                leader="x",
-                decisions=[started],
-            )
-        )
+        spec = GONE
+        fleet.records[spec.target] = running_record(spec, "x", clock)
         await b.rollouts.start()
 
         def ended() -> Record:
@@ -359,21 +367,7 @@ def test_a_follower_that_cannot_place_the_split_serves_stable_and_counts_it() ->
     async def scenario() -> None:
         clock, fleet = FakeClock(), Fleet()
         b = Process(fleet, "b", clock)  # a holds the lease; b follows
-        spec = RolloutSpec("score", "primary", "gone", (50, 100), 1.0)  # not a backend of b's
-        started = {"action": "start", "at": clock.wall(), "step": 0}
-        raw = encode_record(
-            Record.of(
-                spec,
-                id="r1",
-                caller="ops",
-                state=State.RUNNING,
-                step=1,
-                weight=0.5,
-                started=clock.wall(),
-                leader="a",
-                decisions=[started],
-            )
-        )
+        raw = running_record(GONE, "a", clock)
         failures = b.rollouts.splits.follow_failures.labels("score", "primary")
         b.rollouts.splits.follow(raw)
         assert await until(lambda: failures._value.get() == 1)
