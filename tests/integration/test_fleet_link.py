@@ -1,14 +1,21 @@
 """The fleet link against a real redis-server that is SIGKILLed and started again: once the link
-is back up, what it sends lands (no write is lost to a connection the old server left behind)."""
+is back up, what it sends lands (no write is lost to a connection the old server left behind).
+A loop stopped in the middle of a Redis call stops."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import signal
+import threading
 
+import pytest
 import redis as redis_client
 from prometheus_client import CollectorRegistry, generate_latest
+from redis.asyncio import Redis
 
+from failwell import background
+from failwell.background import Background
 from failwell.config.fleet import FleetConfig
 from failwell.fleet.link import FleetLink
 from tests.integration.conftest import Stack, metric_value
@@ -71,3 +78,34 @@ def test_writes_after_a_redis_restart_land(stack: Stack) -> None:
             await link.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_loop_in_a_redis_call_stops_when_asked(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # redis-py's asyncio client loses a task's cancellation now and then while a command is in
+    # flight; a control loop stopped then must still stop (a shutdown awaits it).
+    monkeypatch.setattr(background, "GRACE", 0.1, raising=False)
+    redis = stack.redis()
+
+    async def scenario() -> None:
+        client = Redis.from_url(redis.url, socket_timeout=1.0)
+
+        async def loop() -> None:
+            while True:
+                await client.hgetall("k")
+
+        try:
+            for _ in range(30):
+                work = Background("redis-loop")
+                work.start(loop())
+                await asyncio.sleep(random.uniform(0.0, 0.003))
+                await work.stop()
+        finally:
+            await client.aclose()
+
+    # bounded from outside the loop: a stop that hangs cannot be cut off from inside it
+    runner = threading.Thread(target=asyncio.run, args=(scenario(),), daemon=True)
+    runner.start()
+    runner.join(60)
+    assert not runner.is_alive(), "a stopped loop ran on (its cancellation was lost)"

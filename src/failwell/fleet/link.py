@@ -31,6 +31,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from failwell.background import finish
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.fleet import FleetConfig
 from failwell.observe import families_planes
@@ -146,10 +147,7 @@ class FleetLink:
 
     async def stop(self) -> None:
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await finish(task)
         self._tasks = []
         self._set_up(False)
         for client in (self.redis, self._subscriber):

@@ -8,9 +8,9 @@ control loop added later (a trainer, an autoscaler) is wrapped here or asks ``le
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 
+from failwell.background import finish
 from failwell.contracts import Leadership, Service
 from failwell.observe.logging import log
 
@@ -44,9 +44,7 @@ class LeaderOnly:
     async def stop(self) -> None:
         self._open = False
         for task in list(self._pending):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await finish(task)
         await self._follow()
 
     def _changed(self, leading: bool) -> None:

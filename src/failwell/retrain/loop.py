@@ -34,6 +34,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from failwell.background import finish
 from failwell.clock import Clock
 from failwell.config.models import FailwellConfig
 from failwell.config.retrain import RetrainCanary, RetrainConfig, Signal
@@ -180,11 +181,8 @@ class RetrainLoop:
         tasks = [self._task] + [r.task for r in self.routes.values()]
         for task in tasks:
             if task is not None:
-                task.cancel()
-        for task in tasks:
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                with contextlib.suppress(Exception):
+                    await finish(task)
         for proc in list(self.processes.values()):
             await proc.kill()
 

@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 from prometheus_client import CollectorRegistry
 
+from failwell.background import finish
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.contracts import AuditSink, Leadership, Request
 from failwell.errors import Conflict, FailwellError, FleetUnreachable, InvalidInput
@@ -167,9 +168,8 @@ class Rollouts:
             raise InvalidInput(f"route: no rollout running on {route!r}", field="route")
         if r.controlled and r.task is not None:
             r.aborting = reason
-            r.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await r.task
+            with contextlib.suppress(Exception):
+                await finish(r.task)
         # followed here and not taken over yet, or aborted before its control loop first ran
         if r.state is State.RUNNING:
             with contextlib.suppress(Deposed):
@@ -357,15 +357,12 @@ class Rollouts:
         """Stop controlling: alone, a rollout ends as aborted; in a fleet it stays in place,
         following its record, for the next controller to carry on."""
         if self._adopting is not None:
-            self._adopting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._adopting
+            await finish(self._adopting)
             self._adopting = None
         tasks = [r.task for r in self.all if r.task is not None and not r.task.done()]
         for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=5)
+            with contextlib.suppress(Exception):
+                await finish(task, timeout=5)
 
 
 def _readable(raw: bytes) -> Any:

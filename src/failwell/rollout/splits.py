@@ -17,7 +17,6 @@ decisions than the rollout here (a record only moves forward; a late or echoed o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from failwell.backends.python import PythonAdapter
+from failwell.background import finish
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.errors import Conflict, FailwellError, InvalidInput
 from failwell.observe import families
@@ -315,9 +315,7 @@ class Splits:
         if r is not None and r.controlled and r.task is not None:
             # another controller wrote it: this one was deposed and stops here (its split stays)
             log.warning("rollout_taken_over", rollout=r.id, by=record.leader, instance=self.me)
-            r.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await r.task
+            await finish(r.task)
         if record.state is State.RUNNING:
             try:
                 r = await self.match(record)
@@ -338,6 +336,4 @@ class Splits:
 
     async def stop(self) -> None:
         for task in list(self._following.values()):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await finish(task)
