@@ -161,6 +161,9 @@ class AdminCall:
 
 
 AdminHandler = Callable[[AdminCall], Awaitable[tuple[int, Any]]]
+# Answers an admin call another process of the fleet passed on (a rollout's start or abort):
+# the reply to send back.
+CallAnswer = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class AdminRoute(NamedTuple):

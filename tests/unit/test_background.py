@@ -31,7 +31,7 @@ def test_a_lost_cancellation_is_asked_again() -> None:
 
         task = asyncio.get_running_loop().create_task(stubborn())
         await asyncio.sleep(0)
-        assert await finish(task) is True
+        assert await asyncio.wait_for(finish(task), 5) is True  # bounded: never a hang
         assert task.cancelled()
         return turns
 
@@ -52,7 +52,7 @@ def test_cleanup_within_the_grace_is_not_interrupted() -> None:
 
         task = asyncio.get_running_loop().create_task(tidy())
         await asyncio.sleep(0)
-        await finish(task)
+        await asyncio.wait_for(finish(task), 5)
         return done
 
     assert asyncio.run(scenario()) == ["recorded"]

@@ -10,8 +10,9 @@ synchronous call that only queues them); one sender task writes the queue to Red
 pipelines: control changes at once, bulk writes (``write``: cached answers) after lingering
 ``BULK_LINGER`` for a batch to build up, the newest write per key only. One listener task holds the subscription; when
 Redis is lost it marks the link down (queued writes are dropped and counted, each part keeps
-serving on its local state, and the pool's connections to the lost server are closed), reconnects
-with a doubling, jittered backoff, then runs every ``on_connect`` reconciler (each reads the shared state and pushes what changed here meanwhile).
+serving on its local state, and the pool's connections to the lost server are closed),
+reconnects with a doubling, jittered backoff, then runs every ``on_connect`` reconciler (each
+reads the shared state and pushes what changed here meanwhile).
 
 Messages from this instance are ignored on the way back; the time a message took to arrive
 (sender's wall clock to ours, so clocks of different machines must agree) is observed per kind.

@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,6 +40,7 @@ import msgspec
 from redis.exceptions import RedisError
 
 from failwell.background import Background
+from failwell.contracts import CallAnswer
 from failwell.fleet.lease import Lease
 from failwell.fleet.link import FleetLink
 from failwell.observe.logging import log
@@ -53,7 +54,6 @@ KEEP_MS = 86_400_000  # a step's counts expire a day after their last change
 ARMS = ("s", "c")  # stable, candidate
 LISTS = ("s.lat", "s.out", "c.lat", "c.out")
 _encode = msgspec.json.Encoder().encode
-Answer = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]  # the rollout's ``Answer``
 
 # KEYS[2] the records; ARGV[3] field, ARGV[4] record, ARGV[5] channel, ARGV[6] message
 _WRITE = """
@@ -130,7 +130,7 @@ class RolloutSync:
         self._replaced: list[_Counted] = []  # steps counted before: flushed once more
         self._read: dict[str, tuple[Gathered, Gathered, list[int]]] = {}  # key → sums, cursors
         self._task = Background("fleet-rollouts")
-        self._answer: Answer | None = None
+        self._answer: CallAnswer | None = None
         self._asked: dict[str, asyncio.Future[dict[str, Any]]] = {}  # question id → reply
         self._answering: set[asyncio.Task[None]] = set()
         link.subscribe(KIND, self._message)
@@ -182,7 +182,7 @@ class RolloutSync:
         finally:
             del self._asked[qid]
 
-    def answer_with(self, answer: Answer) -> None:
+    def answer_with(self, answer: CallAnswer) -> None:
         self._answer = answer
 
     def _question(self, message: dict[str, Any]) -> None:

@@ -29,14 +29,13 @@ from prometheus_client import CollectorRegistry
 
 from failwell.background import finish
 from failwell.clock import SYSTEM_CLOCK, Clock
-from failwell.contracts import AuditSink, Leadership, Request
+from failwell.contracts import AuditSink, CallAnswer, Leadership, Request
 from failwell.errors import Conflict, FailwellError, FleetUnreachable, InvalidInput
 from failwell.observe import families
 from failwell.observe.logging import log
 from failwell.resilience.deadline import Deadline
 from failwell.rollout.judge import Outcome, Verdict, judge
 from failwell.rollout.record import (
-    Answer,
     Record,
     RolloutSpec,
     Shared,
@@ -78,7 +77,7 @@ class Rollouts:
         self.outcomes = families.ROLLOUTS.counter(registry)
         self.leadership: Leadership | None = None
         self.fleet = False
-        self._answer: Answer | None = None
+        self._answer: CallAnswer | None = None
         self._adopting: asyncio.Task[None] | None = None
 
     def share(self, shared: Shared, leadership: Leadership, me: str) -> None:
@@ -95,7 +94,7 @@ class Rollouts:
         """Rollouts begin and abort in this process (alone, or holding the fleet's lease)."""
         return self.leadership is None or self.leadership.leading
 
-    def answer_with(self, answer: Answer) -> None:
+    def answer_with(self, answer: CallAnswer) -> None:
         """How this process answers a rollout call another process passes on (while it
         leads)."""
         self._answer = answer

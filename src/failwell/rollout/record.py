@@ -12,12 +12,13 @@ alone, ``Alone``: every write succeeds and the counts a step is judged on are th
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
 
+from failwell.contracts import CallAnswer
 from failwell.rollout.judge import Gates
 from failwell.rollout.split import ArmStats
 
@@ -130,10 +131,6 @@ def arm_stats(tally: Tally) -> ArmStats:
     return ArmStats(tally.requests, tally.errors, tally.latencies, tally.outputs, tally.last_error)
 
 
-# Answers an admin call another process of the fleet passed on: the reply to send back.
-Answer = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
 class Shared(Protocol):
     """Where a fleet keeps its rollouts: records (fenced) and each step's counts."""
 
@@ -175,7 +172,7 @@ class Shared(Protocol):
         reply (None: the store is unreachable, or no reply came in time)."""
         ...
 
-    def answer_with(self, answer: Answer) -> None:
+    def answer_with(self, answer: CallAnswer) -> None:
         """While this process leads, answer what the others ``ask`` with ``answer``."""
         ...
 
@@ -215,5 +212,5 @@ class Alone:
     async def ask(self, question: dict[str, Any]) -> dict[str, Any] | None:
         return None  # alone, this process leads: nothing is passed on
 
-    def answer_with(self, answer: Answer) -> None:
+    def answer_with(self, answer: CallAnswer) -> None:
         """Nobody else asks."""

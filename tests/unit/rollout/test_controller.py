@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from failwell.config.models import RouteConfig
-from failwell.contracts import AdminCall, Exchange, Request, Result
+from failwell.contracts import AdminCall, CallAnswer, Exchange, Request, Result
 from failwell.errors import FleetUnreachable, InvalidInput
 from failwell.observe.metrics import Metrics
 from failwell.resilience.breaker import Breaker
@@ -26,7 +26,6 @@ from failwell.rollout.admin import rollout_admin_routes
 from failwell.rollout.controller import Rollouts
 from failwell.rollout.judge import Gates
 from failwell.rollout.record import (
-    Answer,
     Record,
     RolloutSpec,
     State,
@@ -70,7 +69,7 @@ class Member:
     def __init__(self, fleet: Fleet, me: str) -> None:
         self.fleet, self.me = fleet, me
         self.apply: Callable[[bytes], None] | None = None
-        self.answer: Answer | None = None
+        self.answer: CallAnswer | None = None
         fleet.members.append(self)
 
     async def write(self, field: str, record: bytes) -> bool | None:
@@ -118,7 +117,7 @@ class Member:
                 return None if self.fleet.down else await other.answer(question)
         return None
 
-    def answer_with(self, answer: Answer) -> None:
+    def answer_with(self, answer: CallAnswer) -> None:
         self.answer = answer
 
 
