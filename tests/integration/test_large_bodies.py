@@ -177,3 +177,34 @@ def test_a_body_over_the_routes_limit_is_413_before_it_is_read(gateway: Gateway)
         status, body = read_answer(sock)
     assert status == 413, body[:300]
     assert b"100" in body or b"102400" in body
+
+
+def test_response_framing_on_one_connection(gateway: Gateway) -> None:
+    """Whole responses go out head and body in one write (``api/cycle.py``); what is not a
+    plain whole response keeps its framing: HEAD has no body, a large answer is written after
+    its head, ``Connection: close`` and HTTP/1.0 close after the answer."""
+    with connect(gateway) as sock:
+        reader = Answers(sock)
+        sock.sendall(b"HEAD /health/live HTTP/1.1\r\nhost: x\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(4096)
+        first, _, rest = head.partition(b"\r\n\r\n")
+        assert first.startswith(b"HTTP/1.1 200") and b"content-length" in first.lower()
+        assert rest == b""  # no body after the head of a HEAD
+        x = np.random.default_rng(5).normal(size=(20_000, 1)).astype(np.float32)
+        sock.sendall(request("rows", x, binary=True))
+        status, body = reader.next()
+        assert status == 200 and len(body) > 64 * 1024, body[:300]  # over cycle.JOIN_BELOW
+        assert_sums(body, x)
+        sock.sendall(b"GET /health/live HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert reader.next() == (200, b'{"status":"alive"}')
+    for ask in (b"GET /health/live HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+                b"GET /health/live HTTP/1.0\r\n\r\n"):  # fmt: skip
+        with connect(gateway) as sock:
+            sock.sendall(ask)
+            data = b""
+            while chunk := sock.recv(4096):  # to the server's close
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            assert b"connection: close" in head.lower() and body == b'{"status":"alive"}'

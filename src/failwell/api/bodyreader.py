@@ -12,8 +12,9 @@ and ``read_parts`` (``api/http.py``), once the request is admitted and its ``Con
 is within the route's ``max_body``, asks it to read a body of ``DIRECT_FROM`` bytes or more
 (``BodyReader.read_direct``): the bytes uvicorn holds already go into one buffer of that length,
 and the rest is read from the socket straight after them. The buffer is taken only then, so a
-client that sends heads alone makes the gateway hold nothing. Everything else (the head, small
-and chunked bodies, pipelining, keep-alive, responses) is uvicorn's own code.
+client that sends heads alone makes the gateway hold nothing. A whole response goes out in one
+write (``api/cycle.py``). Everything else (the head, small and chunked bodies, pipelining,
+keep-alive, streamed responses) is uvicorn's own code.
 
 uvloop reads into a buffer only for a protocol that is not an ``asyncio.Protocol``, which
 uvicorn's is: so while such a body is read the transport's protocol is a ``_BodyReader``
@@ -32,7 +33,10 @@ from typing import Any, cast
 
 import httptools
 import numpy as np
+from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from failwell.api.cycle import Cycle
 
 DIRECT_FROM = 64 * 1024  # smaller bodies: one or two reads through the parser cost little
 EXTENSION = "failwell.body"
@@ -66,6 +70,9 @@ class BodyReader(HttpToolsProtocol):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        # uvicorn builds each request's cycle from its module's class: the leaner response of
+        # api/cycle.py. (Changing a built cycle's class would slow every attribute read on it.)
+        httptools_impl.RequestResponseCycle = Cycle  # type: ignore[misc]
         # One per connection, holding the protocol weakly: a scope that held it (or its
         # cycle) strongly would make a reference cycle of every request, left to the garbage
         # collector (callgrind: +10k instructions per small-field V2 request).

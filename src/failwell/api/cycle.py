@@ -1,0 +1,96 @@
+"""The response side of uvicorn's request/response cycle, leaner for the common case of a whole
+response (a head with Content-Length, then its one body): the head is held and written with the
+body, one write (one syscall, one packet) rather than two, and the header names and values are
+checked with one search each rather than two per header. Everything else (a streamed or chunked
+body, HEAD, an access log, a paused transport) goes uvicorn's way, unchanged.
+
+``api/bodyreader.py`` makes each of its connection's cycles one of these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    RequestResponseCycle,
+)
+
+JOIN_BELOW = 64 * 1024  # a larger body is written after its head, not copied onto it
+
+
+class Cycle(RequestResponseCycle):
+    held: bytes | None = None  # the response's head, not yet written
+
+    async def send(self, message: Any) -> None:
+        head = self.held
+        if head is None:
+            if message["type"] == "http.response.start" and self._may_hold():
+                self.held = self._head(message["status"], message.get("headers", ()))
+                if self.held is not None:
+                    self.response_started = True
+                    self.waiting_for_100_continue = False
+                    return
+            await super().send(message)
+            return
+        self.held = None
+        body = message.get("body", b"")
+        if (
+            message["type"] == "http.response.body"
+            and not message.get("more_body", False)
+            and len(body) == self.expected_content_length
+            and len(body) < JOIN_BELOW
+        ):
+            if self.flow.write_paused and not self.disconnected:
+                await self.flow.drain()
+            if self.disconnected:
+                return
+            self.transport.write(head + body)
+            self.expected_content_length = 0
+            self.response_complete = True
+            self.message_event.set()
+            if not self.keep_alive:
+                self.transport.close()
+            self.on_response()
+            return
+        if not self.disconnected:
+            self.transport.write(head)
+        await super().send(message)
+
+    def _may_hold(self) -> bool:
+        return not (
+            self.response_started
+            or self.access_log
+            or self.disconnected
+            or self.flow.write_paused
+            or self.scope["method"] == "HEAD"
+        )
+
+    def _head(self, status: int, headers: Any) -> bytes | None:
+        """The head of a response with a Content-Length and nothing that changes the
+        connection; None for any other (uvicorn writes it)."""
+        if self.default_headers:
+            headers = [*self.default_headers, *headers]
+        parts = [STATUS_LINE[status]]
+        length = -1
+        for name, value in headers:
+            name = name.lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding" or name == b"connection":
+                return None
+            parts += (name, b": ", value, b"\r\n")
+        if length < 0:
+            return None
+        if HEADER_RE.search(b"".join(parts[1::4])):
+            raise RuntimeError("Invalid HTTP header name.")
+        if HEADER_VALUE_RE.search(b"".join(parts[3::4])):
+            raise RuntimeError("Invalid HTTP header value.")
+        if not self.keep_alive:
+            parts.append(b"connection: close\r\n")
+        parts.append(b"\r\n")
+        self.chunked_encoding = False
+        self.expected_content_length = length
+        return b"".join(parts)
