@@ -1,5 +1,6 @@
-"""The floor under failwell's cost: the same server (uvicorn, httptools, uvloop, the proxy
-headers middleware, as ``failwell serve`` runs it) with no gateway in it.
+"""The floor under failwell's cost: the same server (uvicorn, httptools, uvloop, failwell's
+connection protocol, ``api/bodyreader.py``, as ``failwell serve`` runs it) with no gateway in
+it.
 
 ``fixed`` answers every request with a fixed completion; ``proxy`` relays each request's body to
 the upstream with failwell's own HTTP client (``backends/http.py``) and answers its body.
@@ -14,6 +15,7 @@ from typing import Any
 
 import uvicorn
 
+from failwell.api.bodyreader import BodyReader
 from failwell.backends.http import HttpUpstream
 
 FIXED = (
@@ -47,7 +49,8 @@ def main() -> None:
         host="127.0.0.1",
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=BodyReader,
+        proxy_headers=False,
         lifespan="off",
         access_log=False,
         log_level="warning",

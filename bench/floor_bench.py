@@ -3,7 +3,7 @@ with failwell's HTTP client, and failwell's chat and V2 routes.
 
 Method: the bench's fast upstream (nginx, fixed answers) on CPU 1; each target alone on CPU 0
 (one process); wrk on CPU 1, chat body (V2 body for failwell's V2 route), after a 1 s warm-up.
-Targets: ``server alone`` (uvicorn with httptools, uvloop and the proxy headers middleware,
+Targets: ``server alone`` (uvicorn with httptools, uvloop and failwell's connection protocol,
 answering a fixed completion: ``bench/floor_app.py fixed``), ``server + client`` (the same,
 relaying each body upstream with ``backends/http.py``: ``floor_app.py proxy``), and
 ``failwell serve --workers 1`` with the bench config (tiers, breakers, metrics, observers on).

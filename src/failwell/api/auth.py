@@ -109,11 +109,46 @@ def presented_key(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     return None
 
 
+PROXY = "127.0.0.1"  # the one peer whose X-Forwarded-For is believed
+
+
+def client_host(scope: Scope) -> str | None:
+    """The client's address: the connection's peer (uvicorn names the peer of every TCP
+    connection; None for a Unix socket or an in-process call), or, when the peer is a proxy on
+    this machine (``PROXY``), the rightmost address its ``X-Forwarded-For`` chain names that is
+    not ``PROXY`` (the leftmost when all are). Only the admin check asks, so no request pays
+    for it otherwise."""
+    client = scope.get("client")
+    if client is None:
+        return None
+    host = str(client[0])
+    if host != PROXY:
+        return host
+    forwarded = [value for key, value in scope["headers"] if key == b"x-forwarded-for"]
+    if not forwarded:
+        return host
+    chain = [_address(part) for part in b",".join(forwarded).decode("latin-1").split(",")]
+    chain = [part for part in chain if part]
+    for part in reversed(chain):
+        if part != PROXY:
+            return part
+    return chain[0] if chain else host
+
+
+def _address(entry: str) -> str:
+    """The address of one ``X-Forwarded-For`` entry, without a port: ``1.2.3.4:80`` and
+    ``[::1]:80`` name 1.2.3.4 and ::1."""
+    entry = entry.strip()
+    if entry.startswith("["):
+        return entry[1 : entry.find("]")] if "]" in entry else entry
+    return entry.rsplit(":", 1)[0] if entry.count(":") == 1 else entry
+
+
 def _from_loopback(scope: Scope) -> bool:
     """A client on this machine: a loopback address, or none at all (a Unix socket, an
-    in-process call); uvicorn names the peer of every TCP connection."""
-    client = scope.get("client")
-    return client is None or is_loopback(str(client[0]))
+    in-process call)."""
+    host = client_host(scope)
+    return host is None or is_loopback(host)
 
 
 class Guard:

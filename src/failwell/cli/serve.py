@@ -110,6 +110,9 @@ def server(
             http=BodyReader,
             lifespan="on",
             access_log=gw.access_log,
+            # The one reader of the forwarded client is the admin check (api/auth.py); the
+            # access log, when on, names it too (uvicorn's middleware: a layer per request).
+            proxy_headers=gw.access_log,
             log_level="warning",
             server_header=False,
             date_header=False,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from failwell.api.auth import KeyRing, presented_key
+from failwell.api.auth import KeyRing, client_host, presented_key
 from failwell.config import parse_config
 from failwell.config.security import ApiKeyConfig, hash_key
 from failwell.errors import ConfigError, Unauthorized
@@ -107,3 +107,27 @@ def test_secrets_from_env_and_file(tmp_path: Path) -> None:
     cfg = parse_config({**BASE, "security": {"keys": keys}}, env={"FW_KEY": "e" * 20})
     assert [k.sha256 for k in cfg.security.keys] == [hash_key("e" * 20), hash_key(SECRET)]
     assert cfg.security.auth_required
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "client"),
+    [
+        (None, [], None),  # a Unix socket or an in-process call
+        ("203.0.113.5", [b"127.0.0.1"], "203.0.113.5"),  # only the local proxy is believed
+        ("127.0.0.1", [], "127.0.0.1"),
+        ("127.0.0.1", [b"203.0.113.5"], "203.0.113.5"),
+        ("127.0.0.1", [b"127.0.0.1, 203.0.113.5"], "203.0.113.5"),  # the proxy appended it
+        ("127.0.0.1", [b"203.0.113.5, 127.0.0.1"], "203.0.113.5"),  # through two local hops
+        ("127.0.0.1", [b"127.0.0.1", b"127.0.0.1"], "127.0.0.1"),  # two headers, all local
+        ("127.0.0.1", [b"198.51.100.7:4711"], "198.51.100.7"),
+        ("127.0.0.1", [b"[2001:db8::1]:80"], "2001:db8::1"),
+        ("127.0.0.1", [b"2001:db8::2"], "2001:db8::2"),
+        ("127.0.0.1", [b" , "], "127.0.0.1"),
+    ],
+)
+def test_the_client_is_the_one_a_local_proxy_names(
+    peer: str | None, forwarded: list[bytes], client: str | None
+) -> None:
+    headers = [(b"x-forwarded-for", value) for value in forwarded]
+    scope = {"client": None if peer is None else (peer, 5000), "headers": headers}
+    assert client_host(scope) == client
