@@ -1,8 +1,5 @@
-"""The HTTP edge as one ASGI application: a short list of layers around the front-end router
-(``api/layers.py`` says what each does), and the lifespan that starts and stops the gateway.
-
-    Exchanges → Errors → Guarded → FrontEnds
-"""
+"""The HTTP edge as one ASGI application: the edge's steps (``api/layers.py`` says what each
+does) around the front-end router, and the lifespan that starts and stops the gateway."""
 
 from __future__ import annotations
 
@@ -10,27 +7,24 @@ import gc
 
 from failwell.api.host import Host
 from failwell.api.http import Receive, Scope, Send
-from failwell.api.layers import Errors, Exchanges, Guarded
+from failwell.api.layers import Edge
 from failwell.api.router import FrontEnds
 from failwell.observe.logging import log
 
 
-class App:
+class App(Edge):
     def __init__(self, gateway: Host) -> None:
         self.gateway = gateway
-        self.front_ends = FrontEnds(gateway)
-        self.http = Exchanges(
-            Errors(Guarded(self.front_ends, gateway.guard)),
+        super().__init__(
+            FrontEnds(gateway),
+            gateway.guard,
             gateway.observers,
             gateway.before_respond,
             gateway.audit,
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            await self.http(scope, receive, send)
-        elif kind == "lifespan":
+    async def other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

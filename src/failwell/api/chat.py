@@ -35,39 +35,27 @@ def answer_body(answer: Answer, request_id: str) -> bytes:
 def front_end(routes: Mapping[str, Route], limit: BodyLimits) -> FrontEnd:
     """POST /v1/chat/completions; ``model`` names the route."""
 
-    async def serve(scope: Scope, receive: Receive, send: Send, ex: Exchange, gate: Pass) -> None:
+    async def chat(scope: Scope, receive: Receive, send: Send, ex: Exchange, gate: Pass) -> None:
         ex.front_end = "openai"
-        await chat(routes, scope, receive, send, ex, limit, gate)
+        body = await read_body(scope, receive, limit)
+        model, stream, inputs = decode_request(body)
+        ex.route = model
+        route = find_route(routes, model, RouteKind.CHAT)
+        ex.inputs = inputs
+        slot = await gate.admit(route.name)
+        try:
+            if stream:
+                await stream_chat(route, inputs, receive, send, ex)
+                return
+            answer = await route.answer(inputs, ex.request_id, "openai", ex.upstream_headers)
+        finally:
+            gate.release(slot)
+        ex.answer = answer
+        await respond(
+            send, 200, answer_body(answer, ex.request_id), answer_headers(answer, ex.request_id)
+        )
 
-    return serve
-
-
-async def chat(
-    routes: Mapping[str, Route],
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    ex: Exchange,
-    limit: BodyLimits,
-    gate: Pass,
-) -> None:
-    body = await read_body(scope, receive, limit)
-    model, stream, inputs = decode_request(body)
-    ex.route = model
-    route = find_route(routes, model, RouteKind.CHAT)
-    ex.inputs = inputs
-    slot = await gate.admit(route.name)
-    try:
-        if stream:
-            await stream_chat(route, inputs, receive, send, ex)
-            return
-        answer = await route.answer(inputs, ex.request_id, "openai", ex.upstream_headers)
-    finally:
-        gate.release(slot)
-    ex.answer = answer
-    await respond(
-        send, 200, answer_body(answer, ex.request_id), answer_headers(answer, ex.request_id)
-    )
+    return chat
 
 
 async def list_models(routes: Mapping[str, Route], send: Send) -> None:

@@ -1,13 +1,14 @@
-"""The edge's layers, outermost first; ``api/app.py`` stacks them:
+"""The HTTP edge: one ASGI callable with its steps inline (a layer of its own for each would be
+one more coroutine frame on every request, entered and resumed through):
 
-1. ``Exchanges``: one ``Exchange`` per request (request id, trace context); the gateway's
-   ``before_respond`` hooks as the response starts; the audit record of admin calls and the
-   observers once the response is sent (so they see how it ended, errors included);
-2. ``Errors``: every exception becomes a JSON error response (``api/responses.py``), never a
-   stack trace;
-3. ``Guarded``: header limits, the API key and the admin and metrics scopes; hands the front
-   ends a ``Pass`` for route scopes and admission;
-4. the front-end router (``api/router.py``).
+1. one ``Exchange`` per request (request id, trace context: ``api/exchange.py``); the
+   gateway's ``before_respond`` hooks as the response starts;
+2. the guard: header limits, the API key and the admin and metrics scopes; the front ends get
+   a ``Pass`` for route scopes and admission (``api/auth.py``);
+3. the front-end router (``api/router.py``);
+4. every exception becomes a JSON error response (``api/responses.py``), never a stack trace;
+5. once the response is sent: the audit record of admin calls and the observers (so they see
+   how it ended, errors included).
 """
 
 from __future__ import annotations
@@ -22,28 +23,39 @@ from failwell.contracts import AuditSink, BeforeRespond, Exchange, Observer
 from failwell.errors import CallerError, Overloaded
 from failwell.observe.logging import log
 
-Inner = Callable[[Scope, Receive, Send, Exchange], Awaitable[None]]
 FrontEnd = Callable[[Scope, Receive, Send, Exchange, Pass], Awaitable[None]]
 
 
-class Exchanges:
+class Edge:
     def __init__(
         self,
-        inner: Inner,
+        front_ends: FrontEnd,
+        guard: Guard,
         observers: Sequence[Observer],
         before_respond: Sequence[BeforeRespond],
         audit: AuditSink,
     ) -> None:
-        self.inner, self.observers, self.hooks, self.audit = inner, observers, before_respond, audit
+        self.front_ends, self.guard = front_ends, guard
+        self.observers, self.hooks, self.audit = observers, before_respond, audit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.other(scope, receive, send)
+            return
         ex = exchange(scope)
         if self.hooks:
             send = self._held(send, ex)
-        await self.inner(scope, receive, send, ex)
-        path = ex.path
-        if path.startswith("/admin/"):
-            detail = {"method": scope["method"], "path": path, "status": ex.status}
+        guard = self.guard
+        try:
+            who = guard.enter(scope, ex.path, ex)  # limits, key; admin and metrics scopes
+            await self.front_ends(scope, receive, send, ex, Pass(guard, who))
+            ex.status = 200
+        except ClientDisconnected:
+            ex.status, ex.error = 499, "client_disconnected"
+        except Exception as exc:
+            await self._failed(exc, send, ex)
+        if ex.path.startswith("/admin/"):
+            detail = {"method": scope["method"], "path": ex.path, "status": ex.status}
             self.audit("admin_call", detail, ex.caller)
         if ex.front_end:
             for observer in self.observers:
@@ -51,6 +63,9 @@ class Exchanges:
                     observer(ex)
                 except Exception as exc:  # an observer must never break the edge
                     log.error("observer_failed", observer=repr(observer), exc_info=exc)
+
+    async def other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A scope that is not HTTP (``api/app.py``: the lifespan)."""
 
     def _held(self, send: Send, ex: Exchange) -> Send:
         """``send`` that awaits the before_respond hooks once, as the response starts (the sync
@@ -69,35 +84,15 @@ class Exchanges:
 
         return held
 
-
-class Errors:
-    def __init__(self, inner: Inner) -> None:
-        self.inner = inner
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
-        try:
-            await self.inner(scope, receive, send, ex)
-            ex.status = 200
-        except ClientDisconnected:
-            ex.status, ex.error = 499, "client_disconnected"
-        except Exception as exc:
-            path = ex.path
-            status, body = error_body(exc)
-            ex.status, ex.error = status, body["error"]["type"]
-            if status == 500:
-                log.error("internal_error", path=path, exc_info=exc)
-            elif not isinstance(exc, CallerError | Overloaded):  # shedding is counted, not logged
-                log.warning("request_failed", path=path, error=type(exc).__name__, message=str(exc))
-            if path.startswith("/v2"):
-                body = v2_error(body)
-            await respond(send, status, encode(body), error_headers(exc))
-
-
-class Guarded:
-    def __init__(self, inner: FrontEnd, guard: Guard) -> None:
-        self.inner, self.guard = inner, guard
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
-        guard = self.guard
-        who = guard.enter(scope, ex.path, ex)  # limits, key; admin and metrics scopes
-        await self.inner(scope, receive, send, ex, Pass(guard, who))
+    @staticmethod
+    async def _failed(exc: Exception, send: Send, ex: Exchange) -> None:
+        path = ex.path
+        status, body = error_body(exc)
+        ex.status, ex.error = status, body["error"]["type"]
+        if status == 500:
+            log.error("internal_error", path=path, exc_info=exc)
+        elif not isinstance(exc, CallerError | Overloaded):  # shedding is counted, not logged
+            log.warning("request_failed", path=path, error=type(exc).__name__, message=str(exc))
+        if path.startswith("/v2"):
+            body = v2_error(body)
+        await respond(send, status, encode(body), error_headers(exc))
