@@ -4,8 +4,10 @@ Method: the bench's fast upstream (nginx, fixed answers) and a redis-server (the
 workers share) on CPU 1; failwell with one worker pinned to CPU 0, or two workers free on CPUs
 0-1; wrk on CPU 1. On a 2-core machine the load generator cannot have a core to itself with
 two workers, so the CPU of every part is measured (gateway processes, upstream, wrk as the rest
-of what the two cores did) and printed beside the throughput. Runs alternate 1, 2, 1, 2, ...
-(the machine is shared: medians and the spread are reported).
+of what the two cores did) and printed beside the throughput. The ratio with the other parts'
+CPU accounted for is two workers' throughput per gateway core over one worker's, times two
+(what two workers serve given both cores, at the throughput per core they reached). Runs
+alternate 1, 2, 1, 2, ... (the machine is shared: medians and the spread are reported).
 
 Writes bench/results/workers-<date>.md (also printed).
 
@@ -124,13 +126,14 @@ def measure(args: argparse.Namespace, tmp: Path, children: Children) -> list[Run
 
 def table(runs: list[Run]) -> str:
     lines = [
-        "| route | conns | workers | req/s median (min-max) | ratio 2/1 | p50 ms | gateway CPU "
-        "µs/req | gateway cores | upstream cores | rest (wrk, redis, other) cores |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| route | conns | workers | req/s median (min-max) | ratio 2/1 | 2/1 accounted | p50 ms "
+        "| gateway CPU µs/req | gateway cores | upstream cores | rest (wrk, redis, other) cores |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     keys = sorted({(r.route, r.connections) for r in runs})
     for route, conns in keys:
         medians: dict[int, float] = {}
+        per_core: dict[int, float] = {}  # req/s per gateway core
         for workers in (1, 2):
             found = [
                 r for r in runs if (r.route, r.connections, r.workers) == (route, conns, workers)
@@ -143,10 +146,16 @@ def table(runs: list[Run]) -> str:
             gw = statistics.median(r.gateway_cpu for r in found) / secs
             up = statistics.median(r.upstream_cpu for r in found) / secs
             rest = statistics.median(r.machine_busy - r.gateway_cpu - r.upstream_cpu for r in found)
-            ratio = f"{medians[2] / medians[1]:.2f}x" if workers == 2 and 1 in medians else ""
+            per_core[workers] = medians[workers] / gw if gw > 0 else 0.0
+            ratio = accounted = ""
+            if workers == 2 and 1 in medians:
+                ratio = f"{medians[2] / medians[1]:.2f}x"
+                if per_core[1] > 0:
+                    accounted = f"{2 * per_core[2] / per_core[1]:.2f}x"
             lines.append(
                 f"| {route} | {conns} | {workers} | {medians[workers]:,.0f} ({min(rps):,.0f}-"
-                f"{max(rps):,.0f}) | {ratio} | {statistics.median(r.p50_ms for r in found):.2f} "
+                f"{max(rps):,.0f}) | {ratio} | {accounted} "
+                f"| {statistics.median(r.p50_ms for r in found):.2f} "
                 f"| {statistics.median(r.gateway_us for r in found):.0f} | {gw:.2f} | {up:.2f} "
                 f"| {rest / secs:.2f} |"
             )
