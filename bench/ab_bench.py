@@ -3,10 +3,10 @@ change to the request path, on a machine too noisy for figures taken an hour apa
 
 Method: the bench's fast upstream (nginx, fixed answers) on CPU 1; two gateways, this tree's
 and the base commit's (a git worktree, the same virtualenv and bench config), each `failwell
-serve --workers 1` pinned to CPU 0 and loaded one at a time by wrk on CPU 1 (8 connections,
-after a 1 s warm-up). Runs alternate base, this, this, base, ... per route; each pair gives a
-ratio of CPU per request (this / base). Medians of the pairs, and every ratio, are reported:
-on a shared machine the spread is part of the answer.
+serve` (one process: the config has no fleet) pinned to CPU 0 and loaded one at a time by wrk
+on CPU 1 (8 connections, after a 1 s warm-up). Runs alternate base, this, this, base, ... per
+route; each pair gives a ratio of CPU per request (this / base). Medians of the pairs, and
+every ratio, are reported: on a shared machine the spread is part of the answer.
 
 Usage: .venv/bin/python bench/ab_bench.py [--base REF] [--pairs 12] [--seconds 3]
 """
@@ -19,34 +19,19 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from load import wrk
-from procs import Child, Children, cpu_seconds, free_port, http_ok, wait_ready
+from load import cpu_per_request
+from procs import Children
 from report import save_markdown
-from targets import PATHS, REQUESTS, ROOT, failwell_config, start_upstream
+from targets import PATHS, REQUESTS, ROOT, Target, start_failwell, start_upstream
 
 RESULTS = ROOT / "bench" / "results"
 TARGET_CPU, LOAD_CPU = 0, 1
 
 
-def start(children: Children, tmp: Path, key: str, src: Path, upstream: int) -> tuple[int, Child]:
-    port, home = free_port(), tmp / key
+def start(children: Children, tmp: Path, key: str, src: Path, upstream: int) -> Target:
+    home = tmp / key
     home.mkdir()
-    cfg = home / "failwell.yaml"
-    cfg.write_text(failwell_config(port, upstream, home))
-    argv = [str(ROOT / ".venv/bin/python"), "-m", "failwell", "serve", "--config", str(cfg)]
-    child = children.start(key, [*argv, "--workers", "1"], TARGET_CPU, env={"PYTHONPATH": str(src)})
-    wait_ready(child, http_ok(port, "/health/live"), timeout=60)
-    return port, child
-
-
-def cpu_per_request(children: Children, port: int, child: Child, route: str, secs: float) -> float:
-    url = f"http://127.0.0.1:{port}{PATHS[route]}"
-    wrk(children, "warm-up", url, REQUESTS[route], 8, 1, LOAD_CPU)
-    before = cpu_seconds(child.pgid)
-    load = wrk(children, "load", url, REQUESTS[route], 8, secs, LOAD_CPU)
-    if load.errors:
-        raise SystemExit(f"{child.name}: {load.errors} errors under load")
-    return (cpu_seconds(child.pgid) - before) / max(load.requests, 1) * 1e6
+    return start_failwell(children, home, upstream, TARGET_CPU, src, name=key)
 
 
 def main() -> None:
@@ -80,8 +65,14 @@ def main() -> None:
                 cpu: dict[str, list[float]] = {"base": [], "this": []}
                 for i in range(args.pairs):
                     for key in ("base", "this") if i % 2 == 0 else ("this", "base"):
-                        port, child = gateways[key]
-                        cpu[key].append(cpu_per_request(children, port, child, route, args.seconds))
+                        gw = gateways[key]
+                        url = f"http://127.0.0.1:{gw.port}{PATHS[route]}"
+                        load, us = cpu_per_request(
+                            children, gw.child, url, REQUESTS[route], 8, args.seconds, LOAD_CPU
+                        )
+                        if load.errors:
+                            raise SystemExit(f"{key}: {load.errors} errors under load")
+                        cpu[key].append(us)
                     print(f"{route} pair {i + 1}: base {cpu['base'][-1]:.1f} µs, "
                           f"this {cpu['this'][-1]:.1f} µs", flush=True)  # fmt: skip
                 ratios = [t / b for b, t in zip(cpu["base"], cpu["this"], strict=True)]

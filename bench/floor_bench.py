@@ -20,8 +20,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from load import wrk
-from procs import Child, Children, accepts, cpu_seconds, free_port, http_ok, wait_ready
+from load import cpu_per_request
+from procs import Child, Children, accepts, free_port, http_ok, wait_ready
 from report import save_markdown
 from targets import PATHS, REQUESTS, ROOT, failwell_config, start_upstream
 
@@ -71,13 +71,9 @@ def main() -> None:
                     port, child = procs[key]
                     url = f"http://127.0.0.1:{port}{PATHS[route]}"
                     for c in conns:
-                        wrk(children, "warm-up", url, REQUESTS[route], c, 1, LOAD_CPU)
-                        before = cpu_seconds(child.pgid)
-                        load = wrk(
-                            children, "load", url, REQUESTS[route], c, args.seconds, LOAD_CPU
+                        load, us = cpu_per_request(
+                            children, child, url, REQUESTS[route], c, args.seconds, LOAD_CPU
                         )
-                        used = cpu_seconds(child.pgid) - before
-                        us = used / max(load.requests, 1) * 1e6
                         cells.setdefault((label, c), []).append(
                             (us, load.rps, load.p50_ms, load.errors)
                         )

@@ -7,7 +7,7 @@ import re
 import shutil
 from dataclasses import dataclass
 
-from procs import Children, StartError, request
+from procs import Child, Children, StartError, cpu_seconds, request
 from targets import BENCH
 
 LUA = BENCH / "post.lua"
@@ -71,6 +71,22 @@ def wrk(
         status_errors=s["status_errors"],
         socket_errors=s["connect_errors"] + s["read_errors"] + s["write_errors"] + s["timeouts"],
     )
+
+
+def cpu_per_request(
+    children: Children,
+    target: Child,
+    url: str,
+    body: str,
+    connections: int,
+    seconds: float,
+    cpu: int,
+) -> tuple[Load, float]:
+    """A 1 s warm-up, then a measured load: the load and ``target``'s CPU µs per request."""
+    wrk(children, "warm-up", url, body, connections, 1, cpu)
+    before = cpu_seconds(target.pgid)
+    load = wrk(children, "load", url, body, connections, seconds, cpu)
+    return load, (cpu_seconds(target.pgid) - before) / max(load.requests, 1) * 1e6
 
 
 _SAMPLE = re.compile(r"^failwell_requests_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")

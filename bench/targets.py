@@ -180,9 +180,15 @@ def failwell_config(port: int, upstream: int, tmp: Path) -> str:
 
 
 def start_failwell(
-    children: Children, tmp: Path, upstream: int, cpu: int, src: Path | None = None
+    children: Children,
+    tmp: Path,
+    upstream: int,
+    cpu: int,
+    src: Path | None = None,
+    name: str = "failwell",
 ) -> Target:
-    """failwell from this tree, or from the source tree ``src`` (its PYTHONPATH)."""
+    """failwell from this tree, or from the source tree ``src`` (its PYTHONPATH); ``name``
+    tells two apart (their logs)."""
     port = free_port()
     cfg = tmp / "failwell.yaml"
     cfg.write_text(failwell_config(port, upstream, tmp))
@@ -190,9 +196,9 @@ def start_failwell(
     exe = str(python) if python.exists() else sys.executable
     env = {"PYTHONPATH": str(src)} if src is not None else None
     argv = [exe, "-m", "failwell", "serve", "--config", str(cfg)]
-    child = children.start("failwell", argv, cpu, env=env)
+    child = children.start(name, argv, cpu, env=env)
     wait_ready(child, http_ok(port, "/health/live"), timeout=60)
-    return Target("failwell", "failwell", port, child, ("v2", "chat"))
+    return Target("failwell", name, port, child, ("v2", "chat"))
 
 
 def ensure_litellm(log: Path) -> Path:
