@@ -120,40 +120,47 @@ def test_openai_client_through_tier_one_and_fallbacks(stack: Stack) -> None:
     large = stack.model_server(chat_model="demo-large", label="large")
     small = stack.model_server(chat_model="demo-small", label="small")
     gw = stack.gateway(chat_config(stack, large, small))
-    client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="unused", max_retries=0, timeout=10)
-    messages: Any = [{"role": "user", "content": "What should I read next?"}]
+    with openai.OpenAI(
+        base_url=f"{gw.url}/v1", api_key="unused", max_retries=0, timeout=10
+    ) as client:  # closed: its pooled connections are not left to the garbage collector
+        messages: Any = [{"role": "user", "content": "What should I read next?"}]
 
-    raw = client.chat.completions.with_raw_response.create(model="chat", messages=messages)
-    reply = raw.parse()
-    assert raw.headers["x-failwell-tier"] == "primary"
-    assert reply.choices[0].message.content and "large" in reply.choices[0].message.content
-    assert [m.id for m in client.models.list().data] == ["chat"]
+        raw = client.chat.completions.with_raw_response.create(model="chat", messages=messages)
+        reply = raw.parse()
+        assert raw.headers["x-failwell-tier"] == "primary"
+        assert reply.choices[0].message.content and "large" in reply.choices[0].message.content
+        assert [m.id for m in client.models.list().data] == ["chat"]
 
-    large.control("error", status=503)
-    raw = client.chat.completions.with_raw_response.create(model="chat", messages=messages)
-    assert raw.headers["x-failwell-tier"] == "fallback"
-    assert "small" in (raw.parse().choices[0].message.content or "")
+        large.control("error", status=503)
+        raw = client.chat.completions.with_raw_response.create(model="chat", messages=messages)
+        assert raw.headers["x-failwell-tier"] == "fallback"
+        assert "small" in (raw.parse().choices[0].message.content or "")
 
-    small.kill()
-    raw = client.chat.completions.with_raw_response.create(model="chat", messages=messages)
-    assert raw.headers["x-failwell-tier"] == "rules"
-    assert raw.headers["x-failwell-quality"] == "generic"
+        small.kill()
+        raw = client.chat.completions.with_raw_response.create(model="chat", messages=messages)
+        assert raw.headers["x-failwell-tier"] == "rules"
+        assert raw.headers["x-failwell-quality"] == "generic"
 
 
 def test_openai_client_sees_clear_errors(stack: Stack) -> None:
     large = stack.model_server(chat_model="demo-large", label="large")
     gw = stack.gateway(chat_config(stack, large, large))
-    client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="unused", max_retries=0, timeout=10)
-    with pytest.raises(openai.NotFoundError) as missing:
-        client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "hi"}])
-    assert "no route named 'nope'" in str(missing.value)
-    with pytest.raises(openai.UnprocessableEntityError) as bad:
-        client.chat.completions.create(model="chat", messages=[{"role": "robot", "content": "hi"}])  # type: ignore[misc, list-item]
-    assert "role" in str(bad.value)
-    with pytest.raises(openai.BadRequestError) as options:
-        client.chat.completions.create(
-            model="chat",
-            messages=[{"role": "user", "content": "hi"}],
-            stream_options={"include_usage": True},
-        )
-    assert "stream_options" in str(options.value)
+    with openai.OpenAI(
+        base_url=f"{gw.url}/v1", api_key="unused", max_retries=0, timeout=10
+    ) as client:
+        with pytest.raises(openai.NotFoundError) as missing:
+            client.chat.completions.create(
+                model="nope", messages=[{"role": "user", "content": "hi"}]
+            )
+        assert "no route named 'nope'" in str(missing.value)
+        robot: Any = [{"role": "robot", "content": "hi"}]  # not a role the client types
+        with pytest.raises(openai.UnprocessableEntityError) as bad:
+            client.chat.completions.create(model="chat", messages=robot)
+        assert "role" in str(bad.value)
+        with pytest.raises(openai.BadRequestError) as options:
+            client.chat.completions.create(
+                model="chat",
+                messages=[{"role": "user", "content": "hi"}],
+                stream_options={"include_usage": True},
+            )
+        assert "stream_options" in str(options.value)

@@ -29,7 +29,7 @@ class Cycle(RequestResponseCycle):
         if head is None:
             if message["type"] == "http.response.start" and self._may_hold():
                 self.held = self._head(message["status"], message.get("headers", ()))
-                if self.held is not None:
+                if self.held is not None:  # None: not a whole response, uvicorn writes it
                     self.response_started = True
                     self.waiting_for_100_continue = False
                     return
