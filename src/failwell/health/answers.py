@@ -11,8 +11,8 @@ from prometheus_client import CollectorRegistry
 from failwell.config.models import TierKind
 from failwell.contracts import Exchange
 from failwell.observe import families
-from failwell.observe.children import Children
 from failwell.observe.families import TOKENS
+from failwell.observe.tally import CounterTally, HistogramTally
 from failwell.protocols.chat import usage_of
 from failwell.routing.route import Route
 
@@ -20,12 +20,11 @@ from failwell.routing.route import Route
 class AnswerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.cache_tiers: dict[str, set[str]] = {}
-        self.lookups = families.CACHE_LOOKUPS.counter(registry)
-        self.stale_age = families.STALE_ANSWER_AGE.histogram(registry)
+        self.lookups = CounterTally(families.CACHE_LOOKUPS, registry)
+        self.stale_age = HistogramTally(families.STALE_ANSWER_AGE, registry)
         self.version = families.MODEL_VERSION.gauge(registry)
         self._versions: dict[str, tuple[str, str]] = {}
-        self.tokens = TOKENS.counter(registry)
-        self._child = Children()
+        self.tokens = CounterTally(TOKENS, registry)
 
     def bind(self, routes: Mapping[str, Route]) -> None:
         self.cache_tiers = {
@@ -41,20 +40,20 @@ class AnswerMetrics:
         answer = ex.answer
         if answer is not None and answer.tier not in caches:
             usage = usage_of(answer.outputs)
-            if usage is not None:
-                child, tier, backend = self._child, answer.tier, answer.backend
-                child(self.tokens, route, tier, backend, "prompt").inc(usage[0])
-                child(self.tokens, route, tier, backend, "completion").inc(usage[1])
+            if usage is not None and min(usage) >= 0:  # a counter cannot fall
+                tokens, tier, backend = self.tokens, answer.tier, answer.backend
+                tokens.inc((route, tier, backend, "prompt"), usage[0])
+                tokens.inc((route, tier, backend, "completion"), usage[1])
         if caches:
             if answer is not None and answer.tier in caches:
-                self.lookups.labels(route, "hit").inc()
+                self.lookups.inc((route, "hit"))
                 if answer.age is not None:
-                    self.stale_age.labels(route).observe(answer.age)
+                    self.stale_age.observe((route,), answer.age)
             else:
                 failures = answer.failures if answer is not None else []
                 for failure in failures:
                     if failure.tier in caches:
-                        self.lookups.labels(route, failure.kind).inc()
+                        self.lookups.inc((route, failure.kind))
         if answer is not None and answer.model_version and answer.tier not in caches:
             seen = (answer.backend, answer.model_version)
             if self._versions.get(route) != seen:

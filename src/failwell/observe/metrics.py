@@ -1,19 +1,15 @@
-"""Prometheus metrics. One registry per gateway; labelled children are cached so the hot path
-does a dict lookup and an increment, nothing more."""
+"""Prometheus metrics. One registry per gateway. The request path's families are tallies
+(``observe/tally.py``: a dict lookup and an add per update); the rest are prometheus_client's
+own, their labelled children cached."""
 
 from __future__ import annotations
 
-from prometheus_client import (
-    CollectorRegistry,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
 
 from failwell.observe import families
 from failwell.observe.children import Children
 from failwell.observe.siblings import SiblingMetrics
+from failwell.observe.tally import Buckets, CounterTally, GaugeTally, HistogramTally, Level
 from failwell.resilience.breaker import BreakerState
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # the _created series double the exposition for no use here
@@ -22,56 +18,56 @@ disable_created_metrics()  # type: ignore[no-untyped-call]  # the _created serie
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        self.requests = families.REQUESTS.counter(r)
-        self.latency = families.REQUEST_DURATION.histogram(r)
-        self.fallbacks = families.FALLBACKS.counter(r)
-        self.rows = families.ROWS.counter(r)
+        self.requests = CounterTally(families.REQUESTS, r)
+        self.latency = HistogramTally(families.REQUEST_DURATION, r)
+        self.fallbacks = CounterTally(families.FALLBACKS, r)
+        self.rows = CounterTally(families.ROWS, r)
         self.breaker_state = families.BREAKER_STATE.gauge(r)
         self.breaker_transitions = families.BREAKER_TRANSITIONS.counter(r)
-        self.in_flight = families.IN_FLIGHT.gauge(r)
+        self.in_flight = GaugeTally(families.IN_FLIGHT, r)
         self.cache_dropped = families.CACHE_WRITES_DROPPED.counter(r)
-        self.stream_gap = families.STREAM_GAP.histogram(r)
-        self.stream_ends = families.STREAM_ENDS.counter(r)
-        self.stream_first_token = families.STREAM_FIRST_TOKEN.histogram(r)
-        self.streams_in_flight = families.STREAMS_IN_FLIGHT.gauge(r)
-        self.stream_failures = families.STREAM_FAILURES.counter(r)
+        self.stream_gap = HistogramTally(families.STREAM_GAP, r)
+        self.stream_ends = CounterTally(families.STREAM_ENDS, r)
+        self.stream_first_token = HistogramTally(families.STREAM_FIRST_TOKEN, r)
+        self.streams_in_flight = GaugeTally(families.STREAMS_IN_FLIGHT, r)
+        self.stream_failures = CounterTally(families.STREAM_FAILURES, r)
         self._child = Children()
         self.siblings: SiblingMetrics | None = None  # set in a worker of many
 
     def answered(self, route: str, tier: str, outcome: str, seconds: float) -> None:
-        self._child(self.requests, route, tier, outcome).inc()
-        self._child(self.latency, route, tier).observe(seconds)
+        self.requests.inc((route, tier, outcome))
+        self.latency.observe((route, tier), seconds)
 
     def refused(self, route: str, outcome: str) -> None:
-        self._child(self.requests, route, "none", outcome).inc()
+        self.requests.inc((route, "none", outcome))
 
     def fell_back(self, route: str, from_tier: str, error: str) -> None:
-        self._child(self.fallbacks, route, from_tier, error).inc()
+        self.fallbacks.inc((route, from_tier, error))
 
     def rows_answered(self, route: str, tier: str, rows: int) -> None:
         """``rows`` rows of a batch answered by ``tier`` (per-row fallback)."""
-        self._child(self.rows, route, tier).inc(rows)
+        self.rows.inc((route, tier), rows)
 
-    def stream_gaps(self, route: str, tier: str) -> Histogram:
+    def stream_gaps(self, route: str, tier: str) -> Buckets:
         """The inter-chunk gap histogram of one route and tier (observed per chunk)."""
-        return self._child(self.stream_gap, route, tier)
+        return self.stream_gap.child((route, tier))
 
     def stream_ended(self, route: str, tier: str, outcome: str) -> None:
-        self._child(self.stream_ends, route, tier, outcome).inc()
+        self.stream_ends.inc((route, tier, outcome))
 
-    def stream_opened(self, route: str, tier: str, seconds: float) -> Gauge:
+    def stream_opened(self, route: str, tier: str, seconds: float) -> Level:
         """A stream's first chunk came after ``seconds``; the route's open-streams gauge, raised
         (the caller lowers it when the stream ends)."""
-        self._child(self.stream_first_token, route, tier).observe(seconds)
-        gauge: Gauge = self._child(self.streams_in_flight, route)
+        self.stream_first_token.observe((route, tier), seconds)
+        gauge = self.streams_in_flight.child((route,))
         gauge.inc()
         return gauge
 
     def stream_failed(self, route: str, tier: str, kind: str, outcome: str) -> None:
-        self._child(self.stream_failures, route, tier, kind, outcome).inc()
+        self.stream_failures.inc((route, tier, kind, outcome))
 
-    def route_in_flight(self, route: str) -> Gauge:
-        return self._child(self.in_flight, route)
+    def route_in_flight(self, route: str) -> Level:
+        return self.in_flight.child((route,))
 
     def breaker_changed(
         self, backend: str, replica: str, old: BreakerState, new: BreakerState

@@ -16,11 +16,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
-from prometheus_client import Gauge, Histogram
 
 from failwell.contracts import Answer, ChunkStream, Request
 from failwell.errors import FailwellError, UpstreamError
 from failwell.observe.metrics import Metrics
+from failwell.observe.tally import Buckets, Level
 from failwell.protocols.sse import completion_chunks, continued_chunk, decode_chunk
 from failwell.routing.pool import Pool, Replica
 
@@ -67,13 +67,13 @@ class OpenStream:
     request: Request
     replica: Replica | None = None
     store: Store | None = None
-    gauge: Gauge | None = None
+    gauge: Level | None = None
     metrics: Metrics | None = None
     index: int = 0  # the position of the tier streaming now
     tier: str = ""  # the tier streaming now ("": the answer's)
     resume: Resume | None = None  # set when the route's mid-stream policy is ``continue``
     resumes_left: int = 0
-    streams: Gauge | None = None  # the route's open streams
+    streams: Level | None = None  # the route's open streams
     prefix: str = ""  # the text of the streams this one took over from
     first_id: tuple[str | None, int | None] = (None, None)  # the first stream's id and created
 
@@ -152,7 +152,7 @@ class OpenStream:
                 outcome = "complete" if stream.done else "client_gone"
             self.metrics.stream_ended(self.request.route, self.tier, outcome)
 
-    def gaps(self) -> Histogram | None:
+    def gaps(self) -> Buckets | None:
         """Where the edge observes the gap between chunks it relays (the tier streaming now)."""
         if self.metrics is None:
             return None
