@@ -175,7 +175,7 @@ async def metadata(
     routes: Mapping[str, Route], name: str, action: str, rest: str, method: str, send: Send
 ) -> None:
     route = find_route(routes, name, RouteKind.PREDICT)
-    if (action == "" and method == "GET") or (action == "" and method == "GET"):
+    if action == "" and method == "GET":
         await respond(send, 200, encode(model_metadata(route)), JSON_HEADERS)
     elif action == "ready" and method == "GET":
         await respond(send, 200, b"", JSON_HEADERS)

@@ -24,7 +24,7 @@ import asyncio
 import enum
 import itertools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -249,9 +249,15 @@ class FaultyAdapter:
         self.inner, self.book, self.backend, self.replica = inner, book, backend, replica
         self._on_inject = on_inject
 
-    async def call(self, request: Request, timeout: float) -> Result:
-        if not self.book.empty:  # with no fault armed, the call goes straight through
-            timeout, _ = await self._before(timeout, False)
+    def call(self, request: Request, timeout: float) -> Coroutine[Any, Any, Result]:
+        """With no fault armed, the inner adapter's call itself (no coroutine frame of its
+        own on every request)."""
+        if self.book.empty:
+            return self.inner.call(request, timeout)
+        return self._faulty_call(request, timeout)
+
+    async def _faulty_call(self, request: Request, timeout: float) -> Result:
+        timeout, _ = await self._before(timeout, False)
         return await self.inner.call(request, timeout)
 
     async def stream(self, request: Request, timeout: float) -> ChunkStream:

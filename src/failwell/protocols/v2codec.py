@@ -58,14 +58,15 @@ _ELEMENT_TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)
 }  # fmt: skip
 FIELD_TYPES: frozenset[str] = frozenset(t.value for t in FieldType)
+_SPLIT = {t.value: (t.element.value, t.is_list) for t in FieldType}  # read per field and request
 
 
 def _field_type(field_type: str) -> tuple[str, bool]:
     """('int', False) for "int", ('int', True) for "list[int]"."""
-    if field_type not in FIELD_TYPES:
+    split = _SPLIT.get(field_type)
+    if split is None:
         raise ValueError(f"unknown v2 field type {field_type!r}; use one of {sorted(FIELD_TYPES)}")
-    kind = FieldType(field_type)
-    return kind.element.value, kind.is_list
+    return split
 
 
 # --- tensor data ------------------------------------------------------------------------------
