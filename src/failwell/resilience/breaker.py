@@ -82,11 +82,18 @@ class Breaker:
         self._held_until = max(self._held_until, self._clock.now() + seconds)
 
     def held(self) -> bool:
-        return self._held_until > 0.0 and self._clock.now() < self._held_until
+        if not self._held_until:
+            return False
+        if self._clock.now() < self._held_until:
+            return True
+        self._held_until = 0.0  # over: the closed fast paths skip the clock again
+        return False
 
     def available(self) -> bool:
         """Would ``acquire`` succeed now? Does not take a probe slot."""
-        if self._held_until and self.held():
+        if self._state is BreakerState.CLOSED and not self._held_until:
+            return True  # the common case, with no clock read
+        if self.held():
             return False
         state = self.state
         if state is BreakerState.CLOSED:
@@ -95,7 +102,9 @@ class Breaker:
 
     def acquire(self) -> bool:
         """Ask to make a call. In half-open this takes one probe slot; pair with ``release``."""
-        if self._held_until and self.held():
+        if self._state is BreakerState.CLOSED and not self._held_until:
+            return True
+        if self.held():
             return False
         state = self.state
         if state is BreakerState.CLOSED:
@@ -106,6 +115,9 @@ class Breaker:
         return False
 
     def record_success(self) -> None:
+        if self._state is BreakerState.CLOSED:
+            self._failures = 0
+            return
         if self.state is BreakerState.HALF_OPEN:
             self._probes = max(0, self._probes - 1)
             self._move(BreakerState.CLOSED)

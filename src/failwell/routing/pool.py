@@ -118,7 +118,10 @@ class Pool:
         return True
 
     def available(self) -> bool:
-        return any(r.available() for r in self.replicas)
+        for r in self.replicas:  # a loop, not any() over a generator: read per request
+            if r.available():
+                return True
+        return False
 
     def pick(
         self, tried: Sequence[Replica] = (), exclude: Sequence[Replica] = ()
@@ -127,6 +130,11 @@ class Pool:
         replicas not tried yet for this request and never one in ``exclude``; ties go
         round-robin."""
         for group in self.groups:
+            if len(group) == 1:  # one replica at this priority: no ranking to do
+                only = group[0]
+                if only.available() and only not in exclude:
+                    return only
+                continue
             ready = [r for r in group if r.available() and r not in exclude]
             if not ready:
                 continue
