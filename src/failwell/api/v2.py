@@ -25,9 +25,9 @@ from failwell.api.http import (
 from failwell.api.layers import FrontEnd
 from failwell.api.limits import BodyLimits
 from failwell.api.predict import find_route
-from failwell.api.responses import answer_headers, encode
+from failwell.api.responses import Headers, answer_headers, encode
 from failwell.config.models import RouteKind
-from failwell.contracts import Exchange
+from failwell.contracts import Answer, Exchange
 from failwell.errors import InvalidInput, NotFound
 from failwell.protocols.tensor import Tensors
 from failwell.protocols.v2codec import decode_infer_request, encode_infer_response
@@ -85,40 +85,6 @@ def model_metadata(route: Route) -> dict[str, Any]:
     }
 
 
-async def infer(
-    route: Route, scope: Scope, receive: Receive, send: Send, ex: Exchange, limit: BodyLimits
-) -> None:
-    raw_len = header(scope, b"inference-header-content-length")
-    if raw_len is not None and not raw_len.isdigit():
-        raise InvalidInput("Inference-Header-Content-Length must be a number", status=400)
-    header_len = int(raw_len) if raw_len is not None else None
-    if route.tensors is not None:  # binary: the parts, not joined; JSON: not copied
-        read = read_whole if header_len is None else read_parts
-        await infer_tensors(
-            route, await read(scope, receive, limit, route.max_body), header_len, send, ex
-        )
-        return
-    body = await read_body(scope, receive, limit, route.max_body)
-    request = decode_infer_request(body, header_len, route.schema)
-    ex.inputs = request.inputs
-    ex.answer = answer = await route.answer(
-        request.inputs, request.request_id or ex.request_id, "v2", ex.upstream_headers
-    )
-    params = {
-        "failwell_tier": answer.tier,
-        "failwell_quality": answer.quality,
-        "failwell_backend": answer.backend,
-    }
-    payload, header_len = encode_infer_response(
-        route.name, answer.model_version, request.request_id, answer.outputs, request, params
-    )
-    headers = answer_headers(answer, ex.request_id)
-    if header_len is not None:
-        headers[0] = (b"content-type", b"application/octet-stream")
-        headers.append((b"inference-header-content-length", str(header_len).encode()))
-    await respond(send, 200, payload, headers)
-
-
 async def infer_tensors(
     route: Route, body: Body, header_len: int | None, send: Send, ex: Exchange
 ) -> None:
@@ -140,11 +106,16 @@ async def infer_tensors(
     payload, out_len = encode_tensor_response(
         route.name, answer.model_version, outputs, request, params
     )
-    headers = answer_headers(answer, ex.request_id)
-    if out_len is not None:
+    await respond(send, 200, payload, _headers(answer, ex.request_id, out_len))
+
+
+def _headers(answer: Answer, request_id: str, header_len: int | None) -> Headers:
+    """An answer's headers; binary outputs follow an inference header of ``header_len``."""
+    headers = answer_headers(answer, request_id)
+    if header_len is not None:
         headers[0] = (b"content-type", b"application/octet-stream")
-        headers.append((b"inference-header-content-length", str(out_len).encode()))
-    await respond(send, 200, payload, headers)
+        headers.append((b"inference-header-content-length", str(header_len).encode()))
+    return headers
 
 
 def front_end(routes: Mapping[str, Route], limit: BodyLimits) -> FrontEnd:
@@ -160,11 +131,39 @@ def front_end(routes: Mapping[str, Route], limit: BodyLimits) -> FrontEnd:
             await metadata(routes, name, action, rest, scope["method"], send)
             return
         slot = await gate.admit(name)
-        try:
+        try:  # the inference, inline: a coroutine of its own would be one more frame
             route = find_route(routes, name, RouteKind.PREDICT)
             if scope["method"] != "POST":
                 raise NotFound(f"no such endpoint: {scope['method']} /v2/models/{rest}")
-            await infer(route, scope, receive, send, ex, limit)
+            raw_len = header(scope, b"inference-header-content-length")
+            if raw_len is not None and not raw_len.isdigit():
+                raise InvalidInput("Inference-Header-Content-Length must be a number", status=400)
+            header_len = int(raw_len) if raw_len is not None else None
+            if route.tensors is not None:  # binary: the parts, not joined; JSON: not copied
+                read = read_whole if header_len is None else read_parts
+                body = await read(scope, receive, limit, route.max_body)
+                await infer_tensors(route, body, header_len, send, ex)
+                return
+            request = decode_infer_request(
+                await read_body(scope, receive, limit, route.max_body), header_len, route.schema
+            )
+            ex.inputs = request.inputs
+            ex.answer = answer = await route.answer(
+                request.inputs, request.request_id or ex.request_id, "v2", ex.upstream_headers
+            )
+            payload, out_len = encode_infer_response(
+                route.name,
+                answer.model_version,
+                request.request_id,
+                answer.outputs,
+                request,
+                {
+                    "failwell_tier": answer.tier,
+                    "failwell_quality": answer.quality,
+                    "failwell_backend": answer.backend,
+                },
+            )
+            await respond(send, 200, payload, _headers(answer, ex.request_id, out_len))
         finally:
             gate.release(slot)
 

@@ -81,8 +81,12 @@ def _tensors(
     tensors: list[WireTensor], tail: memoryview, role: str
 ) -> list[tuple[WireTensor, list[Any]]]:
     """Each tensor with its elements, names unique; raises V2Malformed."""
-    sizes = [(t.name, t.parameters.binary_data_size if t.parameters else None) for t in tensors]
-    chunks = slice_tail(sizes, tail, role)
+    chunks: list[memoryview | None]
+    if not tail and all(t.parameters is None for t in tensors):  # all JSON: no tail to slice
+        chunks = [None] * len(tensors)
+    else:
+        sizes = [(t.name, t.parameters.binary_data_size if t.parameters else None) for t in tensors]
+        chunks = slice_tail(sizes, tail, role)
     seen: set[str] = set()
     out: list[tuple[WireTensor, list[Any]]] = []
     for tensor, chunk in zip(tensors, chunks, strict=True):
