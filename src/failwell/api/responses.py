@@ -81,38 +81,37 @@ def labels(answer: Answer) -> dict[str, Any]:
     }
 
 
-# What an answer's labels encode to, by label values: a route answers from a handful of
-# (tier, quality, backend, version) combinations, so each is encoded once, not per request.
-# Bounded: an upstream may name a new version in every answer.
+# An answer's labels as the ``failwell`` field's bytes and as headers, made once per
+# (tier, quality, backend, version): a route answers from a handful of them. Bounded: an
+# upstream may name a new version in every answer.
 _MADE_MAX = 1024
-_labels_made: dict[tuple[str, str, str, str | None], bytes] = {}
-_heads_made: dict[tuple[str, str, str], Headers] = {}
+_made: dict[tuple[str, str, str, str | None], tuple[bytes, Headers]] = {}
 
 
-def with_labels(outputs: dict[str, Any], answer: Answer) -> bytes:
-    """``outputs`` (a non-empty JSON object) encoded with the ``failwell`` field spliced in,
-    rather than copied: an upstream's answer is also cached and logged as it came."""
+def _labels_made(answer: Answer) -> tuple[bytes, Headers]:
     key = (answer.tier, answer.quality, answer.backend, answer.model_version)
-    made = _labels_made.get(key)
+    made = _made.get(key)
     if made is None:
-        if len(_labels_made) >= _MADE_MAX:
-            _labels_made.clear()
-        made = _labels_made[key] = b',"failwell":%s}' % encode(labels(answer))
-    return encode(outputs)[:-1] + made
-
-
-def answer_headers(answer: Answer, request_id: str) -> Headers:
-    """A new list (a front end may change it): the content type, the answer's labels and the
-    request id."""
-    key = (answer.tier, answer.quality, answer.backend)
-    head = _heads_made.get(key)
-    if head is None:
-        if len(_heads_made) >= _MADE_MAX:
-            _heads_made.clear()
-        head = _heads_made[key] = [
+        if len(_made) >= _MADE_MAX:
+            _made.clear()
+        field = b',"failwell":%s}' % encode(labels(answer))
+        head = [
             JSON,
             (b"x-failwell-tier", answer.tier.encode()),
             (b"x-failwell-quality", answer.quality.encode()),
             (b"x-failwell-backend", answer.backend.encode()),
         ]
-    return [*head, (b"x-request-id", request_id.encode())]
+        made = _made[key] = (field, head)
+    return made
+
+
+def with_labels(outputs: dict[str, Any], answer: Answer) -> bytes:
+    """``outputs`` (a non-empty JSON object) encoded with the ``failwell`` field spliced in,
+    rather than copied: an upstream's answer is also cached and logged as it came."""
+    return encode(outputs)[:-1] + _labels_made(answer)[0]
+
+
+def answer_headers(answer: Answer, request_id: str) -> Headers:
+    """A new list (a front end may change it): the content type, the answer's labels and the
+    request id."""
+    return [*_labels_made(answer)[1], (b"x-request-id", request_id.encode())]

@@ -137,9 +137,7 @@ class HistogramTally(Tally):
         return series
 
     def observe(self, labels: Labels, value: float) -> None:
-        series = self.series.get(labels) or self.child(labels)
-        series.counts[bisect_left(series.bounds, value)] += 1
-        series.sum += value
+        (self.series.get(labels) or self.child(labels)).observe(value)
 
     def metric(self) -> Metric:
         f = self.family
