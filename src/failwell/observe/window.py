@@ -5,16 +5,29 @@ Recording is O(1): the caller bumps counters in ``row(now)``, the live running t
 new bucket starts as a copy of the previous totals (once per bucket, not per event). The
 counts over any recent window are then one subtraction, ``totals(now) - totals(window ago)``,
 so evaluating many long windows (days, at 30-second resolution) costs O(slots), not
-O(buckets). Memory: ``span / width`` rows of ``slots`` ints.
+O(buckets): the bucket at or before a time is found by bisecting the epochs held, which also
+holds while the ring is mostly empty (a gateway younger than its longest window). Memory:
+``span / width`` rows of ``slots`` ints.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 
 
 class Windowed:
-    __slots__ = ("_current", "_epochs", "_floor", "_floor_epoch", "_rows", "n", "slots", "width")
+    __slots__ = (
+        "_current",
+        "_epochs",
+        "_floor",
+        "_floor_epoch",
+        "_held",
+        "_rows",
+        "n",
+        "slots",
+        "width",
+    )
 
     def __init__(self, width: float, span: float, slots: int) -> None:
         if width <= 0 or span < width:
@@ -27,6 +40,7 @@ class Windowed:
         self._current = -1  # epoch of the newest row
         self._floor = [0] * slots  # totals at the end of the newest evicted bucket
         self._floor_epoch = -1
+        self._held: list[int] = []  # the epochs in the ring, ascending
 
     @property
     def cumulative(self) -> list[int]:
@@ -42,8 +56,12 @@ class Windowed:
 
     def _advance(self, epoch: int) -> list[int]:
         i = epoch % self.n
-        if self._epochs[i] > self._floor_epoch:  # evicted: the newest evicted is the floor
-            self._floor, self._floor_epoch = self._rows[i], self._epochs[i]
+        evicted = self._epochs[i]
+        if evicted >= 0:
+            del self._held[bisect.bisect_left(self._held, evicted)]
+            if evicted > self._floor_epoch:  # the newest evicted is the floor
+                self._floor, self._floor_epoch = self._rows[i], evicted
+        self._held.append(epoch)  # epochs only grow: the list stays sorted
         row = list(self.cumulative)
         self._rows[i] = row
         self._epochs[i] = epoch
@@ -54,19 +72,14 @@ class Windowed:
         self.row(now)[slot] += amount
 
     def _at(self, epoch: int) -> list[int]:
-        """Totals at the end of ``epoch``: the newest bucket at or before it."""
+        """Totals at the end of ``epoch``: the newest bucket at or before it, else the floor
+        (what is known of older times)."""
         if epoch >= self._current:
             return self.cumulative
-        for e in range(epoch, max(epoch - self.n, self._floor_epoch), -1):
-            i = e % self.n
-            if self._epochs[i] == e:
-                return self._rows[i]
-        # No bucket in the last n epochs (a long quiet spell): the newest older one, if any.
-        best, found = self._floor_epoch, self._floor
-        for i, e in enumerate(self._epochs):
-            if best < e <= epoch:
-                best, found = e, self._rows[i]
-        return found if best >= 0 else [0] * self.slots
+        k = bisect.bisect_right(self._held, epoch) - 1
+        if k >= 0 and self._held[k] > self._floor_epoch:
+            return self._rows[self._held[k] % self.n]
+        return self._floor if self._floor_epoch >= 0 else [0] * self.slots
 
     def totals(self, now: float, window: float) -> list[int]:
         """Counts per slot over the last ``window`` seconds (whole buckets, the current one
