@@ -32,6 +32,7 @@ bench:
 	$(PY) bench/workers_bench.py $(WORKERS_BENCH_ARGS)
 	$(PY) bench/rss_bench.py $(RSS_BENCH_ARGS)
 	$(PY) bench/floor_bench.py $(FLOOR_BENCH_ARGS)
+	$(PY) bench/instr_bench.py $(INSTR_BENCH_ARGS)
 
 clean:
 	rm -rf .venv .venv-mlserver .venv-kserve .failwell-demo

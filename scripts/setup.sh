@@ -24,7 +24,7 @@ if [ "$what" = demo ]; then
   needs+=(redis-server:redis-server)  # `make demo DEMO_ARGS=--fleet` shares state through it
 fi
 if [ "$what" = bench ]; then
-  needs+=(nginx:nginx wrk:wrk)
+  needs+=(nginx:nginx wrk:wrk valgrind:valgrind)  # valgrind: instr_bench counts instructions
 fi
 
 debian_packages() {
