@@ -17,6 +17,7 @@ _REQUEST_ID = re.compile(rb"^[\x21-\x7e]{1,128}$")
 # instances without a syscall per request.
 _PREFIX = os.urandom(6).hex()
 _COUNTER = itertools.count(1)
+_ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
 _bits = random.getrandbits
 
 
@@ -32,7 +33,11 @@ def exchange(scope: Scope) -> Exchange:
     upstream["x-request-id"] = rid
     if "traceparent" not in upstream:  # start a W3C trace here: version-trace id-span id-sampled
         # ids need to be unique, not secret: the process's PRNG (reseeded in each forked
-        # worker), not a getrandom syscall per request; never all zeros (invalid)
-        trace, span = _bits(128) or 1, _bits(64) or 1
-        upstream["traceparent"] = f"00-{trace:032x}-{span:016x}-01"
+        # worker), not a getrandom syscall per request; 24 random bytes in hex are both ids
+        # (one conversion, no integer formatting); never all zeros (invalid)
+        ids = _bits(192).to_bytes(24, "little").hex()
+        trace, span = ids[:32], ids[32:]
+        if trace == _ZERO_TRACE or span == _ZERO_SPAN:
+            trace, span = trace[:-1] + "1", span[:-1] + "1"
+        upstream["traceparent"] = "00-" + trace + "-" + span + "-01"
     return Exchange(rid, upstream, scope["path"])
