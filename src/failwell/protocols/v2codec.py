@@ -82,7 +82,7 @@ def _tensors(
 ) -> list[tuple[WireTensor, list[Any]]]:
     """Each tensor with its elements, names unique; raises V2Malformed."""
     chunks: list[memoryview | None]
-    if not tail and all(t.parameters is None for t in tensors):  # all JSON: no tail to slice
+    if not tail and not any([t.parameters for t in tensors]):  # all JSON: no tail to slice
         chunks = [None] * len(tensors)
     else:
         sizes = [(t.name, t.parameters.binary_data_size if t.parameters else None) for t in tensors]
@@ -220,8 +220,10 @@ def encode_upstream_request(
         if many and not isinstance(value, list | tuple):
             raise InvalidInput(f"input {name!r}: expected a {field_type}", name)
         flat = list(value) if many else [value]
-        if any(type(v) not in _ELEMENT_TYPES[base] for v in flat):  # exact: a bool is no int
-            raise InvalidInput(f"input {name!r}: expected a {field_type}", name)
+        allowed = _ELEMENT_TYPES[base]
+        for v in flat:  # a loop, not any(): no generator per field and request
+            if type(v) not in allowed:  # exact: a bool is no int
+                raise InvalidInput(f"input {name!r}: expected a {field_type}", name)
         if base == "float":
             try:
                 flat = [float(v) for v in flat]
