@@ -249,7 +249,7 @@ def _list_tensor(value: list[Any] | tuple[Any, ...]) -> tuple[str, list[int], li
     shape, flat = _rectangle(value)
     if not shape:
         return None
-    kinds = {type(v) for v in flat}
+    kinds = set(map(type, flat))  # no comprehension frame
     if kinds == {int}:
         if min(flat) >= _INT64_MIN and max(flat) <= _INT64_MAX:
             return "INT64", shape, flat
