@@ -97,10 +97,14 @@ def elements(datatype: str, shape: list[int], data: Raw, chunk: memoryview | Non
         return _unpack(datatype, chunk, count)
     if not len(data):
         raise V2Malformed("has neither data nor binary data (shared memory is not supported)")
-    values = _json_elements(data, decoder)
+    try:  # the common case, a flat list of the datatype's elements, in one call
+        values = decoder.decode(data)
+    except msgspec.ValidationError:  # nested arrays, a bare element, or wrong elements
+        values = _json_elements(data, decoder)
     if datatype == "UINT64" and values and max(values) > _UINT64_MAX:
         raise V2Malformed(f"data does not fit UINT64: {max(values)}")
-    check_count(len(values), count)
+    if len(values) != count:
+        check_count(len(values), count)
     return values
 
 
@@ -112,6 +116,8 @@ def check_count(found: int, count: int) -> None:
 
 def element_count(shape: list[int]) -> int:
     """The number of elements of a shape, which no tensor can hold 2**63 of."""
+    if len(shape) == 1 and 0 <= shape[0] <= _INT64_MAX:  # a vector: the common case
+        return shape[0]
     count = 1
     for size in shape:
         if size < 0:
@@ -123,10 +129,7 @@ def element_count(shape: list[int]) -> int:
 
 
 def _json_elements(data: Raw, decoder: msgspec.json.Decoder[list[Any]]) -> list[Any]:
-    try:
-        return decoder.decode(data)
-    except msgspec.ValidationError:  # nested arrays, a bare element, or wrong elements
-        pass
+    """The elements of JSON data that is not a flat list of the datatype's elements."""
     try:
         flat = _flatten(_ANY_JSON.decode(data))
         return msgspec.convert(flat, type=decoder.type)  # type: ignore[no-any-return]
