@@ -221,6 +221,7 @@ def _enc_hook(value: Any) -> Any:
 
 _JSON_TEXT = msgspec.json.Encoder(enc_hook=_enc_hook)
 _SCALARS: dict[type, str] = {str: "BYTES", bool: "BOOL", int: "INT64", float: "FP64"}
+_INT, _NUMBER, _STR_OR_BOOL = frozenset((int,)), frozenset((int, float)), frozenset((str, bool))
 
 
 def tensor_of(value: Any) -> tuple[str, list[int], list[Any]]:
@@ -253,22 +254,24 @@ def _list_tensor(value: list[Any] | tuple[Any, ...]) -> tuple[str, list[int], li
     if not shape:
         return None
     kinds = set(map(type, flat))  # no comprehension frame
-    if kinds == {int}:
+    if kinds == _INT:
         if min(flat) >= _INT64_MIN and max(flat) <= _INT64_MAX:
             return "INT64", shape, flat
-    elif kinds <= {int, float}:  # empty lists too
+    elif kinds <= _NUMBER:  # empty lists too
         try:
             return "FP64", shape, flat if int not in kinds else [float(v) for v in flat]
         except OverflowError:
             return None
     elif len(shape) == 1 and len(kinds) == 1:
-        datatype = _SCALARS[kinds.pop()] if kinds <= {str, bool} else None
+        datatype = _SCALARS[kinds.pop()] if kinds <= _STR_OR_BOOL else None
         return None if datatype is None else (datatype, shape, flat)
     return None
 
 
 def _rectangle(value: list[Any] | tuple[Any, ...]) -> tuple[list[int], list[Any]]:
     """(shape, row-major elements) of nested lists; ([], []) when they are ragged."""
+    if not value or (type(value[0]) is not list and type(value[0]) is not tuple):
+        return [len(value)], list(value)  # flat: the common case
     shape: list[int] = []
     level: Any = value
     while type(level) is list or type(level) is tuple:
