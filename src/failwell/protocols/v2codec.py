@@ -73,8 +73,11 @@ def _field_type(field_type: str) -> tuple[str, bool]:
 
 
 def _texts(values: list[Any]) -> list[str]:
-    """BYTES elements as text; raises UnicodeDecodeError."""
-    return [v if type(v) is str else v.decode() for v in values]
+    """BYTES elements as text: str from JSON data as they are, bytes from binary data decoded
+    (``elements`` gives all of a tensor's one way); raises UnicodeDecodeError."""
+    if not values or type(values[0]) is str:
+        return values
+    return [v.decode() for v in values]
 
 
 def _split(body: bytes, header_length: int | None) -> tuple[bytes | memoryview, memoryview]:
@@ -139,9 +142,9 @@ def decode_infer_request(
         if field_type is None:
             raise InvalidInput(f"input {tensor.name!r} is not an input of this route", tensor.name)
         inputs[tensor.name] = _field_value(tensor.name, tensor.datatype, values, field_type)
-    for name in schema:
-        if name not in inputs:
-            raise InvalidInput(f"input {name!r} is missing", name)
+    if len(inputs) != len(schema):  # every input is one of the schema's, each once
+        missing = next(name for name in schema if name not in inputs)
+        raise InvalidInput(f"input {missing!r} is missing", missing)
     requested = list(binary_outputs) if binary_outputs else None
     return V2Request(inputs, request.id, binary_output, binary_outputs, requested)
 
@@ -168,7 +171,7 @@ def encode_infer_response(
     request_id: str | None,
     outputs: Any,
     request: V2Request,
-    parameters: Mapping[str, Any],
+    parameters: dict[str, Any],
 ) -> tuple[bytes, int | None]:
     """The response body, and the inference header's length when binary data follows it."""
     named: Mapping[Any, Any] = outputs if isinstance(outputs, dict) else {"output": outputs}
@@ -193,7 +196,7 @@ def encode_infer_response(
             model_name=model_name,
             model_version=UNSET if model_version is None else model_version,
             id=UNSET if request_id is None else request_id,
-            parameters=dict(parameters),
+            parameters=parameters,
             outputs=tensors,
         )
     )
