@@ -131,7 +131,10 @@ def decode_infer_request(
         header, tail = _split(body, header_length)
         request = REQUEST.decode(header)
         tensors = _tensors(request.inputs, tail, "input")
-        binary_output, binary_outputs = output_choices(request)
+        if request.outputs is None and request.parameters is None:  # the common case
+            binary_output, binary_outputs = False, {}
+        else:
+            binary_output, binary_outputs = output_choices(request)
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"not a valid v2 inference request: {exc}", status=400) from None
     except V2Malformed as exc:
@@ -240,7 +243,7 @@ def encode_upstream_request(
                 flat = [float(v) for v in flat]
             except OverflowError:
                 raise InvalidInput(f"input {name!r}: too large for a float", name) from None
-        datatype = (datatypes or {}).get(name) or _DEFAULT_DATATYPE[base]
+        datatype = (datatypes.get(name) if datatypes else None) or _DEFAULT_DATATYPE[base]
         if datatype not in _SENDS[base]:
             raise ValueError(f"input {name!r}: datatype {datatype} cannot carry a {field_type}")
         tensors.append(
