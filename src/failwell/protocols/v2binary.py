@@ -233,19 +233,19 @@ def tensor_of(value: Any) -> tuple[str, list[int], list[Any]]:
     BYTES [1] holding its JSON text. numpy arrays and scalars count as what ``tolist`` gives.
     """
     kind = type(value)
-    if kind not in _SCALARS and kind is not list and kind is not tuple and kind is not dict:
+    if kind is not list and kind not in _SCALARS and kind is not tuple and kind is not dict:
         tolist = getattr(value, "tolist", None)
         if callable(tolist):
             value = tolist()
             kind = type(value)
-    if kind is int and not _INT64_MIN <= value <= _INT64_MAX:
-        pass
-    elif kind in _SCALARS:
-        return _SCALARS[kind], [1], [value]
-    elif kind is list or kind is tuple:
+    if kind is list or kind is tuple:  # lists first: the common case
         found = _list_tensor(value)
         if found is not None:
             return found
+    elif kind is int and not _INT64_MIN <= value <= _INT64_MAX:
+        pass
+    elif kind in _SCALARS:
+        return _SCALARS[kind], [1], [value]
     return "BYTES", [1], [_JSON_TEXT.encode(value).decode()]
 
 

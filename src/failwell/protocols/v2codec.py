@@ -16,7 +16,7 @@ is ``InvalidInput`` with status 422. An upstream answer that is not well-formed 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,6 +131,7 @@ def decode_infer_request(
         header, tail = _split(body, header_length)
         request = REQUEST.decode(header)
         tensors = _tensors(request.inputs, tail, "input")
+        binary_outputs: dict[str, bool]
         if request.outputs is None and request.parameters is None:  # the common case
             binary_output, binary_outputs = False, {}
         else:
@@ -178,7 +179,7 @@ def encode_infer_response(
 ) -> tuple[bytes, int | None]:
     """The response body, and the inference header's length when binary data follows it."""
     named: Mapping[Any, Any] = outputs if isinstance(outputs, dict) else {"output": outputs}
-    names: list[Any] = list(named) if request.requested is None else request.requested
+    names: Iterable[Any] = named if request.requested is None else request.requested
     tensors: list[TensorOut] = []
     blobs: list[bytes] = []
     for name in names:
