@@ -38,8 +38,7 @@ class Request:
     needs: frozenset[str] = frozenset()  # what the answering tier must support ("tools", ...)
 
 
-@dataclass(slots=True)
-class Result:
+class Result(msgspec.Struct):  # built in C: no Python __init__ frame per request
     outputs: Any
     model_version: str | None = None
 
