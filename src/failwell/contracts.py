@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 import msgspec
@@ -24,8 +24,7 @@ from failwell.errors import InvalidInput, TierFailure
 from failwell.resilience.deadline import Deadline
 
 
-@dataclass(slots=True)
-class Request:
+class Request(msgspec.Struct):  # built in C: no Python __init__ frame per request
     """One inference request as it travels the tier chain."""
 
     route: str
@@ -33,8 +32,10 @@ class Request:
     deadline: Deadline
     request_id: str = ""
     front_end: str = "predict"
-    schema: Mapping[str, str] = field(default_factory=dict)  # the route's input types
-    headers: dict[str, str] = field(default_factory=dict)  # propagated upstream (traceparent)
+    schema: Mapping[str, str] = msgspec.field(default_factory=dict)  # the route's input types
+    headers: dict[str, str] = msgspec.field(
+        default_factory=dict
+    )  # propagated upstream (traceparent)
     needs: frozenset[str] = frozenset()  # what the answering tier must support ("tools", ...)
 
 
@@ -84,8 +85,7 @@ class StreamingAdapter(Adapter, Protocol):
     async def stream(self, request: Request, timeout: float) -> ChunkStream: ...
 
 
-@dataclass(slots=True)
-class Answer:
+class Answer(msgspec.Struct):  # built in C: no Python __init__ frame per request
     """What the tier chain returns: the outputs and where they came from."""
 
     outputs: Any
@@ -97,7 +97,7 @@ class Answer:
     tier_index: int
     replica: str | None = None
     age: float | None = None
-    failures: list[TierFailure] = field(default_factory=list)
+    failures: list[TierFailure] = msgspec.field(default_factory=list)
     # A stream: every tier whose chunks reached the client, in order (``latency`` is then the
     # time to the first chunk), and whether the stream resumed on a later tier.
     tiers: list[str] | None = None
@@ -107,8 +107,7 @@ class Answer:
     row_tiers: list[str] | None = None
 
 
-@dataclass(slots=True)
-class Exchange:
+class Exchange(msgspec.Struct):  # built in C: no Python __init__ frame per request
     """One request/response exchange at the edge: what the edge reads from the request's
     headers (request id, trace context), what the front end learns (route, inputs, answer)
     and how it ended."""
@@ -116,7 +115,7 @@ class Exchange:
     request_id: str
     upstream_headers: dict[str, str]  # propagated to upstreams
     path: str = ""
-    started: float = field(default_factory=time.time)  # wall clock
+    started: float = msgspec.field(default_factory=time.time)  # wall clock
     front_end: str = ""
     route: str | None = None
     inputs: dict[str, Any] | None = None

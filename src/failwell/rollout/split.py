@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import random
 from collections.abc import Iterator
 from copy import copy as shallow
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from failwell.clock import SYSTEM_CLOCK, Clock
@@ -145,7 +145,7 @@ class SplitTier:
 
     async def _shadow(self, request: Request, budget: float) -> None:
         # the same request (schema and tensors included), labelled as a shadow
-        copy = dataclasses.replace(request, inputs=shallow(request.inputs), front_end="shadow")
+        copy = msgspec.structs.replace(request, inputs=shallow(request.inputs), front_end="shadow")
         with contextlib.suppress(FailwellError):  # measured; never reaches the caller
             await self._measure(self.candidate, self.candidate_stats, copy, budget)
 

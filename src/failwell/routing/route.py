@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 import msgspec
+from msgspec.structs import replace
 
 from failwell.config.fields import FieldType
 from failwell.config.models import MidStream, RouteConfig, RouteKind

@@ -20,8 +20,9 @@ oldest cached row's. None of this runs unless the route opted in and tier 1 fail
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+
+from msgspec.structs import replace
 
 from failwell.config.models import TierKind
 from failwell.contracts import Answer, Request

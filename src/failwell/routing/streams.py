@@ -12,10 +12,11 @@ model tier, with the text so far as an assistant prefix; the client sees one str
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from msgspec.structs import replace
 
 from failwell.contracts import Answer, ChunkStream, Request
 from failwell.errors import FailwellError, UpstreamError
