@@ -33,9 +33,8 @@ class Request(msgspec.Struct):  # built in C: no Python __init__ frame per reque
     request_id: str = ""
     front_end: str = "predict"
     schema: Mapping[str, str] = msgspec.field(default_factory=dict)  # the route's input types
-    headers: dict[str, str] = msgspec.field(
-        default_factory=dict
-    )  # propagated upstream (traceparent)
+    # propagated upstream (traceparent)
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
     needs: frozenset[str] = frozenset()  # what the answering tier must support ("tools", ...)
 
 

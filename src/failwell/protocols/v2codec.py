@@ -79,14 +79,6 @@ def _texts(values: list[Any]) -> list[str]:
     return [v.decode() for v in values]
 
 
-def _split(body: bytes, header_length: int | None) -> tuple[bytes | memoryview, memoryview]:
-    """``split_body``; a plain-JSON body (no header length) is its own header, not viewed."""
-    return (body, _NO_TAIL) if header_length is None else split_body(body, header_length)
-
-
-_NO_TAIL = memoryview(b"")
-
-
 def _tensors(
     tensors: list[WireTensor], tail: memoryview, role: str
 ) -> list[tuple[WireTensor, list[Any]]]:
@@ -126,7 +118,7 @@ def decode_infer_request(
 ) -> V2Request:
     """Route inputs from a v2 inference request; raises InvalidInput (400 or 422)."""
     try:
-        header, tail = _split(body, header_length)
+        header, tail = split_body(body, header_length)
         request = REQUEST.decode(header)
         tensors = _tensors(request.inputs, tail, "input")
         binary_outputs: dict[str, bool]
@@ -267,7 +259,7 @@ def decode_infer_response(
     An output of shape [1] (or []) becomes a scalar, any other a flat list; BYTES become str.
     """
     try:
-        header, tail = _split(body, header_length)
+        header, tail = split_body(body, header_length)
         response = RESPONSE.decode(header)
         outputs: dict[str, Any] = {}
         for tensor, values in _tensors(response.outputs, tail, "output"):

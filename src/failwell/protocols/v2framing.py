@@ -7,14 +7,17 @@ from collections.abc import Sequence
 
 from failwell.protocols.v2binary import V2Malformed
 
+_NO_TAIL = memoryview(b"")
+
 
 def split_body(
     body: bytes | memoryview, header_length: int | None
-) -> tuple[memoryview, memoryview]:
-    """The JSON header and the binary tail of a body, without copying either."""
-    view = memoryview(body)
+) -> tuple[bytes | memoryview, memoryview]:
+    """The JSON header and the binary tail of a body, without copying either; a plain-JSON
+    body (no header length) is its own header, as it is."""
     if header_length is None:
-        return view, view[len(view) :]
+        return body, _NO_TAIL
+    view = memoryview(body)
     if not 0 <= header_length <= len(view):
         raise V2Malformed(
             f"Inference-Header-Content-Length {header_length} is outside the {len(view)}-byte body"
