@@ -21,6 +21,8 @@ from failwell.errors import Overloaded, RateLimited
 from failwell.observe import families
 from failwell.routing.pool import Pool
 
+INTERACTIVE = Priority.INTERACTIVE  # read once: an enum member off its class is a slow lookup
+
 
 @dataclass(frozen=True, slots=True)
 class Caller:
@@ -110,7 +112,7 @@ class Admission:
     async def admit(self, route: str, caller: Caller | None) -> ConcurrencyLimit | None:
         """Admit a request to ``route``: the concurrency slot to release afterwards (or None).
         Raises RateLimited (429) or Overloaded (503), both with a Retry-After."""
-        priority = caller.priority if caller is not None else Priority.INTERACTIVE
+        priority = caller.priority if caller is not None else INTERACTIVE
         if caller is not None:
             rate = caller.rate or self.key_rate
             if rate is not None:

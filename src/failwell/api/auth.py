@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from failwell.admission.admit import Admission, Caller
 from failwell.admission.concurrency import RETRY_AFTER, ConcurrencyLimit
 from failwell.api.http import Scope
-from failwell.api.limits import check_headers
+from failwell.api.limits import HeaderLimits
 from failwell.api.sessions import Sessions
 from failwell.clock import SYSTEM_CLOCK, Clock
 from failwell.config.checks import is_loopback
@@ -157,7 +157,7 @@ class Guard:
     def __init__(
         self, security: SecurityConfig, keys: KeyRing, admission: Admission, sessions: Sessions
     ) -> None:
-        self.limits = security.limits
+        self.header_limits = HeaderLimits.from_config(security.limits)
         self.required = security.auth_required
         self.keys = keys
         self.admission = admission
@@ -168,7 +168,7 @@ class Guard:
         """Check limits and the key for ``path``; the scopes of admin and metrics endpoints.
         Predict scopes are checked by ``admit`` once the route is known."""
         headers = scope["headers"]
-        check_headers(headers, self.limits)
+        self.header_limits.check(headers)
         if not self.required:
             if path.startswith("/admin/") and not _from_loopback(scope):
                 raise Forbidden("without API keys the admin API answers loopback clients only")

@@ -79,11 +79,23 @@ def _marks(body: bytes | memoryview) -> tuple[int, int]:
     return opens, int(np.count_nonzero(chars == _COMMA))
 
 
-def check_headers(headers: list[tuple[bytes, bytes]], limits: RequestLimits) -> None:
-    if len(headers) > limits.max_headers:
-        raise HeadersTooLarge(f"more than {limits.max_headers} headers")
-    size = 0
-    for key, value in headers:
-        size += len(key) + len(value)
-    if size > limits.max_header_bytes:
-        raise HeadersTooLarge(f"headers are over the {limits.max_header_bytes}-byte limit")
+@dataclass(frozen=True, slots=True)
+class HeaderLimits:
+    """The header count and total size allowed (431 beyond), as plain attributes: a pydantic
+    config object's attribute reads go through its ``__getattr__`` hook, on every request."""
+
+    count: int
+    size: int
+
+    @classmethod
+    def from_config(cls, limits: RequestLimits) -> HeaderLimits:
+        return cls(limits.max_headers, limits.max_header_bytes)
+
+    def check(self, headers: list[tuple[bytes, bytes]]) -> None:
+        if len(headers) > self.count:
+            raise HeadersTooLarge(f"more than {self.count} headers")
+        size = 0
+        for key, value in headers:
+            size += len(key) + len(value)
+        if size > self.size:
+            raise HeadersTooLarge(f"headers are over the {self.size}-byte limit")

@@ -120,6 +120,7 @@ def _headers(answer: Answer, request_id: str, header_len: int | None) -> Headers
 
 def front_end(routes: Mapping[str, Route], limit: BodyLimits) -> FrontEnd:
     """/v2/models/{route}[/versions/{v}][/ready|/infer]."""
+    predict = RouteKind.PREDICT  # read once: an enum member off its class is a slow lookup
 
     async def serve(scope: Scope, receive: Receive, send: Send, ex: Exchange, gate: Pass) -> None:
         ex.front_end = "v2"
@@ -132,7 +133,7 @@ def front_end(routes: Mapping[str, Route], limit: BodyLimits) -> FrontEnd:
             return
         slot = await gate.admit(name)
         try:  # the inference, inline: a coroutine of its own would be one more frame
-            route = find_route(routes, name, RouteKind.PREDICT)
+            route = find_route(routes, name, predict)
             if scope["method"] != "POST":
                 raise NotFound(f"no such endpoint: {scope['method']} /v2/models/{rest}")
             raw_len = header(scope, b"inference-header-content-length")

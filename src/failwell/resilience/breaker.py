@@ -26,6 +26,10 @@ class BreakerState(enum.IntEnum):
     OPEN = 2
 
 
+# The members by name: in CPython 3.11 each read of ``BreakerState.CLOSED`` goes through the
+# slow attribute hook of EnumType's ``__getattr__``, and the closed fast paths run per call.
+CLOSED, HALF_OPEN, OPEN = BreakerState.CLOSED, BreakerState.HALF_OPEN, BreakerState.OPEN
+
 Listener = Callable[[BreakerState, BreakerState], None]
 
 
@@ -54,7 +58,7 @@ class Breaker:
         self.recovery = recovery
         self.half_open_max = half_open_max
         self._clock = clock
-        self._state = BreakerState.CLOSED
+        self._state = CLOSED
         self._failures = 0
         self._opened_at = 0.0
         self._probes = 0
@@ -70,11 +74,8 @@ class Breaker:
     @property
     def state(self) -> BreakerState:
         """The state now; an open breaker whose recovery time has passed reads half-open."""
-        if (
-            self._state is BreakerState.OPEN
-            and self._clock.now() - self._opened_at >= self.recovery
-        ):
-            self._move(BreakerState.HALF_OPEN)
+        if self._state is OPEN and self._clock.now() - self._opened_at >= self.recovery:
+            self._move(HALF_OPEN)
         return self._state
 
     def hold(self, seconds: float) -> None:
@@ -91,44 +92,44 @@ class Breaker:
 
     def available(self) -> bool:
         """Would ``acquire`` succeed now? Does not take a probe slot."""
-        if self._state is BreakerState.CLOSED and not self._held_until:
+        if self._state is CLOSED and not self._held_until:
             return True  # the common case, with no clock read
         if self.held():
             return False
         state = self.state
-        if state is BreakerState.CLOSED:
+        if state is CLOSED:
             return True
-        return state is BreakerState.HALF_OPEN and self._probes < self.half_open_max
+        return state is HALF_OPEN and self._probes < self.half_open_max
 
     def acquire(self) -> bool:
         """Ask to make a call. In half-open this takes one probe slot; pair with ``release``."""
-        if self._state is BreakerState.CLOSED and not self._held_until:
+        if self._state is CLOSED and not self._held_until:
             return True
         if self.held():
             return False
         state = self.state
-        if state is BreakerState.CLOSED:
+        if state is CLOSED:
             return True
-        if state is BreakerState.HALF_OPEN and self._probes < self.half_open_max:
+        if state is HALF_OPEN and self._probes < self.half_open_max:
             self._probes += 1
             return True
         return False
 
     def record_success(self) -> None:
-        if self._state is BreakerState.CLOSED:
+        if self._state is CLOSED:
             self._failures = 0
             return
-        if self.state is BreakerState.HALF_OPEN:
+        if self.state is HALF_OPEN:
             self._probes = max(0, self._probes - 1)
-            self._move(BreakerState.CLOSED)
+            self._move(CLOSED)
         self._failures = 0
 
     def record_failure(self) -> None:
-        if self.state is BreakerState.HALF_OPEN:
+        if self.state is HALF_OPEN:
             self._probes = max(0, self._probes - 1)
             self._open()
             return
-        if self._state is BreakerState.OPEN:
+        if self._state is OPEN:
             return
         self._failures += 1
         if self._failures >= self.failure_threshold:
@@ -136,7 +137,7 @@ class Breaker:
 
     def open_for(self) -> float:
         """Seconds until an open breaker reads half-open; 0 when it is not open."""
-        if self.state is not BreakerState.OPEN:
+        if self.state is not OPEN:
             return 0.0
         return self.recovery - (self._clock.now() - self._opened_at)
 
@@ -152,21 +153,21 @@ class Breaker:
 
     def release(self) -> None:
         """Give back a probe slot for a call that ended without a verdict (e.g. cancelled)."""
-        if self._state is BreakerState.HALF_OPEN:
+        if self._state is HALF_OPEN:
             self._probes = max(0, self._probes - 1)
 
     def _open(self) -> None:
         self._opened_at = self._clock.now()
         self._failures = 0
         self._probes = 0
-        self._move(BreakerState.OPEN)
+        self._move(OPEN)
 
     def _move(self, new: BreakerState) -> None:
         old = self._state
         if old is new:
             return
         self._state = new
-        if new is not BreakerState.HALF_OPEN:
+        if new is not HALF_OPEN:
             self._probes = 0
         for listener in self._listeners:
             listener(old, new)

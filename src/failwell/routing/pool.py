@@ -27,7 +27,7 @@ from failwell.errors import (
     UpstreamThrottled,
     UpstreamTimeout,
 )
-from failwell.resilience.breaker import Breaker, BreakerState
+from failwell.resilience.breaker import CLOSED, Breaker
 from failwell.resilience.retry import RetryPolicy
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -70,7 +70,7 @@ class Replica:
     def serving(self) -> bool:
         """In rotation for readiness and status: healthy with its breaker closed (a half-open
         replica that has not passed its probe call yet does not count)."""
-        return self.healthy and self.breaker.state is BreakerState.CLOSED
+        return self.healthy and self.breaker.state is CLOSED
 
     def __repr__(self) -> str:
         return f"<Replica {self.label} p{self.priority} out={self.outstanding} {self.breaker!r}>"

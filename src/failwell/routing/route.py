@@ -49,6 +49,7 @@ class Route:
         self.name = name
         self.config = config
         self.kind = config.kind
+        self._chat = config.kind is RouteKind.CHAT
         self.schema = dict(config.input)
         self.tensors = tensors
         self.chain = chain
@@ -74,7 +75,7 @@ class Route:
             front_end,
             self.schema,
             headers,
-            chat_needs(inputs) if self.kind is RouteKind.CHAT else NO_NEEDS,
+            chat_needs(inputs) if self._chat else NO_NEEDS,
         )
 
     async def answer(
