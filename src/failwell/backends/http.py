@@ -192,21 +192,26 @@ class HttpUpstream:
             head += "".join(f"{k}: {v}\r\n" for k, v in extra.items()).encode("latin-1")
         size = len(body) if isinstance(body, bytes) else sum(len(part) for part in body)
         head = b"%scontent-length: %d\r\n\r\n" % (head, size)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
         slots = target.slots
         conn: Connection | None = None
+        # The common case takes a slot and an idle connection without awaiting either, and
+        # reads the clock of the connection's loop (CPython 3.11's get_running_loop makes a
+        # getpid syscall on every call); a wait for either starts the deadline first.
+        deadline = 0.0
         try:
-            if not slots.take_now():  # the common case takes a slot and an idle connection
-                async with asyncio.timeout_at(deadline):  # without awaiting either
+            if not slots.take_now():
+                deadline = asyncio.get_running_loop().time() + timeout
+                async with asyncio.timeout_at(deadline):
                     await slots.take()
             try:
                 conn = self._idle(target)
                 if conn is None:
+                    deadline = deadline or asyncio.get_running_loop().time() + timeout
                     async with asyncio.timeout_at(deadline):
                         conn = await self._open(target)
+                loop = conn.loop
                 waiter = conn.send(head, body, stream)
-                timer = loop.call_at(deadline, _expire, waiter)
+                timer = loop.call_at(deadline or loop.time() + timeout, _expire, waiter)
                 try:
                     status, payload = await waiter
                 finally:

@@ -51,7 +51,6 @@ class Connection(asyncio.Protocol):
         "_body",
         "_body_queue",
         "_length_known",
-        "_loop",
         "_parser",
         "_status",
         "_stream",
@@ -59,6 +58,7 @@ class Connection(asyncio.Protocol):
         "closed",
         "header_length",
         "keep_alive",
+        "loop",
         "retry_after",
         "transport",
     )
@@ -66,7 +66,7 @@ class Connection(asyncio.Protocol):
     def __init__(self) -> None:
         # built by loop.create_connection; asked once here, not per request (CPython 3.11
         # asks the kernel for its pid on every get_running_loop)
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
@@ -153,7 +153,7 @@ class Connection(asyncio.Protocol):
         self._length_known = False
         self.header_length = None
         self.retry_after = None
-        self._waiter = self._loop.create_future()
+        self._waiter = self.loop.create_future()
         parts = (body,) if isinstance(body, bytes) else body
         if sum(len(part) for part in parts) < COPY_BELOW:  # one write, one syscall
             self.transport.write(b"".join((head, *parts)))
