@@ -1,4 +1,4 @@
-"""The server side of a connection: uvicorn's httptools protocol, with a large request body read
+"""The server side of a connection: ``api/protocol.py``'s, with a large request body read
 straight into one buffer.
 
 uvicorn hands a body to the application through four copies: uvloop makes a ``bytes`` of each
@@ -14,7 +14,7 @@ is within the route's ``max_body``, asks it to read a body of ``DIRECT_FROM`` by
 and the rest is read from the socket straight after them. The buffer is taken only then, so a
 client that sends heads alone makes the gateway hold nothing. A whole response goes out in one
 write (``api/cycle.py``). Everything else (the head, small and chunked bodies, pipelining,
-keep-alive, streamed responses) is uvicorn's own code.
+keep-alive, streamed responses) is ``api/protocol.py``'s and uvicorn's.
 
 uvloop reads into a buffer only for a protocol that is not an ``asyncio.Protocol``, which
 uvicorn's is: so while such a body is read the transport's protocol is a ``_BodyReader``
@@ -29,14 +29,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from typing import Any, cast
+from typing import Any
 
 import httptools
 import numpy as np
-from uvicorn.protocols.http import httptools_impl
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from failwell.api.cycle import Cycle
+from failwell.api.protocol import Protocol
 
 DIRECT_FROM = 64 * 1024  # smaller bodies: one or two reads through the parser cost little
 EXTENSION = "failwell.body"
@@ -64,23 +62,16 @@ class DirectBody:
             self.done.set_result(self.view if complete else None)
 
 
-class BodyReader(HttpToolsProtocol):
-    """uvicorn's protocol (give the class to uvicorn as its ``http``), able to read a large
-    body into one buffer instead of its ``bytearray``."""
+class BodyReader(Protocol):
+    """The connection's protocol (give the class to uvicorn as its ``http``), able to read a
+    large body into one buffer instead of uvicorn's ``bytearray``."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        # uvicorn builds each request's cycle from its module's class: the leaner response of
-        # api/cycle.py. (Changing a built cycle's class would slow every attribute read on it.)
-        httptools_impl.RequestResponseCycle = Cycle  # type: ignore[misc]
         # One per connection, holding the protocol weakly: a scope that held it (or its
         # cycle) strongly would make a reference cycle of every request, left to the garbage
         # collector (callgrind: +10k instructions per small-field V2 request).
-        self._extensions = {EXTENSION: weakref.ref(self)}
-
-    def on_headers_complete(self) -> None:
-        super().on_headers_complete()
-        cast(Any, self.scope)["extensions"] = self._extensions
+        self.extensions[EXTENSION] = weakref.ref(self)
 
     def read_direct(self, scope: Any, size: int) -> DirectBody | None:
         """Read the rest of the body (``size`` bytes in all, ``DIRECT_FROM`` or more) of the
