@@ -109,6 +109,24 @@ class Cycle(RequestResponseCycle):
         self.body = bytearray()
         return message
 
+    def body_in(self) -> bytes | None:
+        """What ``receive`` would give now, without a message: the request's body when all
+        of it is in and nothing is owed first (a ``100 Continue``); None for any other (call
+        ``receive``)."""
+        if (
+            self.more_body
+            or self.waiting_for_100_continue
+            or self.disconnected
+            or self.response_complete
+        ):
+            return None
+        if self.flow.read_paused:
+            self.flow.resume_reading()
+        self.message_event.value = False
+        body = bytes(self.body)
+        self.body = bytearray()
+        return body
+
     async def send(self, message: Any) -> None:
         head = self.held
         if head is None:
@@ -130,19 +148,35 @@ class Cycle(RequestResponseCycle):
         ):
             if self.flow.write_paused and not self.disconnected:
                 await self.flow.drain()
-            if self.disconnected:
-                return
-            self.transport.write(head + body)
-            self.expected_content_length = 0
-            self.response_complete = True
-            self.message_event.set()
-            if not self.keep_alive:
-                self.transport.close()
-            self.on_response()
+            if not self.disconnected:
+                self._write_whole(head + body)
             return
         if not self.disconnected:
             self.transport.write(head)
         await super().send(message)
+
+    def respond(self, status: int, headers: Any, body: bytes) -> bool:
+        """A whole response (``headers`` with its Content-Length) written at once, without
+        ASGI messages; False, with nothing written, for one that cannot go this way (the
+        same cases ``send`` leaves to uvicorn): send it as messages."""
+        if self.held is not None or len(body) >= JOIN_BELOW or not self._may_hold():
+            return False
+        head = self._head(status, headers)
+        if head is None or self.expected_content_length != len(body):
+            return False
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        self._write_whole(head + body)
+        return True
+
+    def _write_whole(self, data: bytes) -> None:
+        self.transport.write(data)
+        self.expected_content_length = 0
+        self.response_complete = True
+        self.message_event.set()
+        if not self.keep_alive:
+            self.transport.close()
+        self.on_response()
 
     def _may_hold(self) -> bool:
         return not (

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
+from types import MethodType
 from typing import Any
 
 from failwell.api.bodyreader import DIRECT_FROM, EXTENSION, DirectBody
+from failwell.api.cycle import Cycle
 from failwell.api.limits import BodyLimits
 from failwell.errors import BodyTooLarge, SlowClient
 
@@ -72,11 +74,17 @@ async def read_parts(
         server = None if ref is None else ref()  # api/bodyreader.py's BodyReader
         if server is not None:
             direct = server.read_direct(scope, int(length))
+    # A body that is all in already (the common case, a small body in the head's packet)
+    # cannot dribble: taken from the server's cycle as it is, with no watch and no message.
+    cycle = receive.__self__ if type(receive) is MethodType else None
+    if direct is None and type(cycle) is Cycle:
+        body = cycle.body_in()
+        if body is not None:
+            if len(body) > limit:
+                raise BodyTooLarge(f"body is over the {limit}-byte limit")
+            return [body] if body else []
     watch = limits.watch
-    # A body that is all in already (uvicorn's cycle has had its last part) cannot dribble: no
-    # watch for it (the common case, a small body in the head's packet).
-    cycle = getattr(receive, "__self__", None)
-    task = None if direct is None and getattr(cycle, "more_body", True) is False else watch.begin()
+    task = watch.begin()
     try:
         if direct is not None:  # Content-Length, within the limit
             whole = await direct.done
@@ -106,5 +114,9 @@ async def read_parts(
 
 async def respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
     headers = [*headers, (b"content-length", str(len(body)).encode())]
+    # The server's own send (no hook wraps it): its cycle writes the response at once
+    cycle = send.__self__ if type(send) is MethodType else None
+    if type(cycle) is Cycle and cycle.respond(status, headers, body):
+        return
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
