@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from failwell.admission.admit import Admission, Caller
 from failwell.admission.concurrency import RETRY_AFTER, ConcurrencyLimit
@@ -206,12 +207,16 @@ class Guard:
         if who is not None and not who.may_predict(route):
             raise Forbidden(f"the key {who.name!r} lacks the 'predict:{route}' scope")
 
-    async def admit(self, who: Principal | None, route: str) -> ConcurrencyLimit | None:
-        """Scope check and admission for one inference on ``route``; release the slot after."""
+    def admit(
+        self, who: Principal | None, route: str
+    ) -> Coroutine[Any, Any, ConcurrencyLimit | None]:
+        """Scope check and admission for one inference on ``route``; release the slot after.
+        The checks are made at the call; await what it returns (admission itself, with no
+        coroutine frame of this method's around it)."""
         self.authorize(who, route)
         if self.draining:
             raise Overloaded("the gateway is draining; use another instance", RETRY_AFTER)
-        return await self.admission.admit(route, who.caller if who is not None else None)
+        return self.admission.admit(route, who.caller if who is not None else None)
 
 
 class Pass:
@@ -226,8 +231,9 @@ class Pass:
     def authorize(self, route: str) -> None:
         self.guard.authorize(self.who, route)
 
-    async def admit(self, route: str) -> ConcurrencyLimit | None:
-        return await self.guard.admit(self.who, route)
+    def admit(self, route: str) -> Coroutine[Any, Any, ConcurrencyLimit | None]:
+        """``Guard.admit`` for this request: await it."""
+        return self.guard.admit(self.who, route)
 
     @staticmethod
     def release(slot: ConcurrencyLimit | None) -> None:
