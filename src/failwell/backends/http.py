@@ -37,12 +37,6 @@ from failwell.errors import (
 __all__ = ["Body", "HttpUpstream", "StreamBody"]
 
 
-def _expire(waiter: asyncio.Future[tuple[int, bytes]]) -> None:
-    """The attempt's deadline passed with no answer (one timer, not a cancelled task)."""
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
-
-
 class _Target:
     """One upstream URL and method: where to connect and the request head, built once."""
 
@@ -209,13 +203,9 @@ class HttpUpstream:
                     deadline = deadline or asyncio.get_running_loop().time() + timeout
                     async with asyncio.timeout_at(deadline):
                         conn = await self._open(target)
-                loop = conn.loop
-                waiter = conn.send(head, body, stream)
-                timer = loop.call_at(deadline or loop.time() + timeout, _expire, waiter)
-                try:
-                    status, payload = await waiter
-                finally:
-                    timer.cancel()
+                status, payload = await conn.send(
+                    head, body, deadline or conn.loop.time() + timeout, stream
+                )
             finally:
                 slots.give()
         except TimeoutError:

@@ -50,10 +50,12 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "_body",
         "_body_queue",
+        "_deadline",
         "_length_known",
         "_parser",
         "_status",
         "_stream",
+        "_timer",
         "_waiter",
         "closed",
         "header_length",
@@ -70,6 +72,8 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self._deadline = 0.0  # the waiter's, on the loop's clock
+        self._timer: asyncio.TimerHandle | None = None
         self._body: list[bytes] = []
         self._status = 0
         self._length_known = False
@@ -93,6 +97,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._stop_timer()
         if self._stream is not None:
             self._stream.end()  # a cut is told from an end by the stream's own framing
         waiter = self._waiter
@@ -142,10 +147,12 @@ class Connection(asyncio.Protocol):
             waiter.set_exception(exc)
 
     def send(
-        self, head: bytes, body: Body, stream: BodyQueue | None = None
+        self, head: bytes, body: Body, deadline: float, stream: BodyQueue | None = None
     ) -> asyncio.Future[tuple[int, bytes]]:
-        """Write a request; the future gives (status, body). With ``stream``, a 200's future
-        resolves at the end of its head and the body goes to ``stream`` as it arrives."""
+        """Write a request; the future gives (status, body), or raises ``TimeoutError`` if
+        the head and body have not come by ``deadline`` (the loop's clock). With ``stream``,
+        a 200's future resolves at the end of its head and the body goes to ``stream`` as it
+        arrives."""
         assert self.transport is not None
         self._body_queue, self._stream = stream, None
         self._body = []
@@ -154,6 +161,15 @@ class Connection(asyncio.Protocol):
         self.header_length = None
         self.retry_after = None
         self._waiter = self.loop.create_future()
+        self._deadline = deadline
+        # One timer per connection rather than one per request (in uvloop a timer made and
+        # cancelled is about 9k instructions): an armed timer that would fire at or before
+        # this deadline stays, and moves on to it when it fires.
+        timer = self._timer
+        if timer is None or deadline < timer.when():
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(deadline, self._expire)
         parts = (body,) if isinstance(body, bytes) else body
         if sum(len(part) for part in parts) < COPY_BELOW:  # one write, one syscall
             self.transport.write(b"".join((head, *parts)))
@@ -165,7 +181,25 @@ class Connection(asyncio.Protocol):
         """The streamed body was read to its end: the connection can serve another request."""
         self._stream = None
 
+    def _expire(self) -> None:
+        """The deadline timer: fail a waiter whose deadline has passed; wait on for one
+        whose deadline is later (a request sent since the timer was armed)."""
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # the next request arms the timer again
+        if self._deadline <= self.loop.time():
+            waiter.set_exception(TimeoutError())
+        else:
+            self._timer = self.loop.call_at(self._deadline, self._expire)
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def close(self) -> None:
         self.closed = True
+        self._stop_timer()
         if self.transport is not None:
             self.transport.close()

@@ -18,7 +18,8 @@ from failwell.errors import (
     UpstreamUnavailable,
 )
 
-Answer = Callable[[bytes], bytes | None]  # request bytes -> raw response (None: hang)
+# request bytes -> raw response (None: hang; (seconds, raw): answer after that long)
+Answer = Callable[[bytes], bytes | tuple[float, bytes] | None]
 
 
 async def serve(answer: Answer) -> tuple[asyncio.Server, str, list[asyncio.StreamWriter]]:
@@ -40,6 +41,9 @@ async def serve(answer: Answer) -> tuple[asyncio.Server, str, list[asyncio.Strea
                 raw = answer(head + body)
                 if raw is None:
                     await asyncio.sleep(3600)
+                if isinstance(raw, tuple):
+                    await asyncio.sleep(raw[0])
+                    raw = raw[1]
                 writer.write(raw or b"")
                 await writer.drain()
                 if b"connection: close" in (raw or b"").lower() or (
@@ -154,6 +158,32 @@ def test_hang_times_out_and_the_connection_is_not_reused() -> None:
             await client.post(url, b"{}", 0.05, "r")
         assert await client.post(url, b"{}", 1.0, "r") == b"ok"
         assert len(connections) == 2
+
+    run(answer, check)
+
+
+def test_one_connection_keeps_each_requests_own_deadline() -> None:
+    """A connection has one deadline timer, armed by an earlier request: it neither cuts a
+    later request's longer deadline short nor lets a shorter one run over."""
+    ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+
+    def answer(request: bytes) -> bytes | tuple[float, bytes] | None:
+        if b'"hang"' in request:
+            return None
+        return (0.3, ok) if b'"slow"' in request else ok
+
+    async def check(
+        client: HttpUpstream, url: str, connections: list[asyncio.StreamWriter]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        assert await client.post(url, b"{}", 0.1, "r") == b"ok"  # the timer: at +0.1 s
+        assert await client.post(url, b'{"slow": 1}', 2.0, "r") == b"ok"  # answered at +0.3
+        assert await client.post(url, b"{}", 5.0, "r") == b"ok"  # the timer: later still
+        started = loop.time()
+        with pytest.raises(UpstreamTimeout):
+            await client.post(url, b'{"hang": 1}', 0.1, "r")
+        assert loop.time() - started < 1.0  # its own deadline, not the timer's
+        assert len(connections) == 1  # all four on one connection
 
     run(answer, check)
 
