@@ -20,6 +20,7 @@ class App(Edge):
             gateway.guard,
             gateway.observers,
             gateway.before_respond,
+            gateway.before_admin_respond,
             gateway.audit,
         )
 

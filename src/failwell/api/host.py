@@ -62,6 +62,9 @@ class Host(Protocol):
     def before_respond(self) -> Sequence[BeforeRespond]: ...
 
     @property
+    def before_admin_respond(self) -> Sequence[BeforeRespond]: ...
+
+    @property
     def readiness_checks(self) -> Sequence[ReadinessCheck]: ...
 
     @property

@@ -2,7 +2,8 @@
 one more coroutine frame on every request, entered and resumed through):
 
 1. one ``Exchange`` per request (request id, trace context: ``api/exchange.py``); the
-   gateway's ``before_respond`` hooks as the response starts;
+   gateway's ``before_respond`` hooks (``before_admin_respond`` for the admin API) as the
+   response starts: a request with none sends as the server does;
 2. the guard: header limits, the API key and the admin and metrics scopes; the front ends get
    a ``Pass`` for route scopes and admission (``api/auth.py``);
 3. the front-end router (``api/router.py``);
@@ -33,18 +34,22 @@ class Edge:
         guard: Guard,
         observers: Sequence[Observer],
         before_respond: Sequence[BeforeRespond],
+        before_admin_respond: Sequence[BeforeRespond],
         audit: AuditSink,
     ) -> None:
         self.front_ends, self.guard = front_ends, guard
-        self.observers, self.hooks, self.audit = observers, before_respond, audit
+        self.observers, self.audit = observers, audit
+        self.hooks, self.admin_hooks = before_respond, before_admin_respond
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.other(scope, receive, send)
             return
         ex = exchange(scope)
-        if self.hooks:
-            send = self._held(send, ex)
+        admin = ex.path.startswith("/admin/")
+        hooks = self.admin_hooks if admin else self.hooks
+        if hooks:
+            send = self._held(send, ex, hooks)
         guard = self.guard
         try:
             who = guard.enter(scope, ex.path, ex)  # limits, key; admin and metrics scopes
@@ -54,7 +59,7 @@ class Edge:
             ex.status, ex.error = 499, "client_disconnected"
         except Exception as exc:
             await self._failed(exc, send, ex)
-        if ex.path.startswith("/admin/"):
+        if admin:
             detail = {"method": scope["method"], "path": ex.path, "status": ex.status}
             self.audit("admin_call", detail, ex.caller)
         if ex.front_end:
@@ -67,10 +72,10 @@ class Edge:
     async def other(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A scope that is not HTTP (``api/app.py``: the lifespan)."""
 
-    def _held(self, send: Send, ex: Exchange) -> Send:
-        """``send`` that awaits the before_respond hooks once, as the response starts (the sync
-        inference log makes the exchange's record durable there)."""
-        hooks = self.hooks
+    @staticmethod
+    def _held(send: Send, ex: Exchange, hooks: Sequence[BeforeRespond]) -> Send:
+        """``send`` that awaits ``hooks`` once, as the response starts (the sync inference log
+        makes the exchange's record durable there)."""
         started = False
 
         async def held(message: Message) -> None:

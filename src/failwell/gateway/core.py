@@ -95,7 +95,9 @@ class Gateway:
         self.services: list[Service] = []
         self.observers: list[Observer] = []
         self.audit_sinks: list[AuditSink] = []
+        # awaited as a response starts: of a request (not the admin API's), of an admin call
         self.before_respond: list[BeforeRespond] = []
+        self.before_admin_respond: list[BeforeRespond] = []
         self.readiness_checks: list[ReadinessCheck] = []
         self.admin = AdminApi()
         self.metrics = Metrics()
@@ -176,6 +178,8 @@ class Gateway:
             self.audit_sinks.append(self.log.audit_sink)
             if self.log.holds_answers:
                 self.before_respond.append(self.log.before_respond)
+            if self.log.audit_sync:
+                self.before_admin_respond.append(self.log.before_respond)
             self.readiness_checks.append(self.log.readiness)
             admin += self.log.admin_routes()
         self.services.insert(0, self.schemas)  # first: a conflict fails start-up early

@@ -119,8 +119,9 @@ class InferenceLog:
 
     @property
     def holds_answers(self) -> bool:
-        """Whether ``before_respond`` must run: a sync stream or refusal on failure."""
-        return self.sync or self.refuse or self.audit_sync
+        """Whether ``before_respond`` must run for inference requests: a sync stream or
+        refusal on failure (for admin calls: ``audit_sync``)."""
+        return self.sync or self.refuse
 
     def admin_routes(self) -> list[AdminRoute]:
         return [AdminRoute("GET", "/admin/log", self.status)]
