@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from failwell.observe import families_planes
+from failwell.observe.tally import HistogramTally
 
 
 class LogMetrics:
@@ -12,7 +13,9 @@ class LogMetrics:
         self.records = families_planes.LOG_RECORDS.counter(registry)
         self.drops = families_planes.LOG_DROPPED_RECORDS.counter(registry)
         self.commit_seconds = families_planes.LOG_COMMIT.histogram(registry)
-        self.lag_seconds = families_planes.LOG_LAG.histogram(registry)
+        # a tally: one bucket walk per batch, not a locked observe per record; each stream's
+        # writer thread is the only writer of its series (observe/tally.py)
+        self.lag_seconds = HistogramTally(families_planes.LOG_LAG, registry)
         self.lag_max = families_planes.LOG_LAG_MAX.gauge(registry)
         self._lag_max: dict[str, float] = {}
         self.pending_records = families_planes.LOG_PENDING_RECORDS.gauge(registry)
@@ -26,12 +29,13 @@ class LogMetrics:
             self.commit_seconds.labels(stream).observe(seconds)
 
     def lag(self, stream: str, lags: list[float]) -> None:
-        child = self.lag_seconds.labels(stream)
-        for value in lags:
-            child.observe(value)
-        if lags and max(lags) > self._lag_max.get(stream, 0.0):
-            self._lag_max[stream] = max(lags)
-            self.lag_max.labels(stream).set(max(lags))
+        if not lags:
+            return
+        self.lag_seconds.child((stream,)).observe_many(lags)
+        longest = max(lags)
+        if longest > self._lag_max.get(stream, 0.0):
+            self._lag_max[stream] = longest
+            self.lag_max.labels(stream).set(longest)
 
     def dropped(self, stream: str, reason: str, n: int = 1) -> None:
         self.drops.labels(stream, reason).inc(n)

@@ -40,42 +40,47 @@ def outcome(status: int) -> str:
     return "refused" if 400 <= status < 500 else "failed"
 
 
+# read once: in CPython 3.11 an enum member read off its class goes through a slow hook
+_FULL, _HASHED = InputPolicy.FULL, InputPolicy.HASHED
+
+
 def inference_record(ex: Exchange, policy: InputPolicy) -> dict[str, Any] | None:
-    """The record of one exchange, or None for exchanges that are not inferences (metadata)."""
-    unanswered = ex.answer is None and ex.error is None and ex.front_end != "feedback"
-    if ex.front_end not in _LOGGED_FRONT_ENDS or unanswered:
+    """The record of one exchange, or None for exchanges that are not inferences (metadata).
+    Built key by key, in the order a reader sees them (one record per request)."""
+    front_end, a, status = ex.front_end, ex.answer, ex.status
+    unanswered = a is None and ex.error is None and front_end != "feedback"
+    if front_end not in _LOGGED_FRONT_ENDS or unanswered:
         return None
     fields: dict[str, Any] = {
         "time": ex.started,
         "request_id": ex.request_id,
         "route": ex.route,
-        "front_end": ex.front_end,
+        "front_end": front_end,
         "caller": ex.caller,
-        "status": ex.status,
-        "outcome": outcome(ex.status),
+        "status": status,
+        "outcome": "ok" if status == 200 else outcome(status),
         "error": ex.error,
-        "input_policy": policy.value,
+        "input_policy": policy._value_,  # .value is a property: a Python call
     }
     if ex.inputs is not None:
-        if policy is InputPolicy.FULL:
+        if policy is _FULL:
             fields["inputs"] = ex.inputs
-        elif policy is InputPolicy.HASHED:
+        elif policy is _HASHED:
             fields["input_sha256"] = hashlib.sha256(canonical(ex.inputs)).hexdigest()
-    a = ex.answer
     if a is not None:
-        fields.update(
-            outputs=a.outputs,
-            tier=a.tier,
-            tier_index=a.tier_index,
-            quality=a.quality,
-            backend=a.backend,
-            replica=a.replica,
-            model_version=a.model_version,
-            latency_ms=round(a.latency * 1000, 3),
-            fallbacks=[[f.tier, f.kind] for f in a.failures],
-        )
+        fields["outputs"] = a.outputs
+        fields["tier"] = a.tier
+        fields["tier_index"] = a.tier_index
+        fields["quality"] = a.quality
+        fields["backend"] = a.backend
+        fields["replica"] = a.replica
+        fields["model_version"] = a.model_version
+        fields["latency_ms"] = latency_ms = round(a.latency * 1000, 3)
+        fields["fallbacks"] = [[f.tier, f.kind] for f in a.failures] if a.failures else []
         if a.tiers is not None:  # a stream: its time to the first chunk and who wrote it
-            fields.update(ttft_ms=fields["latency_ms"], tiers=a.tiers, resumed=a.resumed)
+            fields["ttft_ms"] = latency_ms
+            fields["tiers"] = a.tiers
+            fields["resumed"] = a.resumed
         if a.row_tiers is not None:  # a batch answered row by row: each row's tier
             fields["row_tiers"] = a.row_tiers
         usage = usage_of(a.outputs)

@@ -210,11 +210,13 @@ class SegmentLog:
             self._rotate()
         assert self._fd is not None
         out, prev, seq = [], self.head, self.next_seq
+        lines: list[bytes] = []  # each record's line in four parts, joined once
         for fields in batch:
             record = seal(seq, prev, fields)
             out.append(record)
+            lines += (record.hash.encode(), b" ", record.body, b"\n")
             prev, seq = record.hash, seq + 1
-        data = memoryview(b"".join(r.line() for r in out))
+        data = memoryview(b"".join(lines))
         before = self._size
         try:
             written = 0

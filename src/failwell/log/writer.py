@@ -22,8 +22,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from failwell.errors import LogUnavailable
 from failwell.log.metrics import LogMetrics
@@ -35,8 +36,7 @@ _MAX_BATCH = 8192
 _FREE_EVERY = 1.0  # seconds between disk-space checks
 
 
-@dataclass(slots=True)
-class _Pending:
+class _Pending(msgspec.Struct):  # built in C: one per record
     fields: bytes | None  # encoded JSON; None: a barrier, resolved once all before it are
     enqueued: float
     done: asyncio.Future[None] | None
@@ -65,6 +65,7 @@ class LogWriter:
         self._metrics = metrics
         self._queue: deque[_Pending] = deque()
         self._cond = threading.Condition()
+        self._waiting = False  # the writer waits on _cond for a record (set before it looks)
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -122,18 +123,23 @@ class LogWriter:
             if item.done is not None:
                 item.done.set_exception(LogUnavailable(f"the {self.stream} log queue is full"))
             return
-        with self._cond:
-            self._queue.append(item)
-            self._cond.notify()
+        # deque.append is atomic: the condition is taken only to wake a writer that waits
+        # (it says so before it looks at the queue, so no record is missed)
+        self._queue.append(item)
+        if self._waiting:
+            with self._cond:
+                self._cond.notify()
 
     # -- the writer thread --------------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
             with self._cond:
+                self._waiting = True
                 while not self._queue and not self._stopping:
                     self._cond.wait(_FREE_EVERY)
                     self._check_free()
+                self._waiting = False
                 if not self._queue:
                     return
                 batch = [self._queue.popleft() for _ in range(min(_MAX_BATCH, len(self._queue)))]

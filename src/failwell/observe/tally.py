@@ -62,6 +62,12 @@ class Buckets:
         self.counts[bisect_left(self.bounds, value)] += 1  # le: the first bound >= value
         self.sum += value
 
+    def observe_many(self, values: list[float]) -> None:
+        counts, bounds = self.counts, self.bounds
+        for value in values:
+            counts[bisect_left(bounds, value)] += 1
+        self.sum += sum(values)
+
 
 class Tally(Collector):
     """A family's series by label values, registered with ``registry`` as its own collector."""
